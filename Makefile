@@ -1,0 +1,95 @@
+# faultline: see README.md. `make run` and `make test` are the two commands a
+# new user needs; both install what is missing and build what is needed.
+
+CC       ?= cc
+CLANG    ?= clang
+CFLAGS   ?= -O2 -g
+# Messages and decoded values live in fixed buffers and are cut on purpose
+# when long, so GCC's guess that a snprintf "may be truncated" is not a bug.
+WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation
+INCS     := -Iinclude -I/usr/include/libdwarf $(shell pkg-config --cflags capstone 2>/dev/null)
+LIBS     := -ldwarf -lelf -lz -lcapstone -lexpat
+ALLCFLAGS = $(WARN) $(INCS) $(CFLAGS)
+
+B        := build
+LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/obj/%.o)
+ASAN_OBJS:= $(LIB_SRCS:src/%.c=$(B)/asan/%.o)
+UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
+UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+ASAN_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(B)/tests-asan/%)
+ITEST_SRCS:=$(wildcard tests/integration/itest_*.c)
+ITEST_BINS:=$(ITEST_SRCS:tests/integration/%.c=$(B)/tests/%)
+FUZZ_SRCS:= $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS:= $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
+# Small ELF files with known DWARF that the unit tests read (kernel layer).
+FIX_SRCS := $(wildcard tests/fixtures/*.c)
+FIX_BINS := $(FIX_SRCS:tests/fixtures/%.c=$(B)/fixtures/%)
+BENCH_SRCS:=$(wildcard bench/bench_*.c)
+BENCH_BINS:=$(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+.PHONY: all deps vm run test unit asan fuzz integration bench clean
+all: bin/faultline
+
+deps:
+	@scripts/install-deps.sh
+
+$(B)/obj/%.o: src/%.c $(wildcard include/faultline/*.h) | $(B)/obj
+	$(CC) $(ALLCFLAGS) -c $< -o $@
+$(B)/asan/%.o: src/%.c $(wildcard include/faultline/*.h) | $(B)/asan
+	$(CC) $(ALLCFLAGS) $(ASAN) -O1 -c $< -o $@
+$(B)/libfaultline.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+$(B)/libfaultline-asan.a: $(ASAN_OBJS)
+	rm -f $@ && ar rcs $@ $^
+bin/faultline: src/main.c $(B)/libfaultline.a | bin
+	$(CC) $(ALLCFLAGS) -DFAULTLINE_SRCDIR='"$(CURDIR)"' $< $(B)/libfaultline.a $(LIBS) -o $@
+$(B)/tests/%: tests/unit/%.c tests/check.h $(B)/libfaultline.a | $(B)/tests
+	$(CC) $(ALLCFLAGS) -Itests $< $(B)/libfaultline.a $(LIBS) -lpthread -o $@
+$(B)/tests/itest_%: tests/integration/itest_%.c tests/check.h $(B)/libfaultline.a | $(B)/tests
+	$(CC) $(ALLCFLAGS) -Itests $< $(B)/libfaultline.a $(LIBS) -lpthread -o $@
+$(B)/tests-asan/%: tests/unit/%.c tests/check.h $(B)/libfaultline-asan.a | $(B)/tests-asan
+	$(CC) $(ALLCFLAGS) $(ASAN) -O1 -Itests $< $(B)/libfaultline-asan.a $(LIBS) -lpthread -o $@
+# libFuzzer targets link the library sources directly, built by clang.
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | $(B)/fuzz
+	$(CLANG) $(filter-out -Wno-format-truncation,$(WARN)) $(INCS) -g -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(LIBS) -o $@
+$(B)/fixtures/%: tests/fixtures/%.c | $(B)/fixtures
+	$(CC) -g -gdwarf-5 -O2 -fno-pie -no-pie $< -o $@
+$(B)/bench/%: bench/%.c $(B)/libfaultline.a | $(B)/bench
+	$(CC) $(ALLCFLAGS) $< $(B)/libfaultline.a $(LIBS) -o $@
+
+$(B)/obj $(B)/asan $(B)/tests $(B)/tests-asan $(B)/fuzz $(B)/bench $(B)/fixtures bin:
+	mkdir -p $@
+
+# The guest: kernel (cached outside the clone, see scripts/build-kernel.sh)
+# and the initramfs with busybox and the trigger programs.
+vm: deps
+	@scripts/build-vm.sh $(B)/vm
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/build-vm.sh $(B)/vm
+	bin/faultline run --scenario write
+
+unit: $(UNIT_BINS) $(FIX_BINS)
+	@tests/run.sh unit $(UNIT_BINS)
+asan: $(ASAN_BINS) $(FIX_BINS)
+	@tests/run.sh asan $(ASAN_BINS)
+fuzz: $(FUZZ_BINS)
+	@tests/run.sh fuzz $(FUZZ_BINS)
+integration: all $(ITEST_BINS)
+	@scripts/build-vm.sh $(B)/vm
+	@tests/run.sh integration $(ITEST_BINS) $(wildcard tests/integration/test_*.sh)
+
+test: deps
+	@$(MAKE) --no-print-directory all $(FIX_BINS) $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(BENCH_BINS)
+	@scripts/build-vm.sh $(B)/vm
+	@tests/run.sh all $(FIX_BINS) $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(wildcard tests/integration/test_*.sh)
+
+bench: all $(BENCH_BINS)
+	@scripts/build-vm.sh $(B)/vm
+	@for b in $(BENCH_BINS) $(wildcard bench/*.sh); do echo "== $$b"; $$b || exit 1; done
+
+clean:
+	rm -rf $(B) bin

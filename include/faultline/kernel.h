@@ -1,0 +1,140 @@
+/* kernel: what the running kernel's own vmlinux (ELF + DWARF) says.
+ *
+ * Symbols, struct layouts, enum constants, PC -> file:line (+ source text),
+ * inlined instances, variable locations, and `current`. Built on libelf and
+ * libdwarf; knows nothing of the wire: memory and registers of the stopped
+ * guest come in through callbacks. Lookups are lazy: only the compilation
+ * units a question needs are read, so opening the 52 MB vmlinux is cheap.
+ *
+ * All calls return 0 or -1 with `err` filled (see error.h) unless noted.
+ */
+#ifndef FAULTLINE_KERNEL_H
+#define FAULTLINE_KERNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "faultline/error.h"
+
+typedef struct kern kern;
+
+/* Open vmlinux. Refuses, with a sentence saying what to do, a missing file,
+ * non-ELF, 32-bit or non-x86-64 ELF, a stripped file (no .symtab) and a file
+ * without .debug_info ("build with CONFIG_DEBUG_INFO"). `src_root`, if not
+ * NULL, is where source files are looked up when DWARF paths are not
+ * reachable as written; NULL uses DW_AT_comp_dir. */
+int kern_open(kern **out, const char *vmlinux, const char *src_root, fl_error *err);
+void kern_close(kern *k);
+
+/* The kernel's banner ("Linux version 6.12.57 ...") from linux_banner, or "". */
+const char *kern_banner(kern *k);
+
+/* ---- symbols (ELF .symtab, global and local) ---- */
+int kern_sym_addr(kern *k, const char *name, uint64_t *addr, fl_error *err);
+/* Address -> the function/object symbol containing it. Returns true and sets
+ * *name (owned by k) and *offset when found. */
+bool kern_sym_at(kern *k, uint64_t addr, const char **name, uint64_t *offset);
+/* Size of a symbol (st_size), e.g. a function's length. */
+int kern_sym_size(kern *k, const char *name, uint64_t *size, fl_error *err);
+
+/* ---- types ---- */
+/* `type` is "struct pt_regs", "pt_regs" (struct/union/typedef tried in turn). */
+int kern_type_size(kern *k, const char *type, uint64_t *size, fl_error *err);
+
+typedef struct kern_member {
+    char name[64];       /* last path component, e.g. "address" */
+    char type[96];       /* printable type: "long unsigned int", "struct vm_area_struct *" */
+    uint64_t offset;     /* bytes from the start of the outermost struct */
+    uint64_t size;       /* bytes */
+    bool is_pointer;
+    bool is_signed;
+    int bit_size;        /* bitfields only: width in bits (0 otherwise) */
+    int bit_offset;      /* bitfields only: first bit within byte `offset` */
+} kern_member;
+
+/* Member by dotted path from a struct: "vm_fault.address", "pt_regs.ip",
+ * "task_struct.comm", "pcpu_hot.current_task". Members of anonymous
+ * struct/union members are found by their own names (vm_fault's fields live
+ * in an anonymous struct). Nested paths ("vm_fault.vma") work too. */
+int kern_member_get(kern *k, const char *path, kern_member *out, fl_error *err);
+/* All members of a struct in declaration order, anonymous members flattened.
+ * *list is malloc'd; free() it. */
+int kern_struct_members(kern *k, const char *type, kern_member **list, size_t *count, fl_error *err);
+
+/* ---- enums ---- */
+typedef struct kern_enumerator {
+    char name[64];
+    int64_t value;
+} kern_enumerator;
+/* Constants of `enum NAME` ("fault_flag", "x86_pf_error_code") in order.
+ * *list is malloc'd; free() it. */
+int kern_enum_list(kern *k, const char *enum_name, kern_enumerator **list, size_t *count, fl_error *err);
+/* One constant by name ("FAULT_FLAG_VMA_LOCK"), searched in `enum_name`. */
+int kern_enum_value(kern *k, const char *enum_name, const char *constant, int64_t *value, fl_error *err);
+
+/* ---- lines ---- */
+typedef struct kern_line {
+    const char *file;    /* path as best resolved (owned by k) */
+    int line;
+    int column;
+    const char *function;/* innermost function (inlined subroutine name if the
+                            pc is inside an inlined instance), owned by k */
+} kern_line;
+/* PC -> line (the row of the line table covering pc). Returns 0 when found,
+ * -1 with FL_ENOTFOUND when the pc has no line info. */
+int kern_line_at(kern *k, uint64_t pc, kern_line *out, fl_error *err);
+/* `file` as the kernel tree names it ("mm/memory.c"): without the build
+ * tree's absolute prefix and leading "./". Points into `file`. */
+const char *kern_short_path(const kern *k, const char *file);
+/* Source text of file:line (without newline), NULL if the file is not
+ * readable; files are read once and cached. */
+const char *kern_source_text(kern *k, const char *file, int line);
+/* First and one-past-last pc of a function that has a symbol. */
+int kern_func_range(kern *k, const char *func, uint64_t *lo, uint64_t *hi, fl_error *err);
+
+/* ---- inlined instances ---- */
+/* Entry pcs (DW_AT_entry_pc, else low_pc / first range) of every inlined
+ * instance of `func` (DW_TAG_inlined_subroutine whose abstract origin is it).
+ * *pcs is malloc'd; free() it. Zero instances is FL_ENOTFOUND. */
+int kern_inlined_entries(kern *k, const char *func, uint64_t **pcs, size_t *count, fl_error *err);
+
+/* ---- variable values at a stop ---- */
+/* Callbacks into the stopped guest. DWARF x86-64 register numbers (psABI):
+ * 0 rax 1 rdx 2 rcx 3 rbx 4 rsi 5 rdi 6 rbp 7 rsp 8-15 r8-r15 16 rip. */
+typedef int (*kern_reg_fn)(void *ctx, int dwarf_regno, uint64_t *value, fl_error *err);
+typedef int (*kern_mem_fn)(void *ctx, uint64_t addr, void *buf, size_t len, fl_error *err);
+typedef struct kern_frame {
+    kern_reg_fn reg;
+    kern_mem_fn mem;
+    void *ctx;
+} kern_frame;
+
+/* Value of parameter or local `var` of function `func` (a real function or an
+ * inlined instance containing pc) at `pc`, evaluated from its DWARF location
+ * (location lists included; DW_OP_fbreg via DW_AT_frame_base and, where that
+ * is DW_OP_call_frame_cfa, the CFA from .debug_frame/.eh_frame). Scalars and
+ * pointers only (<= 8 bytes). If the location is an address of the variable
+ * (not a register), *value is read from memory. FL_ENOTFOUND when the
+ * variable is optimised out at pc. */
+int kern_var_value(kern *k, const char *func, const char *var, uint64_t pc,
+                   const kern_frame *frame, uint64_t *value, fl_error *err);
+/* Address of `var` when its location at pc is in memory (a struct local such
+ * as __handle_mm_fault's `vmf`, or a spilled value): FL_ENOTFOUND when it is
+ * in a register or only a computed value there. */
+int kern_var_addr(kern *k, const char *func, const char *var, uint64_t pc,
+                  const kern_frame *frame, uint64_t *addr, fl_error *err);
+
+/* ---- current task ---- */
+typedef struct kern_task {
+    uint64_t task;       /* struct task_struct * */
+    int pid;
+    char comm[17];
+    uint64_t mm;         /* task->mm */
+} kern_task;
+/* `current` given the per-cpu base (gs_base after swapgs, k_gs_base before it
+ * when the CPU came from user mode): *(task_struct **)(base + &pcpu_hot +
+ * offsetof(pcpu_hot, current_task)), then pid, comm and mm by DWARF offsets. */
+int kern_current(kern *k, uint64_t percpu_base, const kern_frame *frame, kern_task *out, fl_error *err);
+
+#endif

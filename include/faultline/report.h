@@ -1,0 +1,49 @@
+/* report: a captured fault as text for a terminal, as the Markdown worksheet
+ * (station by station like shared/reference/seed-worksheet.md, every value
+ * live), or as JSON Lines (schema in docs/json-schema.md). Writes only;
+ * knows nothing of the wire. */
+#ifndef FAULTLINE_REPORT_H
+#define FAULTLINE_REPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "faultline/capture.h"
+
+enum report_format { REPORT_TEXT, REPORT_MD, REPORT_JSON };
+
+/* "text" / "md" / "json"; -1 if unknown. */
+int report_parse_format(const char *name, enum report_format *out);
+
+typedef struct report_meta {
+    const char *kernel;   /* "linux-source-6.12 6.12.117-1~deb12u1 (6.12.117)" or the banner */
+    const char *qemu;     /* "QEMU emulator version 7.2.22 ..." or NULL */
+    const char *accel;    /* "tcg" / "kvm" / NULL (attached to a user's QEMU) */
+    const char *vmlinux;  /* path */
+    const char *gdb;      /* stub address */
+    double boot_seconds;  /* QEMU start to the trigger's announcement; 0 if n/a */
+} report_meta;
+
+typedef struct report_trigger {
+    bool have;            /* false when attached with filters only */
+    const char *scenario;
+    int pid;
+    const char *comm;
+    uint64_t page, target;
+} report_trigger;
+
+typedef struct report_summary {
+    unsigned faults;      /* faults captured */
+    unsigned checks, failed;
+    unsigned passed_over;
+    double seconds;       /* whole run */
+    const char *error;    /* the error that ended the run early, or NULL */
+} report_summary;
+
+void report_begin(FILE *out, enum report_format fmt, const report_meta *meta);
+void report_fault(FILE *out, enum report_format fmt, const report_trigger *trig, const cap_fault *f,
+                  const cap_session *s);
+void report_end(FILE *out, enum report_format fmt, const report_summary *sum);
+
+#endif

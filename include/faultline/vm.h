@@ -1,0 +1,100 @@
+/* vm: the bundled guest. Starts QEMU halted with its gdbstub bound only to a
+ * unix socket in a private 0700 directory (or 127.0.0.1), wires the serial
+ * console to faultline, owns QEMU's lifetime (reaped on every exit path,
+ * SIGINT/SIGTERM included; PR_SET_PDEATHSIG so even SIGKILL of faultline
+ * takes QEMU with it), and parses the triggers' console announcements.
+ * Knows nothing of RSP or DWARF. All calls return 0 or -1 with err filled. */
+#ifndef FAULTLINE_VM_H
+#define FAULTLINE_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "faultline/error.h"
+
+typedef struct vm_config {
+    const char *qemu;         /* NULL: "qemu-system-x86_64" from PATH */
+    const char *kernel;       /* vmlinux (PVH) or bzImage */
+    const char *initrd;       /* initramfs (cpio, optionally gzip) */
+    const char *extra_initrd; /* optional second cpio appended (a user program) */
+    const char *append;       /* extra kernel command line, may be NULL */
+    const char *accel;        /* "tcg" (default), "kvm", or "auto" */
+    int mem_mb;               /* 0: 256 */
+    const char *gdb_listen;   /* NULL: private unix socket; else "127.0.0.1:PORT"
+                                 (any other address is refused with FL_EUSAGE) */
+    int start_timeout_ms;     /* how long QEMU may take to open its socket; 0: 10000 */
+    bool start_running;       /* false (default): halted (-S) until a gdb client
+                                 resumes it; true: runs at once (KVM probe, smoke
+                                 boots); the gdbstub is there either way */
+} vm_config;
+
+typedef struct vm vm;
+
+/* Start QEMU halted (-S). Returns once the gdbstub listens (the unix socket
+ * exists, or QEMU owns a listening 127.0.0.1:PORT socket); it does not
+ * connect, since a connection stops the VM. A missing QEMU binary is
+ * FL_ENOTFOUND; a QEMU that exits at start is FL_EIO with its stderr's last
+ * line in the sentence. "auto" resolves to kvm only if vm_kvm_usable() says
+ * so, else tcg. The kernel command line is "console=ttyS0 loglevel=4
+ * panic=-1" plus cfg->append (later parameters win). */
+int vm_start(vm **out, const vm_config *cfg, fl_error *err);
+/* Kill (SIGTERM, then SIGKILL after 2 s), reap, remove the private directory,
+ * free. Idempotent on NULL. */
+void vm_stop(vm *v);
+
+const char *vm_gdb_address(const vm *v);  /* "unix:/tmp/faultline-XXXXXX/gdb.sock" or "127.0.0.1:PORT" */
+const char *vm_accel(const vm *v);        /* resolved: "tcg" or "kvm" */
+const char *vm_private_dir(const vm *v);  /* the 0700 directory */
+pid_t vm_pid(const vm *v);
+bool vm_alive(vm *v);                     /* false once QEMU exited (reaps it) */
+/* Wait at most timeout_ms for QEMU to exit by itself (the guest's init ends
+ * with reboot -f, and -no-reboot turns that into an exit); reaps it. status:
+ * the waitpid status, or -1 if unknown (reaped by vm_kill_all). */
+int vm_wait_exit(vm *v, int timeout_ms, int *status, fl_error *err);
+/* QEMU's version line ("QEMU emulator version 7.2.22 ..."), read once. */
+int vm_qemu_version(const char *qemu, char *buf, size_t cap, fl_error *err);
+
+/* Serial console. Lines are split on \n with \r dropped. */
+int vm_console_fd(const vm *v);           /* readable fd, for poll() */
+/* Read what is available without blocking into the line buffer; returns 1 and
+ * a whole line if one is complete, 0 if none yet, -1 on error/EOF (QEMU gone). */
+int vm_console_poll_line(vm *v, char *line, size_t cap, fl_error *err);
+/* Wait for a line starting with prefix, at most timeout_ms (FL_ETIMEOUT, with
+ * the last console lines in the sentence; FL_ECLOSED if QEMU exited; a kernel
+ * panic line is reported as such). */
+int vm_console_wait_prefix(vm *v, const char *prefix, char *line, size_t cap, int timeout_ms, fl_error *err);
+int vm_console_write(vm *v, const char *text, fl_error *err);
+/* The last `n` console lines joined with " | " (for error messages). */
+const char *vm_console_tail(vm *v, int n);
+
+/* The trigger protocol. A trigger prints one line
+ *   FAULTLINE-TRIGGER scenario=write pid=27 comm=fl-write page=0x7f..000 target=0x7f..100
+ * and then waits for a line "go" on its stdin (the console). */
+#define VM_ANNOUNCE_PREFIX "FAULTLINE-TRIGGER "
+#define VM_DONE_PREFIX "FAULTLINE-DONE "
+typedef struct vm_trigger {
+    char scenario[32];
+    int pid;
+    char comm[17];
+    uint64_t page;
+    uint64_t target;
+} vm_trigger;
+int vm_parse_announcement(const char *line, vm_trigger *out, fl_error *err);
+
+/* Bounded probe: does a guest boot under KVM on this machine? Boots the given
+ * kernel/initrd under KVM and waits at most probe_ms for the init's first
+ * line. Verdict cached in ${XDG_CACHE_HOME:-~/.cache}/faultline/kvm-verdict
+ * (keyed by kernel path+mtime and qemu version); `why` says why not. */
+int vm_kvm_usable(const vm_config *cfg, int probe_ms, bool *usable, char *why, size_t cap, fl_error *err);
+
+/* Kill and reap every QEMU this process started (async-signal-safe). Not
+ * thread-safe with vm_start; the vm objects stay valid (vm_stop still frees
+ * them). */
+void vm_kill_all(void);
+/* Install SIGINT/SIGTERM/SIGHUP handlers that call vm_kill_all() and then
+ * re-raise with the default action; and atexit(vm_kill_all). */
+void vm_install_cleanup(void);
+
+#endif

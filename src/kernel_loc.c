@@ -1,0 +1,703 @@
+/* kernel layer, locations: inlined instances of a function, the value of a
+ * parameter/local at a stop (DWARF expression + location lists + CFA from
+ * .debug_frame), and `current`. Registers and memory of the stopped guest
+ * come in through kern_frame callbacks. */
+#include "kernel_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- inlined instances ---- */
+
+struct u64vec {
+    uint64_t *v;
+    size_t n, cap;
+};
+
+static int vec_push(struct u64vec *v, uint64_t x)
+{
+    if (v->n == v->cap) {
+        size_t nc = v->cap ? v->cap * 2 : 16;
+        uint64_t *nv = realloc(v->v, nc * sizeof *nv);
+        if (!nv)
+            return -1;
+        v->v = nv;
+        v->cap = nc;
+    }
+    v->v[v->n++] = x;
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Collect entry pcs of inlined instances of `func` in one CU. */
+static int collect_inlined(kern *k, uint64_t cu_die, const char *func, struct u64vec *pcs, struct u64vec *dies,
+                           fl_error *err)
+{
+    kscope_table *t = kd_scopes(k, cu_die, err);
+    if (!t)
+        return -1;
+    for (size_t i = 0; i < t->n; i++) {
+        const kscope *s = &t->v[i];
+        if (s->tag != DW_TAG_inlined_subroutine || !s->name || strcmp(s->name, func) != 0)
+            continue;
+        bool seen = false;   /* one entry per DIE even when it has several ranges */
+        for (size_t j = 0; j < dies->n && !seen; j++)
+            seen = dies->v[j] == s->die;
+        if (seen)
+            continue;
+        if (vec_push(dies, s->die) != 0 || vec_push(pcs, s->entry_pc) != 0)
+            return fl_fail(err, FL_EIO, "out of memory collecting inlined instances of %s", func);
+    }
+    return 0;
+}
+
+/* Does CU i define (at top level) a subprogram named func? */
+static bool cu_has_subprogram(kern *k, size_t i, const char *func)
+{
+    Dwarf_Die cu, c = NULL;
+    if (kd_die(k, k->cus[i], &cu) != 0)
+        return false;
+    Dwarf_Error de = NULL;
+    int r = dwarf_child(cu, &c, &de);
+    kd_dropErr(k, de);
+    de = NULL;
+    dwarf_dealloc_die(cu);
+    bool found = false;
+    while (r == DW_DLV_OK) {
+        if (!found && kd_tag(c) == DW_TAG_subprogram) {
+            const char *n = kd_name(k, c);
+            found = n && strcmp(n, func) == 0;
+        }
+        Dwarf_Die s = NULL;
+        r = dwarf_siblingof_b(k->dbg, c, 1, &s, &de);
+        kd_dropErr(k, de);
+        de = NULL;
+        dwarf_dealloc_die(c);
+        c = s;
+    }
+    return found;
+}
+
+int kern_inlined_entries(kern *k, const char *func, uint64_t **pcs, size_t *count, fl_error *err)
+{
+    *pcs = NULL;
+    *count = 0;
+    static const uint8_t kinds[] = { KIX_SUBPROG, 0 };
+    kix_entry e;
+    fl_error e2 = { 0 };
+    if (!kd_lookup(k, func, kinds, &e, &e2)) {
+        if (e2.code != FL_OK) {
+            if (err)
+                *err = e2;
+            return -1;
+        }
+        return fl_fail(err, FL_ENOTFOUND, "no function '%s' in the DWARF of %s; check the name", func, k->path);
+    }
+    /* A static function not declared `inline` (DW_INL_inlined) lives in one
+     * .c file, so only its CU can inline it: scan that CU alone. A function
+     * declared inline in a header may be inlined in every CU that includes
+     * it: scan every CU that defines it (slow, but rare for probes). */
+    Dwarf_Die d;
+    uint64_t inl = 0;
+    bool external = false, single = true;
+    if (kd_die(k, e.die, &d) == 0) {
+        external = kd_flag(k, d, DW_AT_external);
+        kd_udata(k, d, DW_AT_inline, &inl);
+        dwarf_dealloc_die(d);
+        single = !external && (inl == DW_INL_inlined || inl == DW_INL_not_inlined);
+    }
+    struct u64vec v = { 0 }, dies = { 0 };
+    int rc = 0;
+    if (single) {
+        rc = collect_inlined(k, k->cus[e.cu], func, &v, &dies, err);
+    } else {
+        for (size_t i = 0; i < k->ncus && rc == 0; i++)
+            if (i == e.cu || cu_has_subprogram(k, i, func))
+                rc = collect_inlined(k, k->cus[i], func, &v, &dies, err);
+    }
+    free(dies.v);
+    if (rc != 0) {
+        free(v.v);
+        return -1;
+    }
+    if (v.n == 0) {
+        free(v.v);
+        return fl_fail(err, FL_ENOTFOUND, "function '%s' has no inlined instances in %s; probe its symbol "
+                       "instead", func, k->path);
+    }
+    qsort(v.v, v.n, sizeof *v.v, cmp_u64);
+    size_t m = 0;
+    for (size_t i = 0; i < v.n; i++)
+        if (m == 0 || v.v[m - 1] != v.v[i])
+            v.v[m++] = v.v[i];
+    *pcs = v.v;
+    *count = m;
+    return 0;
+}
+
+/* ---- CFA from .debug_frame ---- */
+
+static int read_reg(const kern_frame *f, int regno, uint64_t *v, fl_error *err)
+{
+    if (!f || !f->reg)
+        return fl_fail(err, FL_EUSAGE, "evaluating a location needs register %d but no register "
+                       "callback was given", regno);
+    return f->reg(f->ctx, regno, v, err);
+}
+
+static int cfa_at(kern *k, uint64_t pc, const kern_frame *f, uint64_t *cfa, fl_error *err)
+{
+    Dwarf_Error de = NULL;
+    if (!k->frames_tried) {
+        k->frames_tried = true;
+        /* The kernel is built without .eh_frame; .debug_frame has the CFI. */
+        if (dwarf_get_fde_list(k->dbg, &k->cies, &k->ncies, &k->fdes, &k->nfdes, &de) != DW_DLV_OK) {
+            kd_dropErr(k, de);
+            de = NULL;
+            k->cies = NULL;
+            k->fdes = NULL;
+            if (dwarf_get_fde_list_eh(k->dbg, &k->cies, &k->ncies, &k->fdes, &k->nfdes, &de) != DW_DLV_OK) {
+                kd_dropErr(k, de);
+                de = NULL;
+                k->cies = NULL;
+                k->fdes = NULL;
+                k->ncies = k->nfdes = 0;
+            }
+        }
+    }
+    if (!k->fdes)
+        return fl_fail(err, FL_EFORMAT, "%s has no call frame information (.debug_frame/.eh_frame), so "
+                       "the frame base at 0x%llx is unknown", k->path, (unsigned long long)pc);
+    Dwarf_Fde fde;
+    Dwarf_Addr lo, hi;
+    if (dwarf_get_fde_at_pc(k->fdes, pc, &fde, &lo, &hi, &de) != DW_DLV_OK) {
+        kd_dropErr(k, de);
+        return fl_fail(err, FL_ENOTFOUND, "no call frame information covers pc 0x%llx in %s, so the "
+                       "frame base there is unknown", (unsigned long long)pc, k->path);
+    }
+    Dwarf_Small vt = 0;
+    Dwarf_Signed rel = 0, reg = 0, off = 0;
+    Dwarf_Ptr blk = NULL;
+    Dwarf_Addr row = 0, next = 0;
+    Dwarf_Bool more = 0;
+    if (dwarf_get_fde_info_for_cfa_reg3_b(fde, pc, &vt, &rel, &reg, &off, &blk, &row, &more, &next, &de) !=
+        DW_DLV_OK) {
+        char m[200];
+        kd_errmsg(k, de, m, sizeof m);
+        return fl_fail(err, FL_EFORMAT, "cannot compute the CFA at pc 0x%llx in %s (%s)",
+                       (unsigned long long)pc, k->path, m);
+    }
+    if (vt != DW_EXPR_OFFSET && vt != DW_EXPR_VAL_OFFSET)
+        return fl_fail(err, FL_EFORMAT, "the CFA at pc 0x%llx in %s is a DWARF expression, which "
+                       "faultline does not evaluate", (unsigned long long)pc, k->path);
+    uint64_t rv;
+    if (read_reg(f, (int)reg, &rv, err) != 0)
+        return -1;
+    *cfa = rv + (uint64_t)off;
+    return 0;
+}
+
+/* ---- DWARF expressions ---- */
+
+enum loc_kind { LOC_MEM, LOC_REG, LOC_VALUE };
+typedef struct kloc {
+    enum loc_kind kind;
+    uint64_t v;          /* address, register number or value */
+} kloc;
+
+typedef struct eval_env {
+    kern *k;
+    uint64_t pc;
+    const kern_frame *f;
+    uint64_t func_entry; /* low pc of the concrete function (for entry values) */
+    Dwarf_Die func_die;  /* for DW_AT_frame_base; NULL while evaluating it */
+    const char *what;    /* variable name for messages */
+} eval_env;
+
+static int eval_attr(eval_env *env, Dwarf_Die die, Dwarf_Half at, kloc *out, fl_error *err);
+
+static int read_mem(const kern_frame *f, uint64_t addr, void *buf, size_t len, fl_error *err)
+{
+    if (!f || !f->mem)
+        return fl_fail(err, FL_EUSAGE, "reading a variable needs guest memory but no memory callback "
+                       "was given");
+    return f->mem(f->ctx, addr, buf, len, err);
+}
+
+static int eval_expr(eval_env *env, Dwarf_Locdesc_c ld, Dwarf_Unsigned nops, kloc *out, fl_error *err)
+{
+    kern *k = env->k;
+    uint64_t st[64];
+    int sp = 0;
+    kloc res = { LOC_MEM, 0 };
+    bool have_res = false;
+#define PUSH(x) do { if (sp >= 64) return fl_fail(err, FL_EFORMAT, "DWARF expression for %s overflows", env->what); st[sp++] = (x); } while (0)
+#define NEED(n) do { if (sp < (n)) return fl_fail(err, FL_EFORMAT, "DWARF expression for %s underflows", env->what); } while (0)
+    for (Dwarf_Unsigned i = 0; i < nops && !have_res; i++) {
+        Dwarf_Small op = 0;
+        Dwarf_Unsigned o1 = 0, o2 = 0, o3 = 0, br = 0;
+        Dwarf_Error de = NULL;
+        if (dwarf_get_location_op_value_c(ld, i, &op, &o1, &o2, &o3, &br, &de) != DW_DLV_OK) {
+            kd_dropErr(k, de);
+            return fl_fail(err, FL_EFORMAT, "cannot decode the location of %s in %s", env->what, k->path);
+        }
+        uint64_t a, b;
+        if (op >= DW_OP_lit0 && op <= DW_OP_lit31) {
+            PUSH((uint64_t)(op - DW_OP_lit0));
+        } else if (op >= DW_OP_reg0 && op <= DW_OP_reg31) {
+            res = (kloc){ LOC_REG, (uint64_t)(op - DW_OP_reg0) };
+            have_res = true;
+        } else if (op >= DW_OP_breg0 && op <= DW_OP_breg31) {
+            if (read_reg(env->f, op - DW_OP_breg0, &a, err) != 0)
+                return -1;
+            PUSH(a + o1);
+        } else {
+            switch (op) {
+            case DW_OP_addr:
+            case DW_OP_const1u: case DW_OP_const1s: case DW_OP_const2u: case DW_OP_const2s:
+            case DW_OP_const4u: case DW_OP_const4s: case DW_OP_const8u: case DW_OP_const8s:
+            case DW_OP_constu: case DW_OP_consts:
+                PUSH(o1);
+                break;
+            case DW_OP_regx:
+                res = (kloc){ LOC_REG, o1 };
+                have_res = true;
+                break;
+            case DW_OP_bregx:
+                if (read_reg(env->f, (int)o1, &a, err) != 0)
+                    return -1;
+                PUSH(a + o2);
+                break;
+            case DW_OP_fbreg: {
+                if (!env->func_die)
+                    return fl_fail(err, FL_EFORMAT, "DW_OP_fbreg inside a frame base in %s", k->path);
+                kloc fb;
+                Dwarf_Die fd = env->func_die;
+                env->func_die = NULL;   /* no recursion through the frame base */
+                int r = eval_attr(env, fd, DW_AT_frame_base, &fb, err);
+                env->func_die = fd;
+                if (r != 0)
+                    return fl_error_prefix(err, "frame base for %s", env->what);
+                if (fb.kind == LOC_REG) {
+                    if (read_reg(env->f, (int)fb.v, &a, err) != 0)
+                        return -1;
+                } else {
+                    a = fb.v;
+                }
+                PUSH(a + o1);
+                break;
+            }
+            case DW_OP_call_frame_cfa:
+                if (cfa_at(k, env->pc, env->f, &a, err) != 0)
+                    return -1;
+                PUSH(a);
+                break;
+            case DW_OP_plus_uconst: NEED(1); st[sp - 1] += o1; break;
+            case DW_OP_plus: NEED(2); b = st[--sp]; st[sp - 1] += b; break;
+            case DW_OP_minus: NEED(2); b = st[--sp]; st[sp - 1] -= b; break;
+            case DW_OP_mul: NEED(2); b = st[--sp]; st[sp - 1] *= b; break;
+            case DW_OP_and: NEED(2); b = st[--sp]; st[sp - 1] &= b; break;
+            case DW_OP_or: NEED(2); b = st[--sp]; st[sp - 1] |= b; break;
+            case DW_OP_xor: NEED(2); b = st[--sp]; st[sp - 1] ^= b; break;
+            case DW_OP_shl: NEED(2); b = st[--sp]; st[sp - 1] = b < 64 ? st[sp - 1] << b : 0; break;
+            case DW_OP_shr: NEED(2); b = st[--sp]; st[sp - 1] = b < 64 ? st[sp - 1] >> b : 0; break;
+            case DW_OP_shra: NEED(2); b = st[--sp];
+                st[sp - 1] = (uint64_t)((int64_t)st[sp - 1] >> (b < 63 ? b : 63)); break;
+            case DW_OP_neg: NEED(1); st[sp - 1] = (uint64_t)0 - st[sp - 1]; break;
+            case DW_OP_not: NEED(1); st[sp - 1] = ~st[sp - 1]; break;
+            case DW_OP_dup: NEED(1); a = st[sp - 1]; PUSH(a); break;
+            case DW_OP_drop: NEED(1); sp--; break;
+            case DW_OP_over: NEED(2); a = st[sp - 2]; PUSH(a); break;
+            case DW_OP_swap: NEED(2); a = st[sp - 1]; st[sp - 1] = st[sp - 2]; st[sp - 2] = a; break;
+            case DW_OP_deref:
+            case DW_OP_deref_size: {
+                NEED(1);
+                size_t n = op == DW_OP_deref ? 8 : (size_t)o1;
+                if (n == 0 || n > 8)
+                    return fl_fail(err, FL_EFORMAT, "bad DW_OP_deref_size %zu for %s", n, env->what);
+                uint64_t v = 0;
+                if (read_mem(env->f, st[sp - 1], &v, n, err) != 0)
+                    return -1;
+                st[sp - 1] = v;
+                break;
+            }
+            case DW_OP_stack_value:
+                NEED(1);
+                res = (kloc){ LOC_VALUE, st[sp - 1] };
+                have_res = true;
+                break;
+            case DW_OP_implicit_value:
+                if (o1 > 8 || !o2)
+                    return fl_fail(err, FL_EFORMAT, "%s has an implicit value of %llu bytes; only "
+                                   "scalars are supported", env->what, (unsigned long long)o1);
+                a = 0;
+                memcpy(&a, (const void *)(uintptr_t)o2, (size_t)o1);
+                res = (kloc){ LOC_VALUE, a };
+                have_res = true;
+                break;
+            case DW_OP_piece:
+                /* A scalar split in pieces: the first piece is the low
+                 * part; use it if it is all we have. */
+                if (sp > 0) {
+                    res = (kloc){ LOC_MEM, st[sp - 1] };
+                    have_res = true;
+                }
+                break;
+            case DW_OP_entry_value:
+            case DW_OP_GNU_entry_value: {
+                /* Only the easy case: the value a register had at entry, and
+                 * we are still at the entry, so it has it now. */
+                const unsigned char *blk = (const unsigned char *)(uintptr_t)o2;
+                if (o1 == 1 && blk && blk[0] >= DW_OP_reg0 && blk[0] <= DW_OP_reg31 &&
+                    env->pc == env->func_entry) {
+                    if (read_reg(env->f, blk[0] - DW_OP_reg0, &a, err) != 0)
+                        return -1;
+                    PUSH(a);
+                    break;
+                }
+                return fl_fail(err, FL_ENOTFOUND, "%s at pc 0x%llx is only known as its value at function "
+                               "entry, which is gone; stop at the function's entry to read it", env->what,
+                               (unsigned long long)env->pc);
+            }
+            case DW_OP_nop:
+                break;
+            default:
+                return fl_fail(err, FL_EFORMAT, "the location of %s at pc 0x%llx uses DWARF op 0x%x, which "
+                               "faultline does not evaluate", env->what, (unsigned long long)env->pc, op);
+            }
+        }
+    }
+    if (!have_res) {
+        if (sp == 0)
+            return fl_fail(err, FL_ENOTFOUND, "%s is optimised out at pc 0x%llx (empty location)",
+                           env->what, (unsigned long long)env->pc);
+        res = (kloc){ LOC_MEM, st[sp - 1] };
+    }
+#undef PUSH
+#undef NEED
+    *out = res;
+    return 0;
+}
+
+/* Evaluate attribute `at` (a location expression or list) of die at env->pc. */
+static int eval_attr(eval_env *env, Dwarf_Die die, Dwarf_Half at, kloc *out, fl_error *err)
+{
+    kern *k = env->k;
+    Dwarf_Attribute a;
+    Dwarf_Error de = NULL;
+    int r = dwarf_attr(die, at, &a, &de);
+    kd_dropErr(k, de);
+    de = NULL;
+    if (r != DW_DLV_OK)
+        return fl_fail(err, FL_ENOTFOUND, "%s is optimised out (no %s)", env->what,
+                       at == DW_AT_frame_base ? "frame base" : "location");
+    Dwarf_Loc_Head_c head = NULL;
+    Dwarf_Unsigned cnt = 0;
+    if (dwarf_get_loclist_c(a, &head, &cnt, &de) != DW_DLV_OK) {
+        char m[200];
+        kd_errmsg(k, de, m, sizeof m);
+        dwarf_dealloc_attribute(a);
+        return fl_fail(err, FL_EFORMAT, "cannot read the location of %s in %s (%s)", env->what, k->path, m);
+    }
+    unsigned kind = DW_LKIND_unknown;
+    dwarf_get_loclist_head_kind(head, &kind, &de);
+    kd_dropErr(k, de);
+    de = NULL;
+    Dwarf_Locdesc_c chosen = NULL, deflt = NULL;
+    Dwarf_Unsigned chosen_n = 0, deflt_n = 0;
+    for (Dwarf_Unsigned i = 0; i < cnt && !chosen; i++) {
+        Dwarf_Small lle = 0, src = 0;
+        Dwarf_Unsigned rlo = 0, rhi = 0, nops = 0, eoff = 0, loff = 0;
+        Dwarf_Bool unavail = 0;
+        Dwarf_Addr lo = 0, hi = 0;
+        Dwarf_Locdesc_c ld = NULL;
+        if (dwarf_get_locdesc_entry_d(head, i, &lle, &rlo, &rhi, &unavail, &lo, &hi, &nops, &ld, &src, &eoff,
+                                      &loff, &de) != DW_DLV_OK) {
+            kd_dropErr(k, de);
+            de = NULL;
+            continue;
+        }
+        if (kind == DW_LKIND_expression) {
+            chosen = ld;
+            chosen_n = nops;
+        } else if (kind == DW_LKIND_loclists && lle == DW_LLE_default_location) {
+            deflt = ld;
+            deflt_n = nops;
+        } else if (kind == DW_LKIND_loclists &&
+                   (lle == DW_LLE_end_of_list || lle == DW_LLE_base_address || lle == DW_LLE_base_addressx)) {
+            continue;
+        } else if (!unavail && env->pc >= lo && env->pc < hi) {
+            chosen = ld;
+            chosen_n = nops;
+        }
+    }
+    if (!chosen && deflt) {
+        chosen = deflt;
+        chosen_n = deflt_n;
+    }
+    int rc;
+    if (!chosen)
+        rc = fl_fail(err, FL_ENOTFOUND, "%s is optimised out at pc 0x%llx (no location list entry covers it)",
+                     env->what, (unsigned long long)env->pc);
+    else
+        rc = eval_expr(env, chosen, chosen_n, out, err);
+    dwarf_loc_head_c_dealloc(head);
+    dwarf_dealloc_attribute(a);
+    return rc;
+}
+
+struct range_hit { uint64_t pc; bool hit; };
+static void range_hit_cb(void *ctx, uint64_t lo, uint64_t hi)
+{
+    struct range_hit *h = ctx;
+    if (h->pc >= lo && h->pc < hi)
+        h->hit = true;
+}
+
+/* Find parameter/local `var` among the children of scope DIE `off`,
+ * entering lexical blocks that contain pc. Returns the DIE offset. */
+static bool find_var(kern *k, uint64_t off, const char *var, uint64_t pc, uint64_t *out, int depth)
+{
+    if (depth > 32)
+        return false;
+    Dwarf_Die p, c = NULL;
+    if (kd_die(k, off, &p) != 0)
+        return false;
+    Dwarf_Error de = NULL;
+    int r = dwarf_child(p, &c, &de);
+    kd_dropErr(k, de);
+    de = NULL;
+    dwarf_dealloc_die(p);
+    bool found = false;
+    while (r == DW_DLV_OK && !found) {
+        Dwarf_Half t = kd_tag(c);
+        Dwarf_Off co = 0;
+        dwarf_dieoffset(c, &co, &de);
+        kd_dropErr(k, de);
+        de = NULL;
+        if (t == DW_TAG_formal_parameter || t == DW_TAG_variable) {
+            const char *n = kd_name_deep(k, c);
+            if (n && strcmp(n, var) == 0) {
+                *out = co;
+                found = true;
+            }
+        } else if (t == DW_TAG_lexical_block) {
+            struct range_hit h = { pc, false };
+            int nr = kd_ranges(k, c, range_hit_cb, &h);
+            if (h.hit || nr == 0)
+                found = find_var(k, co, var, pc, out, depth + 1);
+        }
+        Dwarf_Die s = NULL;
+        r = dwarf_siblingof_b(k->dbg, c, 1, &s, &de);
+        kd_dropErr(k, de);
+        de = NULL;
+        dwarf_dealloc_die(c);
+        c = s;
+    }
+    if (r == DW_DLV_OK && c)
+        dwarf_dealloc_die(c);
+    return found;
+}
+
+/* Resolve func/var at pc to the variable's DIE and evaluate its location. */
+static int var_location(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
+                        kloc *loc, uint64_t *var_die, fl_error *err)
+{
+    uint64_t cu;
+    if (!kd_cu_for_pc(k, pc, &cu))
+        return fl_fail(err, FL_ENOTFOUND, "pc 0x%llx is not in any compilation unit of %s, so %s has no "
+                       "location there", (unsigned long long)pc, k->path, var);
+    kscope_table *t = kd_scopes(k, cu, err);
+    if (!t)
+        return -1;
+    const kscope *best = NULL, *outer = NULL;
+    for (size_t i = 0; i < t->n; i++) {
+        const kscope *s = &t->v[i];
+        /* gcc may put an inlined instance's DW_AT_entry_pc outside its own
+         * ranges (an empty range where it starts): a probe set there is
+         * still "in" that instance. */
+        bool at_entry = s->tag == DW_TAG_inlined_subroutine && pc == s->entry_pc;
+        if ((pc < s->lo || pc >= s->hi) && !at_entry)
+            continue;
+        if (s->tag == DW_TAG_subprogram && (!outer || s->depth < outer->depth))
+            outer = s;
+        if (s->name && strcmp(s->name, func) == 0 && (!best || s->depth > best->depth))
+            best = s;
+    }
+    if (!best)
+        return fl_fail(err, FL_ENOTFOUND, "pc 0x%llx is not inside function %s (nor an inlined instance of "
+                       "it) in %s", (unsigned long long)pc, func, k->path);
+    if (!find_var(k, best->die, var, pc, var_die, 0))
+        return fl_fail(err, FL_ENOTFOUND, "%s has no parameter or local variable '%s' in scope at pc "
+                       "0x%llx in %s", func, var, (unsigned long long)pc, k->path);
+    Dwarf_Die vd, fd = NULL;
+    if (kd_die(k, *var_die, &vd) != 0)
+        return fl_fail(err, FL_EFORMAT, "cannot read the DWARF entry of %s in %s", var, k->path);
+    int64_t cv;
+    if (kd_sdata(k, vd, DW_AT_const_value, &cv)) {
+        dwarf_dealloc_die(vd);
+        *loc = (kloc){ LOC_VALUE, (uint64_t)cv };
+        return 0;
+    }
+    if (outer)
+        kd_die(k, outer->die, &fd);
+    char what[160];
+    snprintf(what, sizeof what, "%s in %s", var, func);
+    eval_env env = { .k = k, .pc = pc, .f = frame, .func_die = fd, .what = what,
+                     .func_entry = outer ? outer->entry_pc : 0 };
+    int rc = eval_attr(&env, vd, DW_AT_location, loc, err);
+    if (fd)
+        dwarf_dealloc_die(fd);
+    dwarf_dealloc_die(vd);
+    return rc;
+}
+
+static void var_type_info(kern *k, uint64_t var_die, uint64_t *size, bool *is_signed)
+{
+    *size = 8;
+    *is_signed = false;
+    Dwarf_Die d;
+    uint64_t toff;
+    if (kd_die(k, var_die, &d) != 0)
+        return;
+    bool has = kd_ref(k, d, DW_AT_type, &toff);
+    dwarf_dealloc_die(d);
+    if (!has)
+        return;
+    kt_type_size(k, toff, size);
+    /* Signedness only matters for sign-extension of small ints. */
+    for (int hops = 0; hops < 16; hops++) {
+        Dwarf_Die t;
+        if (kd_die(k, toff, &t) != 0)
+            return;
+        uint64_t enc = 0;
+        Dwarf_Half tag = kd_tag(t);
+        if (tag == DW_TAG_base_type && kd_udata(k, t, DW_AT_encoding, &enc))
+            *is_signed = enc == DW_ATE_signed || enc == DW_ATE_signed_char;
+        bool next = (tag == DW_TAG_typedef || tag == DW_TAG_const_type || tag == DW_TAG_volatile_type) &&
+                    kd_ref(k, t, DW_AT_type, &toff);
+        dwarf_dealloc_die(t);
+        if (!next)
+            return;
+    }
+}
+
+static uint64_t fit(uint64_t v, uint64_t size, bool is_signed)
+{
+    if (size >= 8 || size == 0)
+        return v;
+    uint64_t mask = (UINT64_C(1) << (size * 8)) - 1;
+    v &= mask;
+    if (is_signed && (v >> (size * 8 - 1)) & 1)
+        v |= ~mask;
+    return v;
+}
+
+int kern_var_value(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
+                   uint64_t *value, fl_error *err)
+{
+    kloc loc;
+    uint64_t vdie;
+    if (var_location(k, func, var, pc, frame, &loc, &vdie, err) != 0)
+        return -1;
+    uint64_t size;
+    bool sgn;
+    var_type_info(k, vdie, &size, &sgn);
+    if (size > 8 && loc.kind == LOC_MEM)
+        return fl_fail(err, FL_EUSAGE, "%s in %s is %llu bytes; kern_var_value reads scalars and pointers "
+                       "(use kern_var_addr and read its members)", var, func, (unsigned long long)size);
+    uint64_t v = 0;
+    switch (loc.kind) {
+    case LOC_VALUE:
+        v = loc.v;
+        break;
+    case LOC_REG:
+        if (read_reg(frame, (int)loc.v, &v, err) != 0)
+            return fl_error_prefix(err, "%s in %s", var, func);
+        break;
+    case LOC_MEM:
+        if (read_mem(frame, loc.v, &v, size ? (size_t)size : 8, err) != 0)
+            return fl_error_prefix(err, "%s in %s at 0x%llx", var, func, (unsigned long long)loc.v);
+        break;
+    }
+    *value = fit(v, size, sgn);
+    return 0;
+}
+
+int kern_var_addr(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
+                  uint64_t *addr, fl_error *err)
+{
+    kloc loc;
+    uint64_t vdie;
+    if (var_location(k, func, var, pc, frame, &loc, &vdie, err) != 0)
+        return -1;
+    if (loc.kind != LOC_MEM)
+        return fl_fail(err, FL_ENOTFOUND, "%s in %s lives in a %s at pc 0x%llx, not in memory, so it has "
+                       "no address; read it with kern_var_value", var, func,
+                       loc.kind == LOC_REG ? "register" : "computed value", (unsigned long long)pc);
+    *addr = loc.v;
+    return 0;
+}
+
+/* ---- current ---- */
+
+static int current_offsets(kern *k, fl_error *err)
+{
+    if (k->cur_ready)
+        return 0;
+    kern_member m;
+    uint64_t base;
+    fl_error e2 = { 0 };
+    /* 6.x: pcpu_hot.current_task; before 6.2: the per-cpu current_task. */
+    if (kern_sym_addr(k, "pcpu_hot", &base, &e2) == 0 && kern_member_get(k, "pcpu_hot.current_task", &m, &e2) == 0) {
+        k->cur_addr = base + m.offset;
+    } else if (kern_sym_addr(k, "current_task", &base, NULL) == 0) {
+        k->cur_addr = base;
+    } else {
+        return fl_fail(err, FL_ENOTFOUND, "neither pcpu_hot.current_task nor the per-cpu current_task is in "
+                       "%s, so `current` cannot be found; is this an x86-64 SMP kernel?", k->path);
+    }
+    if (kern_member_get(k, "task_struct.pid", &m, err) != 0)
+        return -1;
+    k->pid_off = m.offset;
+    k->pid_size = m.size;
+    if (kern_member_get(k, "task_struct.comm", &m, err) != 0)
+        return -1;
+    k->comm_off = m.offset;
+    if (kern_member_get(k, "task_struct.mm", &m, err) != 0)
+        return -1;
+    k->mm_off = m.offset;
+    k->cur_ready = true;
+    return 0;
+}
+
+int kern_current(kern *k, uint64_t percpu_base, const kern_frame *frame, kern_task *out, fl_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (current_offsets(k, err) != 0)
+        return -1;
+    uint64_t task = 0;
+    if (read_mem(frame, percpu_base + k->cur_addr, &task, 8, err) != 0)
+        return fl_error_prefix(err, "reading current_task at per-cpu base 0x%llx", (unsigned long long)percpu_base);
+    if (!task)
+        return fl_fail(err, FL_ENOTFOUND, "current_task at per-cpu base 0x%llx is NULL; the per-cpu base is "
+                       "probably wrong (gs_base vs k_gs_base: which one holds it depends on swapgs)",
+                       (unsigned long long)percpu_base);
+    out->task = task;
+    int32_t pid = 0;
+    if (read_mem(frame, task + k->pid_off, &pid, k->pid_size == 4 ? 4 : sizeof pid, err) != 0)
+        return fl_error_prefix(err, "reading task_struct.pid of task 0x%llx", (unsigned long long)task);
+    out->pid = pid;
+    if (read_mem(frame, task + k->comm_off, out->comm, 16, err) != 0)
+        return fl_error_prefix(err, "reading task_struct.comm of task 0x%llx", (unsigned long long)task);
+    out->comm[16] = '\0';
+    if (read_mem(frame, task + k->mm_off, &out->mm, 8, err) != 0)
+        return fl_error_prefix(err, "reading task_struct.mm of task 0x%llx", (unsigned long long)task);
+    return 0;
+}

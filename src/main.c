@@ -1,0 +1,735 @@
+/* faultline: the command line. Parses options, wires vm, target, kernel,
+ * capture and report together, and maps outcomes to exit codes:
+ *   0 every check held, 1 a check failed, 2 usage or environment error. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "faultline/capture.h"
+#include "faultline/error.h"
+#include "faultline/kernel.h"
+#include "faultline/report.h"
+#include "faultline/target.h"
+#include "faultline/vm.h"
+
+#ifndef FAULTLINE_SRCDIR
+#define FAULTLINE_SRCDIR "."
+#endif
+#define FAULTLINE_VERSION "0.1.0"
+
+enum { EXIT_CHECKS = 1, EXIT_ENV = 2 };
+
+/* The CLI's options: the program's only global state. */
+typedef struct options {
+    const char *scenario;
+    const char *accel;
+    const char *format;
+    const char *output;
+    const char *kernel;
+    const char *initrd;
+    const char *gdb;
+    const char *comm;
+    const char *probes;
+    int pid;
+    uint64_t addr;
+    bool addr_page;
+    int count;
+    int timeout_s;
+    char **program; /* after "--" */
+    int nprogram;
+} options;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int die(const char *what, const fl_error *err)
+{
+    fprintf(stderr, "faultline: %s%s%s\n", what ? what : "", what && err ? ": " : "", err ? err->msg : "");
+    return EXIT_ENV;
+}
+
+static void usage(FILE *o)
+{
+    fputs("usage: faultline COMMAND [OPTIONS]\n"
+          "\n"
+          "Watch the Linux kernel handle a page fault, from the hardware up, with live values.\n"
+          "\n"
+          "commands:\n"
+          "  run       boot the bundled VM, fault, capture, print the verified report\n"
+          "  capture   the same capture against a QEMU you started (-s / -gdb)\n"
+          "  boot      boot the bundled VM and print the trigger's announcement (smoke test)\n"
+          "  version   print the version and what it was tested against\n"
+          "\n"
+          "'faultline COMMAND --help' lists a command's options.\n"
+          "exit status: 0 every check held, 1 a check failed, 2 usage or environment error.\n",
+          o);
+}
+
+static void usage_run(FILE *o)
+{
+    fputs("usage: faultline run [--scenario write|read|kernel-write|all] [--accel auto|tcg|kvm]\n"
+          "                     [--format text|md|json] [-o FILE] [--probes LIST] [--timeout SEC]\n"
+          "                     [--kernel VMLINUX] [--initrd CPIO] [-- PROGRAM [ARGS]]\n"
+          "\n"
+          "Boots the bundled VM, runs the scenario's trigger (or PROGRAM, a static x86-64\n"
+          "binary, filtered by its own process), stops at each station of the fault path,\n"
+          "and prints the report.\n"
+          "  --scenario S   write (default), read, kernel-write, or all three\n"
+          "  --accel A      tcg (default), kvm, or auto (kvm only if a bounded probe boots)\n"
+          "  --format F     text (default), md (the worksheet), json (JSON Lines)\n"
+          "  -o FILE        write the report to FILE instead of standard output\n"
+          "  --probes LIST  stations to stop at, comma-separated function names (default: all)\n"
+          "  --timeout SEC  how long one fault may take to appear and pass (default 60)\n"
+          "  --kernel PATH  vmlinux to boot (default $FAULTLINE_KERNEL or build/vm/vmlinux)\n"
+          "  --initrd PATH  initramfs (default $FAULTLINE_INITRD or build/vm/initramfs.cpio.gz)\n",
+          o);
+}
+
+static void usage_capture(FILE *o)
+{
+    fputs("usage: faultline capture --gdb unix:PATH|HOST:PORT --vmlinux PATH [--comm NAME] [--pid N]\n"
+          "                         [--addr VA] [--page] [--probes LIST] [--count N] [--timeout SEC]\n"
+          "                         [--format text|md|json] [-o FILE]\n"
+          "\n"
+          "Attaches to a QEMU gdbstub you started, captures COUNT filtered faults, detaches.\n"
+          "  --gdb ADDR     the stub: unix:/path/to/socket or host:port\n"
+          "  --vmlinux PATH the guest's kernel, with DWARF (CONFIG_DEBUG_INFO)\n"
+          "  --comm NAME    only faults of tasks with this comm\n"
+          "  --pid N        only faults of this pid\n"
+          "  --addr VA      only faults on this address (with --page: on its 4 KiB page)\n"
+          "  --count N      faults to capture (default 1)\n"
+          "  --probes, --timeout, --format, -o: as for run\n",
+          o);
+}
+
+static void usage_boot(FILE *o)
+{
+    fputs("usage: faultline boot [--scenario S] [--accel A] [--kernel PATH] [--initrd PATH] [--timeout SEC]\n"
+          "\n"
+          "Boots the bundled VM, prints the trigger's announcement and the boot time, lets\n"
+          "the trigger fault without stopping it, and exits when the guest is done.\n",
+          o);
+}
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 0);
+    if (errno || end == s || *end)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *v)
+{
+    uint64_t x;
+    if (parse_u64(s, &x) < 0 || x < (uint64_t)lo || x > (uint64_t)hi)
+        return -1;
+    *v = (int)x;
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, const char *cmd, options *o)
+{
+    enum { O_SCEN = 256, O_ACCEL, O_FORMAT, O_KERNEL, O_INITRD, O_GDB, O_VMLINUX, O_COMM, O_PID, O_ADDR,
+           O_PAGE, O_PROBES, O_COUNT, O_TIMEOUT, O_HELP };
+    static const struct option longopts[] = {
+        { "scenario", required_argument, 0, O_SCEN }, { "accel", required_argument, 0, O_ACCEL },
+        { "format", required_argument, 0, O_FORMAT }, { "output", required_argument, 0, 'o' },
+        { "kernel", required_argument, 0, O_KERNEL }, { "initrd", required_argument, 0, O_INITRD },
+        { "gdb", required_argument, 0, O_GDB }, { "vmlinux", required_argument, 0, O_VMLINUX },
+        { "comm", required_argument, 0, O_COMM }, { "pid", required_argument, 0, O_PID },
+        { "addr", required_argument, 0, O_ADDR }, { "page", no_argument, 0, O_PAGE },
+        { "probes", required_argument, 0, O_PROBES }, { "count", required_argument, 0, O_COUNT },
+        { "timeout", required_argument, 0, O_TIMEOUT }, { "help", no_argument, 0, O_HELP },
+        { 0, 0, 0, 0 },
+    };
+    /* Which options each command takes. */
+    const char *allowed = strcmp(cmd, "run") == 0       ? "scenario accel format output kernel initrd probes timeout help"
+                          : strcmp(cmd, "capture") == 0 ? "gdb vmlinux comm pid addr page probes count timeout format output help"
+                                                        : "scenario accel kernel initrd timeout help";
+    o->scenario = "write";
+    o->accel = "tcg";
+    o->format = "text";
+    o->count = 1;
+    o->timeout_s = 60;
+    optind = 1;
+    opterr = 0;
+    int c, idx;
+    while ((c = getopt_long(argc, argv, "+o:", longopts, &idx)) != -1) {
+        if (c == '?') {
+            fprintf(stderr, "faultline %s: unknown option or missing value: %s (see 'faultline %s --help')\n", cmd,
+                    argv[optind - 1], cmd);
+            return -1;
+        }
+        const char *name = c == 'o' ? "output" : NULL;
+        for (const struct option *l = longopts; !name && l->name; l++)
+            if (l->val == c)
+                name = l->name;
+        char word[32];
+        snprintf(word, sizeof word, "%s", name);
+        const char *hit = strstr(allowed, word);
+        size_t wl = strlen(word);
+        if (!hit || (hit[wl] != ' ' && hit[wl] != '\0')) {
+            fprintf(stderr, "faultline %s: option --%s does not apply to this command (see 'faultline %s --help')\n",
+                    cmd, word, cmd);
+            return -1;
+        }
+        switch (c) {
+        case O_HELP: return 1;
+        case O_SCEN: o->scenario = optarg; break;
+        case O_ACCEL: o->accel = optarg; break;
+        case O_FORMAT: o->format = optarg; break;
+        case 'o': o->output = optarg; break;
+        case O_KERNEL: case O_VMLINUX: o->kernel = optarg; break;
+        case O_INITRD: o->initrd = optarg; break;
+        case O_GDB: o->gdb = optarg; break;
+        case O_COMM:
+            if (strlen(optarg) > 15) {
+                fprintf(stderr, "faultline: --comm %s is longer than a task's comm (15 characters)\n", optarg);
+                return -1;
+            }
+            o->comm = optarg;
+            break;
+        case O_PID:
+            if (parse_int(optarg, 1, 4194304, &o->pid) < 0) {
+                fprintf(stderr, "faultline: --pid needs a process id (1 to 4194304), not '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case O_ADDR:
+            if (parse_u64(optarg, &o->addr) < 0 || o->addr == 0) {
+                fprintf(stderr, "faultline: --addr needs a non-zero address such as 0x7f0000000100, not '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case O_PAGE: o->addr_page = true; break;
+        case O_PROBES: o->probes = optarg; break;
+        case O_COUNT:
+            if (parse_int(optarg, 1, 1000, &o->count) < 0) {
+                fprintf(stderr, "faultline: --count needs a number from 1 to 1000, not '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case O_TIMEOUT:
+            if (parse_int(optarg, 1, 3600, &o->timeout_s) < 0) {
+                fprintf(stderr, "faultline: --timeout needs seconds from 1 to 3600, not '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        }
+    }
+    if (optind < argc && strcmp(argv[optind - 1], "--") == 0) {
+        o->program = argv + optind;
+        o->nprogram = argc - optind;
+    } else if (optind < argc) {
+        fprintf(stderr, "faultline %s: unexpected argument '%s' (a program to run goes after '--')\n", cmd, argv[optind]);
+        return -1;
+    }
+    enum report_format f;
+    if (report_parse_format(o->format, &f) < 0) {
+        fprintf(stderr, "faultline: --format must be text, md or json, not '%s'\n", o->format);
+        return -1;
+    }
+    if (strcmp(o->accel, "tcg") && strcmp(o->accel, "kvm") && strcmp(o->accel, "auto")) {
+        fprintf(stderr, "faultline: --accel must be tcg, kvm or auto, not '%s'\n", o->accel);
+        return -1;
+    }
+    if (strcmp(o->scenario, "write") && strcmp(o->scenario, "read") && strcmp(o->scenario, "kernel-write") &&
+        strcmp(o->scenario, "all")) {
+        fprintf(stderr, "faultline: --scenario must be write, read, kernel-write or all, not '%s'\n", o->scenario);
+        return -1;
+    }
+    return 0;
+}
+
+/* --probes LIST -> station bit mask. */
+static int parse_probes(const char *list, unsigned *mask)
+{
+    *mask = 0;
+    if (!list)
+        return 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int id = cap_station_by_name(tok);
+        if (id < 0) {
+            fprintf(stderr, "faultline: --probes: '%s' is not a station; the stations are", tok);
+            for (int i = 0; i < CAP_ST_COUNT; i++)
+                fprintf(stderr, "%s %s", i ? "," : "", cap_station_function(i));
+            fputc('\n', stderr);
+            return -1;
+        }
+        *mask |= 1u << id;
+    }
+    return 0;
+}
+
+/* Default guest files: environment, else the tree this binary was built in. */
+static const char *guest_file(const char *given, const char *env, const char *name, char *buf, size_t cap)
+{
+    if (given)
+        return given;
+    const char *e = getenv(env);
+    if (e && *e)
+        return e;
+    snprintf(buf, cap, "%s/build/vm/%s", FAULTLINE_SRCDIR, name);
+    return buf;
+}
+
+static void kernel_version(const char *vmlinux, kern *k, char *buf, size_t cap)
+{
+    /* build/vm/kernel-version sits beside the vmlinux link: it names the
+     * Debian source package the kernel was built from. */
+    char path[PATH_MAX], dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", vmlinux);
+    snprintf(path, sizeof path, "%s/kernel-version", dirname(dir));
+    FILE *f = fopen(path, "r");
+    buf[0] = '\0';
+    if (f) {
+        if (fgets(buf, (int)cap, f))
+            buf[strcspn(buf, "\n")] = '\0';
+        fclose(f);
+    }
+    if (!buf[0] && k)
+        snprintf(buf, cap, "%.*s", (int)strcspn(kern_banner(k), "\n"), kern_banner(k));
+}
+
+/* ---- the console while the guest runs ---- */
+
+#define PENDING_MAX 16
+typedef struct console {
+    vm *v;
+    char pending[PENDING_MAX][256]; /* FAULTLINE-* lines not consumed yet */
+    int npending;
+    bool panic;
+    char panic_line[256];
+} console;
+
+static int console_drain(void *ctx)
+{
+    console *c = ctx;
+    char line[256];
+    fl_error e;
+    int r;
+    while ((r = vm_console_poll_line(c->v, line, sizeof line, &e)) == 1) {
+        if (strstr(line, "Kernel panic")) {
+            c->panic = true;
+            snprintf(c->panic_line, sizeof c->panic_line, "%s", line);
+        }
+        if (strncmp(line, "FAULTLINE-", 10) == 0 && c->npending < PENDING_MAX)
+            snprintf(c->pending[c->npending++], sizeof c->pending[0], "%s", line);
+    }
+    return (r < 0 || c->panic) ? -1 : 0;
+}
+
+/* Wait (guest running) for a console line starting with prefix. */
+static int console_wait(console *c, tgt *t, const char *prefix, char *out, size_t cap, int timeout_ms, fl_error *err)
+{
+    double deadline = now_s() + timeout_ms / 1000.0;
+    for (;;) {
+        for (int i = 0; i < c->npending; i++) {
+            if (strncmp(c->pending[i], prefix, strlen(prefix)) == 0) {
+                snprintf(out, cap, "%s", c->pending[i]);
+                memmove(c->pending[i], c->pending[i + 1], (size_t)(c->npending - i - 1) * sizeof c->pending[0]);
+                c->npending--;
+                return 0;
+            }
+        }
+        if (console_drain(c) < 0) {
+            if (c->panic)
+                return fl_fail(err, FL_ECLOSED, "the guest kernel panicked: %s", c->panic_line);
+            return fl_fail(err, FL_ECLOSED, "QEMU exited while waiting for '%s' (console: %s)", prefix,
+                           vm_console_tail(c->v, 3));
+        }
+        tgt_stop stop;
+        int r = tgt_poll_stop(t, &stop, 5, err);
+        if (r < 0)
+            return -1;
+        if (r == 1)
+            return fl_fail(err, FL_EPROTO, "the guest stopped unexpectedly while waiting for '%s'", prefix);
+        if (now_s() > deadline)
+            return fl_fail(err, FL_ETIMEOUT, "no '%s' line on the console within %d s (last lines: %s)", prefix,
+                           timeout_ms / 1000, vm_console_tail(c->v, 3));
+    }
+}
+
+/* ---- commands ---- */
+
+static int open_output(const options *o, FILE **out)
+{
+    *out = stdout;
+    if (!o->output)
+        return 0;
+    *out = fopen(o->output, "w");
+    if (!*out) {
+        fprintf(stderr, "faultline: cannot write the report to %s: %s\n", o->output, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void close_output(FILE *out)
+{
+    if (out && out != stdout)
+        fclose(out);
+    else
+        fflush(stdout);
+}
+
+/* A user's static program travels as a second cpio appended to the
+ * initramfs (the kernel unpacks concatenated archives in order). newc is
+ * written here: it is 110 bytes of ASCII header per file and linking
+ * libarchive for it would cost more than it saves. */
+static int cpio_entry(FILE *f, const char *name, unsigned mode, const void *data, size_t size, unsigned ino)
+{
+    size_t namesz = strlen(name) + 1;
+    if (fprintf(f, "070701%08X%08X%08X%08X%08X%08X%08zX%08X%08X%08X%08X%08zX%08X", ino, mode, 0u, 0u, 1u, 0u, size,
+                0u, 0u, 0u, 0u, namesz, 0u) < 0)
+        return -1;
+    fwrite(name, 1, namesz, f);
+    for (size_t pad = (4 - (110 + namesz) % 4) % 4; pad; pad--)
+        fputc(0, f);
+    if (size)
+        fwrite(data, 1, size, f);
+    for (size_t pad = (4 - size % 4) % 4; pad; pad--)
+        fputc(0, f);
+    return ferror(f) ? -1 : 0;
+}
+
+static int program_cpio(const char *program, char *path, size_t cap, char *guest_path, size_t gcap, fl_error *err)
+{
+    FILE *in = fopen(program, "rb");
+    if (!in)
+        return fl_fail(err, FL_EUSAGE, "cannot read the program %s: %s", program, strerror(errno));
+    unsigned char hdr[20] = { 0 };
+    size_t got = fread(hdr, 1, sizeof hdr, in);
+    if (got < 20 || memcmp(hdr, "\177ELF", 4) != 0 || hdr[4] != 2 || hdr[18] != 62) {
+        fclose(in);
+        return fl_fail(err, FL_EUSAGE, "%s is not an x86-64 ELF program: build it with 'cc -static' for x86-64", program);
+    }
+    fseek(in, 0, SEEK_END);
+    long size = ftell(in);
+    rewind(in);
+    unsigned char *data = malloc(size > 0 ? (size_t)size : 1);
+    if (!data || fread(data, 1, (size_t)size, in) != (size_t)size) {
+        free(data);
+        fclose(in);
+        return fl_fail(err, FL_EIO, "cannot read the program %s", program);
+    }
+    fclose(in);
+    char base[256], tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", program);
+    snprintf(base, sizeof base, "%s", basename(tmp));
+    snprintf(guest_path, gcap, "/user/%s", base);
+    snprintf(path, cap, "/tmp/faultline-program-XXXXXX");
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        free(data);
+        return fl_fail(err, FL_EIO, "cannot create a temporary file for the program's archive: %s", strerror(errno));
+    }
+    int rc = cpio_entry(f, "user", 040755, NULL, 0, 9001) | cpio_entry(f, guest_path + 1, 0100755, data, (size_t)size, 9002) |
+             cpio_entry(f, "TRAILER!!!", 0, NULL, 0, 0);
+    free(data);
+    if (fclose(f) != 0 || rc) {
+        unlink(path);
+        return fl_fail(err, FL_EIO, "cannot write the program's archive %s", path);
+    }
+    return 0;
+}
+
+typedef struct run_state {
+    kern *k;
+    vm *v;
+    tgt *t;
+    cap_session *cs;
+    char program_cpio[PATH_MAX];
+} run_state;
+
+static void run_cleanup(run_state *r)
+{
+    cap_session_close(r->cs);
+    if (r->t)
+        tgt_kill(r->t);
+    vm_stop(r->v);
+    kern_close(r->k);
+    if (r->program_cpio[0])
+        unlink(r->program_cpio);
+}
+
+static int boot_vm(const options *o, run_state *r, char *append, size_t acap, double *t0, fl_error *err)
+{
+    char kbuf[PATH_MAX], ibuf[PATH_MAX];
+    const char *kernel = guest_file(o->kernel, "FAULTLINE_KERNEL", "vmlinux", kbuf, sizeof kbuf);
+    const char *initrd = guest_file(o->initrd, "FAULTLINE_INITRD", "initramfs.cpio.gz", ibuf, sizeof ibuf);
+    struct stat sb;
+    if (stat(kernel, &sb) < 0)
+        return fl_fail(err, FL_EUSAGE, "no kernel at %s: run 'make vm' (or pass --kernel)", kernel);
+    if (stat(initrd, &sb) < 0)
+        return fl_fail(err, FL_EUSAGE, "no initramfs at %s: run 'make vm' (or pass --initrd)", initrd);
+    vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = o->accel, .append = append };
+    if (o->nprogram) {
+        char guest[300];
+        if (program_cpio(o->program[0], r->program_cpio, sizeof r->program_cpio, guest, sizeof guest, err) < 0)
+            return -1;
+        cfg.extra_initrd = r->program_cpio;
+        size_t used = strlen(append);
+        used += (size_t)snprintf(append + used, acap - used, " faultline.scenario=program faultline.program=%s", guest);
+        for (int i = 1; i < o->nprogram && used < acap; i++)
+            used += (size_t)snprintf(append + used, acap - used, "%s%s", i == 1 ? " faultline.args=" : ",", o->program[i]);
+    }
+    *t0 = now_s();
+    if (vm_start(&r->v, &cfg, err) < 0)
+        return -1;
+    if (tgt_connect(&r->t, vm_gdb_address(r->v), 10000, err) < 0)
+        return fl_error_prefix(err, "connecting to the guest's gdbstub");
+    return tgt_resume(r->t, err);
+}
+
+static int cmd_boot(const options *o)
+{
+    run_state r = { 0 };
+    fl_error err = { 0 };
+    char append[1024];
+    double t0;
+    snprintf(append, sizeof append, "faultline.scenario=%s", o->scenario);
+    int rc = EXIT_ENV;
+    if (boot_vm(o, &r, append, sizeof append, &t0, &err) < 0)
+        goto out;
+    console con = { .v = r.v };
+    char line[256];
+    int expect = strcmp(o->scenario, "all") == 0 ? 3 : 1;
+    for (int i = 0; i < expect; i++) {
+        if (console_wait(&con, r.t, VM_ANNOUNCE_PREFIX, line, sizeof line, o->timeout_s * 1000, &err) < 0)
+            goto out;
+        printf("%s\n", line);
+        if (i == 0)
+            printf("booted to the trigger in %.2f s (accelerator %s)\n", now_s() - t0, vm_accel(r.v));
+        fflush(stdout);
+        if (vm_console_write(r.v, "go\n", &err) < 0)
+            goto out;
+    }
+    if (console_wait(&con, r.t, VM_DONE_PREFIX, line, sizeof line, o->timeout_s * 1000, &err) < 0)
+        goto out;
+    printf("%s\n", line);
+    rc = strstr(line, "status=0") ? 0 : EXIT_CHECKS;
+out:
+    if (rc == EXIT_ENV)
+        die("boot", &err);
+    run_cleanup(&r);
+    return rc;
+}
+
+static int cmd_run(const options *o)
+{
+    run_state r = { 0 };
+    fl_error err = { 0 };
+    enum report_format fmt;
+    report_parse_format(o->format, &fmt);
+    unsigned mask;
+    if (parse_probes(o->probes, &mask) < 0)
+        return EXIT_ENV;
+    FILE *out;
+    if (open_output(o, &out) < 0)
+        return EXIT_ENV;
+    char append[1024];
+    double t0, start = now_s();
+    snprintf(append, sizeof append, "faultline.scenario=%s", o->nprogram ? "program" : o->scenario);
+    if (o->nprogram)
+        append[0] = '\0';
+    char kbuf[PATH_MAX], version[256], qemu[128] = "";
+    const char *kernel = guest_file(o->kernel, "FAULTLINE_KERNEL", "vmlinux", kbuf, sizeof kbuf);
+    report_summary sum = { 0 };
+    int rc = EXIT_ENV;
+    bool begun = false;
+    if (kern_open(&r.k, kernel, NULL, &err) < 0)
+        goto out;
+    if (boot_vm(o, &r, append, sizeof append, &t0, &err) < 0)
+        goto out;
+    kernel_version(kernel, r.k, version, sizeof version);
+    vm_qemu_version(NULL, qemu, sizeof qemu, NULL);
+    console con = { .v = r.v };
+    int expect = (!o->nprogram && strcmp(o->scenario, "all") == 0) ? 3 : 1;
+    for (int i = 0; i < expect; i++) {
+        char line[256];
+        vm_trigger trig;
+        if (console_wait(&con, r.t, VM_ANNOUNCE_PREFIX, line, sizeof line, o->timeout_s * 1000, &err) < 0 ||
+            vm_parse_announcement(line, &trig, &err) < 0)
+            goto out;
+        if (!begun) {
+            report_meta meta = { .kernel = version, .qemu = qemu, .accel = vm_accel(r.v), .vmlinux = kernel,
+                                 .gdb = vm_gdb_address(r.v), .boot_seconds = now_s() - t0 };
+            report_begin(out, fmt, &meta);
+            begun = true;
+        }
+        tgt_stop stop;
+        if (tgt_interrupt(r.t, &stop, 5000, &err) < 0)
+            goto out;
+        if (!r.cs) {
+            cap_options co = { .stations = mask, .timeout_ms = o->timeout_s * 1000,
+                               .max_slots = strcmp(vm_accel(r.v), "kvm") == 0 ? 4 : 0,
+                               .idle = console_drain, .idle_ctx = &con };
+            if (cap_session_open(&r.cs, r.k, r.t, &co, &err) < 0)
+                goto out;
+        }
+        /* The filter is the trigger's own announcement: its pid, and its
+         * target address (a user program announces none: any address). */
+        cap_filter filter = { .pid = trig.pid, .addr = trig.target };
+        cap_session_set_filter(r.cs, &filter, o->nprogram ? NULL : trig.scenario);
+        if (vm_console_write(r.v, "go\n", &err) < 0)
+            goto out;
+        cap_fault f;
+        int crc = cap_fault_capture(r.cs, &f, &err);
+        report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
+                              .page = trig.page, .target = trig.target };
+        if (f.st[0].hit || f.nchecks)
+            report_fault(out, fmt, &rt, &f, r.cs);
+        sum.faults += f.nchecks > 0;
+        sum.checks += (unsigned)f.nchecks;
+        sum.failed += (unsigned)cap_checks_failed(&f);
+        sum.passed_over += f.passed_over;
+        if (crc < 0)
+            goto out;
+        if (tgt_resume(r.t, &err) < 0)
+            goto out;
+    }
+    char line[256];
+    if (console_wait(&con, r.t, VM_DONE_PREFIX, line, sizeof line, o->timeout_s * 1000, &err) < 0)
+        goto out;
+    rc = sum.failed ? EXIT_CHECKS : 0;
+out:
+    sum.seconds = now_s() - start;
+    if (rc == EXIT_ENV) {
+        sum.error = err.msg;
+        fprintf(stderr, "faultline: %s\n", err.msg);
+    }
+    if (begun)
+        report_end(out, fmt, &sum);
+    close_output(out);
+    run_cleanup(&r);
+    return rc;
+}
+
+static int cmd_capture(const options *o)
+{
+    if (!o->gdb || !o->kernel) {
+        fprintf(stderr, "faultline capture: --gdb and --vmlinux are both required (see 'faultline capture --help')\n");
+        return EXIT_ENV;
+    }
+    unsigned mask;
+    if (parse_probes(o->probes, &mask) < 0)
+        return EXIT_ENV;
+    enum report_format fmt;
+    report_parse_format(o->format, &fmt);
+    FILE *out;
+    if (open_output(o, &out) < 0)
+        return EXIT_ENV;
+    run_state r = { 0 };
+    fl_error err = { 0 };
+    report_summary sum = { 0 };
+    double start = now_s();
+    char version[256];
+    int rc = EXIT_ENV;
+    bool begun = false;
+    if (kern_open(&r.k, o->kernel, NULL, &err) < 0)
+        goto out;
+    if (tgt_connect(&r.t, o->gdb, 10000, &err) < 0) {
+        fl_error_prefix(&err, "connecting to %s", o->gdb);
+        goto out;
+    }
+    cap_options copt = { .filter = { .pid = o->pid, .addr = o->addr, .addr_page = o->addr_page },
+                         .stations = mask, .timeout_ms = o->timeout_s * 1000 };
+    if (o->comm)
+        snprintf(copt.filter.comm, sizeof copt.filter.comm, "%s", o->comm);
+    if (cap_session_open(&r.cs, r.k, r.t, &copt, &err) < 0)
+        goto out;
+    kernel_version(o->kernel, r.k, version, sizeof version);
+    report_meta meta = { .kernel = version, .vmlinux = o->kernel, .gdb = o->gdb };
+    report_begin(out, fmt, &meta);
+    begun = true;
+    for (int i = 0; i < o->count; i++) {
+        cap_fault f;
+        int crc = cap_fault_capture(r.cs, &f, &err);
+        report_trigger rt = { .have = false };
+        if (f.st[0].hit || f.nchecks)
+            report_fault(out, fmt, &rt, &f, r.cs);
+        sum.faults += f.nchecks > 0;
+        sum.checks += (unsigned)f.nchecks;
+        sum.failed += (unsigned)cap_checks_failed(&f);
+        sum.passed_over += f.passed_over;
+        if (crc < 0)
+            goto out;
+    }
+    rc = sum.failed ? EXIT_CHECKS : 0;
+out:
+    sum.seconds = now_s() - start;
+    if (rc == EXIT_ENV) {
+        sum.error = err.msg;
+        fprintf(stderr, "faultline: %s\n", err.msg);
+    }
+    if (begun)
+        report_end(out, fmt, &sum);
+    close_output(out);
+    cap_session_close(r.cs);
+    tgt_close(r.t); /* detach: the user's guest runs on */
+    kern_close(r.k);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_ENV;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("faultline %s\ntested with QEMU 7.2 (Debian 12) and Linux 6.12 (Debian's linux-source-6.12)\n",
+               FAULTLINE_VERSION);
+        return 0;
+    }
+    int (*fn)(const options *) = NULL;
+    void (*help)(FILE *) = NULL;
+    if (strcmp(cmd, "run") == 0)
+        fn = cmd_run, help = usage_run;
+    else if (strcmp(cmd, "capture") == 0)
+        fn = cmd_capture, help = usage_capture;
+    else if (strcmp(cmd, "boot") == 0)
+        fn = cmd_boot, help = usage_boot;
+    if (!fn) {
+        fprintf(stderr, "faultline: unknown command '%s' (commands: run, capture, boot, version)\n", cmd);
+        return EXIT_ENV;
+    }
+    options o = { 0 };
+    int p = parse_options(argc - 1, argv + 1, cmd, &o);
+    if (p == 1) {
+        help(stdout);
+        return 0;
+    }
+    if (p < 0)
+        return EXIT_ENV;
+    /* QEMU must never outlive us: SIGINT/SIGTERM/SIGHUP and exit() kill it. */
+    vm_install_cleanup();
+    signal(SIGPIPE, SIG_IGN);
+    return fn(&o);
+}

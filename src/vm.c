@@ -1,0 +1,1231 @@
+/* vm: start, watch and stop the bundled QEMU guest. See include/faultline/vm.h.
+ *
+ * Lifetime rules, because "no orphan QEMU, ever" is the contract:
+ *  - every child pid lives in one fixed table (the module's only global
+ *    state) from fork until it is reaped, so a signal handler or atexit can
+ *    kill and reap it with async-signal-safe calls only;
+ *  - SIGINT/SIGTERM/SIGHUP are blocked from fork until the pid is in the
+ *    table, so no signal can slip between the two;
+ *  - the child asks for PR_SET_PDEATHSIG(SIGKILL), so a SIGKILL of faultline
+ *    (which runs no handler) still takes QEMU down;
+ *  - the child gets its own process group, so a terminal's Ctrl-C reaches
+ *    faultline only, which then stops QEMU in order.
+ */
+#include "faultline/vm.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define VM_MAX_CHILDREN 16
+#define VM_LINEBUF 8192
+#define VM_TAIL_LINES 32
+#define VM_TAIL_LEN 240
+#define VM_DEFAULT_MEM_MB 256
+#define VM_DEFAULT_START_MS 10000
+#define VM_DEFAULT_PROBE_MS 20000
+#define VM_STOP_GRACE_MS 2000
+#define VM_WRITE_TIMEOUT_MS 5000
+
+/* The one piece of global state: pids of children not yet reaped (0 = free
+ * slot). sig_atomic_t so a handler sees whole values. */
+static struct {
+    volatile sig_atomic_t pid[VM_MAX_CHILDREN];
+    volatile sig_atomic_t cleanup_installed;
+} g_children;
+
+struct vm {
+    pid_t pid;
+    bool reaped;
+    int wstatus;          /* valid once reaped and status_known */
+    bool status_known;
+    int in_fd;            /* QEMU's stdin (serial input), ours to write */
+    int out_fd;           /* QEMU's stdout (serial output), non-blocking */
+    bool eof;
+    char accel[8];
+    char dir[64];
+    char sock_path[128];
+    char err_path[128];
+    char initrd_cat[128];
+    char gdb_addr[160];
+    char buf[VM_LINEBUF];  /* console bytes not yet split into lines */
+    size_t blen;
+    char scratch[VM_LINEBUF];
+    char tail[VM_TAIL_LINES][VM_TAIL_LEN];
+    unsigned tail_next, tail_count;
+    char tail_join[VM_TAIL_LINES * (VM_TAIL_LEN + 3) + 1];
+};
+
+/* ---- time ---------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* ---- child table (async-signal-safe parts) ------------------------------- */
+
+static int table_add(pid_t pid)
+{
+    for (int i = 0; i < VM_MAX_CHILDREN; i++) {
+        if (g_children.pid[i] == 0) {
+            g_children.pid[i] = (sig_atomic_t)pid;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void table_remove(pid_t pid)
+{
+    for (int i = 0; i < VM_MAX_CHILDREN; i++)
+        if (g_children.pid[i] == (sig_atomic_t)pid)
+            g_children.pid[i] = 0;
+}
+
+static bool table_has_room(void)
+{
+    for (int i = 0; i < VM_MAX_CHILDREN; i++)
+        if (g_children.pid[i] == 0)
+            return true;
+    return false;
+}
+
+void vm_kill_all(void)
+{
+    int saved = errno;
+    for (int i = 0; i < VM_MAX_CHILDREN; i++) {
+        pid_t p = (pid_t)g_children.pid[i];
+        if (p <= 0)
+            continue;
+        kill(p, SIGKILL);
+        while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {
+        }
+        g_children.pid[i] = 0;
+    }
+    errno = saved;
+}
+
+static void cleanup_handler(int sig)
+{
+    vm_kill_all();
+    /* Die of the same signal, so the parent shell sees the usual status. */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void cleanup_atexit(void)
+{
+    vm_kill_all();
+}
+
+void vm_install_cleanup(void)
+{
+    if (!g_children.cleanup_installed) {
+        g_children.cleanup_installed = 1;
+        atexit(cleanup_atexit);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = cleanup_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaddset(&sa.sa_mask, SIGHUP);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+/* ---- spawning ------------------------------------------------------------ */
+
+/* Move fd to a number >= 3 so the dup2 onto 0/1/2 cannot clobber another of
+ * the three. Child side only: async-signal-safe. */
+static int child_high_fd(int fd)
+{
+    return fd < 3 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : fd;
+}
+
+/* fork + exec argv with the given stdio (-1: /dev/null). Returns the pid
+ * registered in the child table, or -1 with err filled; an exec failure
+ * (QEMU missing) is reported here, synchronously, through a CLOEXEC pipe. */
+static pid_t spawn(const char *const argv[], int in_fd, int out_fd, int err_fd, fl_error *err)
+{
+    if (!table_has_room()) {
+        fl_fail(err, FL_EIO, "cannot start %s: this process already runs %d children; stop a VM first", argv[0], VM_MAX_CHILDREN);
+        return -1;
+    }
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0) {
+        fl_fail(err, FL_EIO, "cannot open /dev/null: %s", strerror(errno));
+        return -1;
+    }
+    int ep[2];
+    if (pipe2(ep, O_CLOEXEC) != 0) {
+        fl_fail(err, FL_EIO, "cannot create a pipe to start %s: %s", argv[0], strerror(errno));
+        close(devnull);
+        return -1;
+    }
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Child: async-signal-safe calls only until exec. */
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) /* parent died before prctl took effect */
+            _exit(127);
+        int fds[3] = {in_fd < 0 ? devnull : in_fd, out_fd < 0 ? devnull : out_fd, err_fd < 0 ? devnull : err_fd};
+        for (int i = 0; i < 3; i++)
+            fds[i] = child_high_fd(fds[i]);
+        for (int i = 0; i < 3; i++)
+            if (fds[i] < 0 || dup2(fds[i], i) < 0)
+                _exit(127);
+        /* Everything else, including fds other threads opened without
+         * O_CLOEXEC, must not leak into QEMU. ep[1] is CLOEXEC already. */
+        if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) != 0) {
+            for (int fd = 3; fd < 4096; fd++)
+                if (fd != ep[1])
+                    fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        for (int s = 1; s < NSIG; s++)
+            if (s != SIGKILL && s != SIGSTOP)
+                sigaction(s, &dfl, NULL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvp(argv[0], (char *const *)argv);
+        int e = errno;
+        ssize_t w = write(ep[1], &e, sizeof e);
+        (void)w;
+        _exit(127);
+    }
+    int fork_errno = errno;
+    if (pid > 0)
+        table_add(pid); /* room was checked; signals are still blocked */
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(ep[1]);
+    close(devnull);
+    if (pid < 0) {
+        close(ep[0]);
+        fl_fail(err, FL_EIO, "cannot fork to start %s: %s", argv[0], strerror(fork_errno));
+        return -1;
+    }
+    /* EOF: exec succeeded. An int: exec failed with that errno. Bounded, in
+     * case exec itself stalls (it should not). */
+    int child_errno = 0;
+    struct pollfd pfd = {.fd = ep[0], .events = POLLIN};
+    int pr;
+    while ((pr = poll(&pfd, 1, 5000)) < 0 && errno == EINTR) {
+    }
+    if (pr > 0) {
+        ssize_t r;
+        while ((r = read(ep[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR) {
+        }
+        if (r != (ssize_t)sizeof child_errno)
+            child_errno = 0;
+    }
+    close(ep[0]);
+    if (child_errno != 0 || pr == 0) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        table_remove(pid);
+        if (pr == 0)
+            fl_fail(err, FL_ETIMEOUT, "starting %s did not complete exec within 5 s", argv[0]);
+        else if (child_errno == ENOENT)
+            fl_fail(err, FL_ENOTFOUND, "cannot run %s: no such program; install qemu-system-x86 (scripts/install-deps.sh) or name the right QEMU binary", argv[0]);
+        else
+            fl_fail(err, FL_EIO, "cannot run %s: %s", argv[0], strerror(child_errno));
+        return -1;
+    }
+    return pid;
+}
+
+/* Wait up to timeout_ms for pid; returns 1 reaped (status in *st, or -1 if
+ * someone else reaped it), 0 still running. Removes it from the table. */
+static int reap_within(pid_t pid, int timeout_ms, int *st)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int s = 0;
+        pid_t r = waitpid(pid, &s, WNOHANG);
+        if (r == pid) {
+            table_remove(pid);
+            *st = s;
+            return 1;
+        }
+        if (r < 0 && errno == ECHILD) { /* reaped by vm_kill_all */
+            table_remove(pid);
+            *st = -1;
+            return 1;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (now_ms() >= deadline)
+            return 0;
+        sleep_ms(10);
+    }
+}
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static void describe_status(int st, char *buf, size_t cap)
+{
+    if (st == -1)
+        snprintf(buf, cap, "status unknown");
+    else if (WIFEXITED(st))
+        snprintf(buf, cap, "exit status %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        snprintf(buf, cap, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else
+        snprintf(buf, cap, "status 0x%x", (unsigned)st);
+}
+
+/* The last non-empty line of a small file, for QEMU's stderr. */
+static void last_line_of(const char *path, char *out, size_t cap)
+{
+    out[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[4096];
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t from = size > (off_t)sizeof buf - 1 ? size - (off_t)(sizeof buf - 1) : 0;
+    ssize_t n = pread(fd, buf, sizeof buf - 1, from);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    char *start = strrchr(buf, '\n');
+    start = start ? start + 1 : buf;
+    snprintf(out, cap, "%s", start);
+}
+
+static void vm_reap_record(vm *v, int st)
+{
+    v->reaped = true;
+    v->wstatus = st;
+    v->status_known = st != -1;
+}
+
+/* QEMU's stdout reached EOF: it is exiting; collect the status briefly. */
+static void vm_reap_after_eof(vm *v)
+{
+    int st;
+    if (!v->reaped && reap_within(v->pid, 1000, &st))
+        vm_reap_record(v, st);
+}
+
+/* "QEMU exited (exit status 1): <stderr's last line>" */
+static void vm_exit_story(vm *v, char *out, size_t cap)
+{
+    char how[64], last[256];
+    if (v->reaped)
+        describe_status(v->status_known ? v->wstatus : -1, how, sizeof how);
+    else
+        snprintf(how, sizeof how, "closed its console");
+    last_line_of(v->err_path, last, sizeof last);
+    if (last[0])
+        snprintf(out, cap, "QEMU %s (%s): %s", v->reaped ? "exited" : "stopped", how, last);
+    else
+        snprintf(out, cap, "QEMU %s (%s)", v->reaped ? "exited" : "stopped", how);
+}
+
+/* Write all of buf to fd (non-blocking fd: poll until the deadline). SIGPIPE
+ * is blocked around the write so a dead QEMU is EPIPE, not our death. */
+static int write_all(int fd, const char *buf, size_t len, int timeout_ms, const char *what, fl_error *err)
+{
+    sigset_t pipeset, old, pending;
+    sigemptyset(&pipeset);
+    sigaddset(&pipeset, SIGPIPE);
+    sigprocmask(SIG_BLOCK, &pipeset, &old);
+    sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGPIPE);
+    int64_t deadline = now_ms() + timeout_ms;
+    int rc = 0;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, buf + off, len - off);
+        if (w > 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0) {
+                rc = fl_fail(err, FL_ETIMEOUT, "writing to %s: it accepted no input for %d ms (the guest is not reading its console)", what, timeout_ms);
+                break;
+            }
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            poll(&p, 1, (int)left);
+            continue;
+        }
+        if (w < 0 && errno == EPIPE) {
+            if (!was_pending) {
+                struct timespec zero = {0, 0};
+                sigtimedwait(&pipeset, NULL, &zero);
+            }
+            rc = fl_fail(err, FL_ECLOSED, "writing to %s: QEMU is gone (broken pipe)", what);
+            break;
+        }
+        rc = fl_fail(err, FL_EIO, "writing to %s: %s", what, strerror(w < 0 ? errno : EIO));
+        break;
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+/* ---- configuration checks ------------------------------------------------ */
+
+/* "127.0.0.1:PORT" or "localhost:PORT" -> port; anything else is refused,
+ * because a gdbstub gives whoever connects full control of the guest. */
+static int parse_gdb_listen(const char *s, int *port, fl_error *err)
+{
+    const char *colon = strrchr(s, ':');
+    if (colon) {
+        size_t hl = (size_t)(colon - s);
+        bool local = (hl == 9 && strncmp(s, "127.0.0.1", 9) == 0) || (hl == 9 && strncmp(s, "localhost", 9) == 0);
+        if (local) {
+            char *end;
+            errno = 0;
+            long p = strtol(colon + 1, &end, 10);
+            if (colon[1] >= '0' && colon[1] <= '9' && *end == '\0' && errno == 0 && p >= 1 && p <= 65535) {
+                *port = (int)p;
+                return 0;
+            }
+            return fl_fail(err, FL_EUSAGE, "gdb listen address '%s' has no valid port: use 127.0.0.1:PORT with PORT in 1..65535", s);
+        }
+    }
+    return fl_fail(err, FL_EUSAGE, "refusing to let the gdbstub listen on '%s': anyone who reaches it controls the guest kernel; use 127.0.0.1:PORT, or nothing for a private unix socket", s);
+}
+
+/* Is something owned by `pid` listening on 127.0.0.1:port? Matches the
+ * socket inode from /proc/net/tcp against QEMU's open fds, so another
+ * process on a busy port does not count as QEMU being ready. */
+static bool qemu_listens_tcp(pid_t pid, int port)
+{
+    FILE *f = fopen("/proc/net/tcp", "re");
+    if (!f)
+        return false;
+    char line[512], want[32];
+    snprintf(want, sizeof want, "0100007F:%04X", (unsigned)port);
+    unsigned long inode = 0;
+    bool found = false;
+    while (fgets(line, sizeof line, f)) {
+        char local[64], remote[64], state[8];
+        unsigned long ino;
+        if (sscanf(line, " %*d: %63s %63s %7s %*s %*s %*s %*s %*s %lu", local, remote, state, &ino) == 4 &&
+            strcmp(local, want) == 0 && strcmp(state, "0A") == 0) {
+            inode = ino;
+            found = true;
+            break;
+        }
+    }
+    fclose(f);
+    if (!found)
+        return false;
+    char dpath[64];
+    snprintf(dpath, sizeof dpath, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dpath);
+    if (!d)
+        return false;
+    char want_link[64];
+    snprintf(want_link, sizeof want_link, "socket:[%lu]", inode);
+    bool mine = false;
+    struct dirent *de;
+    while (!mine && (de = readdir(d))) {
+        char p[PATH_MAX], link[64];
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dpath, de->d_name);
+        ssize_t n = readlink(p, link, sizeof link - 1);
+        if (n > 0) {
+            link[n] = '\0';
+            mine = strcmp(link, want_link) == 0;
+        }
+    }
+    closedir(d);
+    return mine;
+}
+
+/* Append src's bytes to fd. */
+static int copy_into(int fd, const char *src, const char *dst_name, fl_error *err)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return fl_fail(err, FL_ENOTFOUND, "cannot read initramfs %s: %s", src, strerror(errno));
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            close(in);
+            return fl_fail(err, FL_EIO, "reading %s: %s", src, strerror(errno));
+        }
+        if (n == 0)
+            break;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(fd, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                close(in);
+                return fl_fail(err, FL_EIO, "writing %s: %s", dst_name, strerror(errno));
+            }
+            off += w;
+        }
+    }
+    close(in);
+    return 0;
+}
+
+/* QEMU takes one -initrd: write base + padding + extra into the private dir.
+ * The kernel unpacks concatenated archives (compressed or not), but a newc
+ * header must start 4-byte aligned after a compressed member; zero padding
+ * between members is skipped, so pad to 512. */
+static int concat_initrd(vm *v, const char *base, const char *extra, fl_error *err)
+{
+    snprintf(v->initrd_cat, sizeof v->initrd_cat, "%s/initrd.img", v->dir);
+    int fd = open(v->initrd_cat, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fl_fail(err, FL_EIO, "cannot create %s: %s", v->initrd_cat, strerror(errno));
+    if (copy_into(fd, base, v->initrd_cat, err) != 0) {
+        close(fd);
+        return -1;
+    }
+    off_t size = lseek(fd, 0, SEEK_END);
+    static const char zeros[512];
+    size_t pad = (size_t)((512 - size % 512) % 512);
+    if (pad && write(fd, zeros, pad) != (ssize_t)pad) {
+        close(fd);
+        return fl_fail(err, FL_EIO, "writing %s: %s", v->initrd_cat, strerror(errno));
+    }
+    if (copy_into(fd, extra, v->initrd_cat, err) != 0) {
+        close(fd);
+        return -1;
+    }
+    if (close(fd) != 0)
+        return fl_fail(err, FL_EIO, "writing %s: %s", v->initrd_cat, strerror(errno));
+    return 0;
+}
+
+static void remove_private_dir(vm *v)
+{
+    if (!v->dir[0])
+        return;
+    /* Only files we or QEMU created live here; no subdirectories. */
+    DIR *d = opendir(v->dir);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            unlinkat(dirfd(d), de->d_name, 0);
+        }
+        closedir(d);
+    }
+    rmdir(v->dir);
+    v->dir[0] = '\0';
+}
+
+static int make_private_dir(vm *v, fl_error *err)
+{
+    char tmpl[] = "/tmp/faultline-XXXXXX";
+    if (!mkdtemp(tmpl))
+        return fl_fail(err, FL_EIO, "cannot create a private directory under /tmp: %s", strerror(errno));
+    snprintf(v->dir, sizeof v->dir, "%s", tmpl);
+    struct stat st;
+    /* mkdtemp promises 0700; verify, since the gdb socket's safety rests on it. */
+    if (lstat(v->dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0777) != 0700) {
+        remove_private_dir(v);
+        return fl_fail(err, FL_EIO, "the private directory %s is not a 0700 directory owned by us; refusing to put the gdb socket there", tmpl);
+    }
+    return 0;
+}
+
+/* ---- start / stop -------------------------------------------------------- */
+
+static void vm_free(vm *v)
+{
+    if (v->in_fd >= 0)
+        close(v->in_fd);
+    if (v->out_fd >= 0)
+        close(v->out_fd);
+    remove_private_dir(v);
+    free(v);
+}
+
+void vm_stop(vm *v)
+{
+    if (!v)
+        return;
+    if (v->in_fd >= 0) {
+        close(v->in_fd);
+        v->in_fd = -1;
+    }
+    if (v->pid > 0 && !v->reaped) {
+        int st;
+        if (reap_within(v->pid, 0, &st)) {
+            vm_reap_record(v, st);
+        } else {
+            /* Our own group: also catches anything QEMU may have forked. */
+            kill(-v->pid, SIGTERM);
+            kill(v->pid, SIGTERM);
+            if (!reap_within(v->pid, VM_STOP_GRACE_MS, &st)) {
+                kill(-v->pid, SIGKILL);
+                kill(v->pid, SIGKILL);
+                /* SIGKILL cannot be refused; the bound is only for a task
+                 * stuck in the kernel, which we then leave to init. */
+                if (!reap_within(v->pid, 5000, &st))
+                    st = -1;
+            }
+            vm_reap_record(v, st);
+        }
+    }
+    vm_free(v);
+}
+
+static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_error *err)
+{
+    *out = NULL;
+    int port = 0;
+    if (cfg->gdb_listen && parse_gdb_listen(cfg->gdb_listen, &port, err) != 0)
+        return -1;
+    int mem = cfg->mem_mb ? cfg->mem_mb : VM_DEFAULT_MEM_MB;
+    if (mem < 64 || mem > 65536)
+        return fl_fail(err, FL_EUSAGE, "guest memory of %d MB is out of range: use 64..65536", mem);
+    int timeout = cfg->start_timeout_ms > 0 ? cfg->start_timeout_ms : VM_DEFAULT_START_MS;
+    const char *qemu = cfg->qemu ? cfg->qemu : "qemu-system-x86_64";
+
+    vm *v = calloc(1, sizeof *v);
+    if (!v)
+        return fl_fail(err, FL_EIO, "out of memory starting the VM");
+    v->in_fd = v->out_fd = -1;
+    snprintf(v->accel, sizeof v->accel, "%s", accel);
+    if (make_private_dir(v, err) != 0) {
+        free(v);
+        return -1;
+    }
+    snprintf(v->sock_path, sizeof v->sock_path, "%s/gdb.sock", v->dir);
+    snprintf(v->err_path, sizeof v->err_path, "%s/qemu.err", v->dir);
+    const char *initrd = cfg->initrd;
+    if (cfg->extra_initrd) {
+        if (concat_initrd(v, cfg->initrd, cfg->extra_initrd, err) != 0) {
+            vm_free(v);
+            return -1;
+        }
+        initrd = v->initrd_cat;
+    }
+
+    char mem_s[16], gdb_s[200], append_s[4096];
+    snprintf(mem_s, sizeof mem_s, "%d", mem);
+    if (port) {
+        snprintf(gdb_s, sizeof gdb_s, "tcp:127.0.0.1:%d", port);
+        snprintf(v->gdb_addr, sizeof v->gdb_addr, "127.0.0.1:%d", port);
+    } else {
+        /* QEMU 7.2 accepts the unix: form for -gdb, and creates the socket
+         * only after the machine (and the kernel image) loaded, so its
+         * appearance means "ready"; a -chardev socket would appear earlier. */
+        snprintf(gdb_s, sizeof gdb_s, "unix:%s,server=on,wait=off", v->sock_path);
+        snprintf(v->gdb_addr, sizeof v->gdb_addr, "unix:%s", v->sock_path);
+    }
+    /* loglevel=4: warnings and worse only, so kernel chatter does not split
+     * the trigger's lines; panic=-1 + -no-reboot: a panic ends QEMU. */
+    int an = snprintf(append_s, sizeof append_s, "console=ttyS0 loglevel=4 panic=-1%s%s",
+                      cfg->append ? " " : "", cfg->append ? cfg->append : "");
+    if (an < 0 || (size_t)an >= sizeof append_s) {
+        vm_free(v);
+        return fl_fail(err, FL_EUSAGE, "the kernel command line is longer than %zu bytes", sizeof append_s - 1);
+    }
+    bool kvm = strcmp(accel, "kvm") == 0;
+    const char *argv[40];
+    int n = 0;
+    argv[n++] = qemu;
+    argv[n++] = "-accel";
+    argv[n++] = kvm ? "kvm" : "tcg";
+    argv[n++] = "-cpu";
+    /* Under KVM, plain "host" fails on these machines ("failed to set MSR
+     * 0x10a"); without arch-capabilities it starts. */
+    argv[n++] = kvm ? "host,-arch-capabilities" : "max";
+    argv[n++] = "-m";
+    argv[n++] = mem_s;
+    argv[n++] = "-smp";
+    argv[n++] = "1";
+    argv[n++] = "-nodefaults";
+    argv[n++] = "-display";
+    argv[n++] = "none";
+    argv[n++] = "-no-reboot";
+    if (!cfg->start_running)
+        argv[n++] = "-S";
+    argv[n++] = "-gdb";
+    argv[n++] = gdb_s;
+    argv[n++] = "-serial";
+    argv[n++] = "stdio";
+    argv[n++] = "-kernel";
+    argv[n++] = cfg->kernel;
+    argv[n++] = "-initrd";
+    argv[n++] = initrd;
+    argv[n++] = "-append";
+    argv[n++] = append_s;
+    argv[n] = NULL;
+
+    int inp[2] = {-1, -1}, outp[2] = {-1, -1};
+    int errfd = -1;
+    if (pipe2(inp, O_CLOEXEC) != 0 || pipe2(outp, O_CLOEXEC) != 0) {
+        fl_fail(err, FL_EIO, "cannot create the console pipes: %s", strerror(errno));
+        goto fail_fds;
+    }
+    errfd = open(v->err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (errfd < 0) {
+        fl_fail(err, FL_EIO, "cannot create %s: %s", v->err_path, strerror(errno));
+        goto fail_fds;
+    }
+    pid_t pid = spawn(argv, inp[0], outp[1], errfd, err);
+    close(inp[0]);
+    close(outp[1]);
+    close(errfd);
+    inp[0] = outp[1] = errfd = -1;
+    if (pid < 0)
+        goto fail_fds;
+    v->pid = pid;
+    v->in_fd = inp[1];
+    v->out_fd = outp[0];
+    fcntl(v->in_fd, F_SETFL, fcntl(v->in_fd, F_GETFL) | O_NONBLOCK);
+    fcntl(v->out_fd, F_SETFL, fcntl(v->out_fd, F_GETFL) | O_NONBLOCK);
+
+    /* Ready when the gdbstub is there. Not connect(): opening a connection to
+     * QEMU's gdbstub stops the VM and resets the stub's state. */
+    int64_t deadline = now_ms() + timeout;
+    for (;;) {
+        int st;
+        if (reap_within(v->pid, 0, &st)) {
+            vm_reap_record(v, st);
+            char story[FL_ERROR_MSG_MAX - 64];
+            vm_exit_story(v, story, sizeof story);
+            fl_fail(err, FL_EIO, "%s at start; check the kernel, initrd and options", story);
+            vm_stop(v);
+            return -1;
+        }
+        bool ready;
+        if (port) {
+            ready = qemu_listens_tcp(v->pid, port);
+        } else {
+            struct stat sst;
+            ready = stat(v->sock_path, &sst) == 0 && S_ISSOCK(sst.st_mode);
+        }
+        if (ready)
+            break;
+        if (now_ms() >= deadline) {
+            char last[256];
+            last_line_of(v->err_path, last, sizeof last);
+            fl_fail(err, FL_ETIMEOUT, "QEMU did not open its gdbstub (%s) within %d ms%s%s", v->gdb_addr, timeout,
+                    last[0] ? "; it said: " : "", last);
+            vm_stop(v);
+            return -1;
+        }
+        sleep_ms(10);
+    }
+    *out = v;
+    return 0;
+
+fail_fds:
+    for (int i = 0; i < 2; i++) {
+        if (inp[i] >= 0)
+            close(inp[i]);
+        if (outp[i] >= 0)
+            close(outp[i]);
+    }
+    if (errfd >= 0)
+        close(errfd);
+    vm_free(v);
+    return -1;
+}
+
+int vm_start(vm **out, const vm_config *cfg, fl_error *err)
+{
+    if (!out || !cfg)
+        return fl_fail(err, FL_EUSAGE, "vm_start needs a result pointer and a configuration");
+    *out = NULL;
+    if (!cfg->kernel || !cfg->kernel[0])
+        return fl_fail(err, FL_EUSAGE, "no guest kernel given: run `make vm` or name a vmlinux/bzImage");
+    if (!cfg->initrd || !cfg->initrd[0])
+        return fl_fail(err, FL_EUSAGE, "no initramfs given: run `make vm` or name one");
+    const char *files[3] = {cfg->kernel, cfg->initrd, cfg->extra_initrd};
+    for (int i = 0; i < 3; i++) {
+        if (files[i] && access(files[i], R_OK) != 0)
+            return fl_fail(err, FL_ENOTFOUND, "cannot read %s %s: %s; run `make vm` or fix the path",
+                           i == 0 ? "the guest kernel" : "the initramfs", files[i], strerror(errno));
+    }
+    const char *accel = cfg->accel ? cfg->accel : "tcg";
+    if (strcmp(accel, "auto") == 0) {
+        bool usable = false;
+        char why[256];
+        if (vm_kvm_usable(cfg, 0, &usable, why, sizeof why, err) != 0)
+            return -1;
+        accel = usable ? "kvm" : "tcg";
+    } else if (strcmp(accel, "tcg") != 0 && strcmp(accel, "kvm") != 0) {
+        return fl_fail(err, FL_EUSAGE, "unknown accelerator '%s': use tcg, kvm or auto", accel);
+    }
+    return vm_start_accel(out, cfg, accel, err);
+}
+
+const char *vm_gdb_address(const vm *v) { return v->gdb_addr; }
+const char *vm_accel(const vm *v) { return v->accel; }
+const char *vm_private_dir(const vm *v) { return v->dir; }
+pid_t vm_pid(const vm *v) { return v->pid; }
+int vm_console_fd(const vm *v) { return v->out_fd; }
+
+bool vm_alive(vm *v)
+{
+    if (!v || v->reaped)
+        return false;
+    int st;
+    if (reap_within(v->pid, 0, &st)) {
+        vm_reap_record(v, st);
+        return false;
+    }
+    return true;
+}
+
+int vm_wait_exit(vm *v, int timeout_ms, int *status, fl_error *err)
+{
+    if (!v->reaped) {
+        int st;
+        if (!reap_within(v->pid, timeout_ms, &st))
+            return fl_fail(err, FL_ETIMEOUT, "QEMU (pid %d) did not exit within %d ms", (int)v->pid, timeout_ms);
+        vm_reap_record(v, st);
+    }
+    if (status)
+        *status = v->status_known ? v->wstatus : -1;
+    return 0;
+}
+
+/* ---- console ------------------------------------------------------------- */
+
+static void tail_push(vm *v, const char *line)
+{
+    snprintf(v->tail[v->tail_next], VM_TAIL_LEN, "%s", line);
+    v->tail_next = (v->tail_next + 1) % VM_TAIL_LINES;
+    if (v->tail_count < VM_TAIL_LINES)
+        v->tail_count++;
+}
+
+const char *vm_console_tail(vm *v, int n)
+{
+    v->tail_join[0] = '\0';
+    if (n <= 0)
+        return v->tail_join;
+    unsigned count = (unsigned)n < v->tail_count ? (unsigned)n : v->tail_count;
+    size_t used = 0;
+    for (unsigned i = 0; i < count; i++) {
+        unsigned idx = (v->tail_next + VM_TAIL_LINES - count + i) % VM_TAIL_LINES;
+        int w = snprintf(v->tail_join + used, sizeof v->tail_join - used, "%s%s", i ? " | " : "", v->tail[idx]);
+        if (w < 0 || (size_t)w >= sizeof v->tail_join - used)
+            break;
+        used += (size_t)w;
+    }
+    return v->tail_join;
+}
+
+/* Take one line out of the buffer: up to \n, or everything if the buffer is
+ * full (an overlong line is split) or at EOF. \r is dropped. */
+static bool take_line(vm *v, char *line, size_t cap)
+{
+    if (v->blen == 0)
+        return false;
+    char *nl = memchr(v->buf, '\n', v->blen);
+    size_t len, consumed;
+    if (nl) {
+        len = (size_t)(nl - v->buf);
+        consumed = len + 1;
+    } else if (v->blen == sizeof v->buf || v->eof) {
+        len = consumed = v->blen;
+    } else {
+        return false;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = v->buf[i];
+        if (c == '\r' || c == '\0')
+            continue;
+        if (o + 1 < cap)
+            line[o++] = c;
+    }
+    if (cap)
+        line[o] = '\0';
+    memmove(v->buf, v->buf + consumed, v->blen - consumed);
+    v->blen -= consumed;
+    if (cap)
+        tail_push(v, line);
+    return true;
+}
+
+int vm_console_poll_line(vm *v, char *line, size_t cap, fl_error *err)
+{
+    if (!line || cap == 0)
+        return fl_fail(err, FL_EUSAGE, "vm_console_poll_line needs a line buffer");
+    for (;;) {
+        if (take_line(v, line, cap))
+            return 1;
+        if (v->eof) {
+            vm_reap_after_eof(v);
+            char story[FL_ERROR_MSG_MAX - 96];
+            vm_exit_story(v, story, sizeof story);
+            return fl_fail(err, FL_ECLOSED, "the guest console closed: %s", story);
+        }
+        ssize_t r = read(v->out_fd, v->buf + v->blen, sizeof v->buf - v->blen);
+        if (r > 0) {
+            v->blen += (size_t)r;
+            continue;
+        }
+        if (r == 0) {
+            v->eof = true;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN)
+            return 0;
+        return fl_fail(err, FL_EIO, "reading the guest console: %s", strerror(errno));
+    }
+}
+
+int vm_console_wait_prefix(vm *v, const char *prefix, char *line, size_t cap, int timeout_ms, fl_error *err)
+{
+    size_t plen = strlen(prefix);
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int r = vm_console_poll_line(v, v->scratch, sizeof v->scratch, err);
+        if (r < 0)
+            return fl_error_prefix(err, "waiting for a console line starting with '%s'", prefix);
+        if (r == 1) {
+            if (strncmp(v->scratch, prefix, plen) == 0) {
+                if (line && cap)
+                    snprintf(line, cap, "%s", v->scratch);
+                return 0;
+            }
+            /* panic=-1 makes QEMU exit right after; say why now. */
+            if (strstr(v->scratch, "Kernel panic"))
+                return fl_fail(err, FL_ECLOSED, "the guest kernel panicked while we waited for '%s': %.300s", prefix, v->scratch);
+            continue;
+        }
+        int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            /* The newest lines matter most: keep the end of the tail. */
+            const char *tail = v->tail_count ? vm_console_tail(v, 5) : "(none)";
+            size_t tl = strlen(tail);
+            return fl_fail(err, FL_ETIMEOUT, "no console line starting with '%s' within %d ms; last lines: %s%s",
+                           prefix, timeout_ms, tl > 300 ? "..." : "", tl > 300 ? tail + tl - 300 : tail);
+        }
+        struct pollfd p = {.fd = v->out_fd, .events = POLLIN};
+        poll(&p, 1, left > 1000 ? 1000 : (int)left);
+    }
+}
+
+int vm_console_write(vm *v, const char *text, fl_error *err)
+{
+    if (v->in_fd < 0)
+        return fl_fail(err, FL_ECLOSED, "writing to the guest console: the VM was stopped");
+    return write_all(v->in_fd, text, strlen(text), VM_WRITE_TIMEOUT_MS, "the guest console", err);
+}
+
+/* ---- announcements ------------------------------------------------------- */
+
+/* Value of key=... among space-separated fields; copies into out (cap).
+ * Returns 1 found, 0 missing, -1 too long. */
+static int field(const char *fields, const char *key, char *out, size_t cap)
+{
+    size_t kl = strlen(key);
+    const char *p = fields;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        const char *end = p;
+        while (*end && *end != ' ')
+            end++;
+        if ((size_t)(end - p) > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            size_t vl = (size_t)(end - p) - kl - 1;
+            if (vl + 1 > cap)
+                return -1;
+            memcpy(out, p + kl + 1, vl);
+            out[vl] = '\0';
+            return 1;
+        }
+        p = end;
+    }
+    return 0;
+}
+
+static int parse_hex64(const char *s, uint64_t *out)
+{
+    if (s[0] != '0' || (s[1] != 'x' && s[1] != 'X') || s[2] == '\0')
+        return -1;
+    uint64_t v = 0;
+    size_t digits = 0;
+    for (const char *p = s + 2; *p; p++) {
+        int d;
+        if (*p >= '0' && *p <= '9')
+            d = *p - '0';
+        else if (*p >= 'a' && *p <= 'f')
+            d = *p - 'a' + 10;
+        else if (*p >= 'A' && *p <= 'F')
+            d = *p - 'A' + 10;
+        else
+            return -1;
+        if (v >> 60)
+            return -1; /* would overflow 64 bits */
+        v = v << 4 | (uint64_t)d;
+        digits++;
+    }
+    *out = v;
+    return digits ? 0 : -1;
+}
+
+int vm_parse_announcement(const char *line, vm_trigger *out, fl_error *err)
+{
+    if (!line || !out)
+        return fl_fail(err, FL_EUSAGE, "vm_parse_announcement needs a line and a result");
+    size_t plen = strlen(VM_ANNOUNCE_PREFIX);
+    if (strncmp(line, VM_ANNOUNCE_PREFIX, plen) != 0)
+        return fl_fail(err, FL_EPROTO, "not a trigger announcement (no '%s' prefix): '%.80s'", VM_ANNOUNCE_PREFIX, line);
+    const char *f = line + plen;
+    for (const char *p = f; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            return fl_fail(err, FL_EPROTO, "trigger announcement has a non-printable byte 0x%02x", (unsigned char)*p);
+    vm_trigger t;
+    memset(&t, 0, sizeof t);
+    char pid_s[16], page_s[24], target_s[24];
+    struct {
+        const char *key;
+        char *buf;
+        size_t cap;
+    } want[] = {
+        {"scenario", t.scenario, sizeof t.scenario},
+        {"pid", pid_s, sizeof pid_s},
+        {"comm", t.comm, sizeof t.comm},
+        {"page", page_s, sizeof page_s},
+        {"target", target_s, sizeof target_s},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        int r = field(f, want[i].key, want[i].buf, want[i].cap);
+        if (r == 0)
+            return fl_fail(err, FL_EPROTO, "trigger announcement has no %s= field: '%.200s'", want[i].key, line);
+        if (r < 0)
+            return fl_fail(err, FL_EPROTO, "trigger announcement's %s= value is too long (max %zu): '%.200s'", want[i].key, want[i].cap - 1, line);
+        if (want[i].buf[0] == '\0')
+            return fl_fail(err, FL_EPROTO, "trigger announcement's %s= value is empty: '%.200s'", want[i].key, line);
+    }
+    char *end;
+    errno = 0;
+    long pid = strtol(pid_s, &end, 10);
+    if (pid_s[0] < '0' || pid_s[0] > '9' || *end || errno || pid < 1 || pid > 4194304)
+        return fl_fail(err, FL_EPROTO, "trigger announcement's pid '%s' is not a process id (1..4194304)", pid_s);
+    if (parse_hex64(page_s, &t.page) != 0)
+        return fl_fail(err, FL_EPROTO, "trigger announcement's page '%s' is not a 64-bit hex address (0x...)", page_s);
+    if (parse_hex64(target_s, &t.target) != 0)
+        return fl_fail(err, FL_EPROTO, "trigger announcement's target '%s' is not a 64-bit hex address (0x...)", target_s);
+    t.pid = (int)pid;
+    *out = t;
+    return 0;
+}
+
+/* ---- QEMU version and the KVM probe -------------------------------------- */
+
+int vm_qemu_version(const char *qemu, char *buf, size_t cap, fl_error *err)
+{
+    if (!buf || cap == 0)
+        return fl_fail(err, FL_EUSAGE, "vm_qemu_version needs a buffer");
+    buf[0] = '\0';
+    const char *q = qemu ? qemu : "qemu-system-x86_64";
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return fl_fail(err, FL_EIO, "cannot create a pipe to ask %s its version: %s", q, strerror(errno));
+    const char *argv[] = {q, "--version", NULL};
+    pid_t pid = spawn(argv, -1, p[1], -1, err);
+    close(p[1]);
+    if (pid < 0) {
+        close(p[0]);
+        return -1;
+    }
+    char out[1024];
+    size_t len = 0;
+    int64_t deadline = now_ms() + 5000;
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pf = {.fd = p[0], .events = POLLIN};
+        int pr = poll(&pf, 1, (int)left);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            break;
+        ssize_t r = read(p[0], out + len, sizeof out - 1 - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        if (len == sizeof out - 1)
+            break;
+    }
+    close(p[0]);
+    out[len] = '\0';
+    int st;
+    if (!reap_within(pid, 2000, &st)) {
+        kill(pid, SIGKILL);
+        reap_within(pid, 5000, &st);
+    }
+    char *nl = strchr(out, '\n');
+    if (nl)
+        *nl = '\0';
+    if (strncmp(out, "QEMU emulator version", 21) != 0)
+        return fl_fail(err, FL_EIO, "%s --version did not print a QEMU version line within 5 s (got '%.100s')", q, out);
+    snprintf(buf, cap, "%s", out);
+    return 0;
+}
+
+static void kvm_cache_path(char *out, size_t cap, char *dir, size_t dcap)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    if (xdg && xdg[0])
+        snprintf(dir, dcap, "%s/faultline", xdg);
+    else
+        snprintf(dir, dcap, "%s/.cache/faultline", home && home[0] ? home : "/tmp");
+    snprintf(out, cap, "%s/kvm-verdict", dir);
+}
+
+int vm_kvm_usable(const vm_config *cfg, int probe_ms, bool *usable, char *why, size_t cap, fl_error *err)
+{
+    if (!cfg || !usable)
+        return fl_fail(err, FL_EUSAGE, "vm_kvm_usable needs a configuration and a result");
+    *usable = false;
+    char whybuf[256];
+    if (!why || cap == 0) {
+        why = whybuf;
+        cap = sizeof whybuf;
+    }
+    why[0] = '\0';
+    if (probe_ms <= 0)
+        probe_ms = VM_DEFAULT_PROBE_MS;
+    if (access("/dev/kvm", R_OK | W_OK) != 0) {
+        snprintf(why, cap, "/dev/kvm is not usable (%s)", strerror(errno));
+        return 0;
+    }
+    if (!cfg->kernel || !cfg->initrd)
+        return fl_fail(err, FL_EUSAGE, "the KVM probe needs a guest kernel and initramfs");
+    struct stat kst;
+    if (stat(cfg->kernel, &kst) != 0)
+        return fl_fail(err, FL_ENOTFOUND, "cannot stat the guest kernel %s: %s", cfg->kernel, strerror(errno));
+    char ver[128];
+    if (vm_qemu_version(cfg->qemu, ver, sizeof ver, err) != 0)
+        return -1;
+    char key[PATH_MAX + 256];
+    snprintf(key, sizeof key, "kernel=%s mtime=%lld.%09ld qemu=%s", cfg->kernel, (long long)kst.st_mtim.tv_sec,
+             kst.st_mtim.tv_nsec, ver);
+
+    char dir[PATH_MAX], path[PATH_MAX + 16];
+    kvm_cache_path(path, sizeof path, dir, sizeof dir);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        /* Format: key \n yes|no \n why \n */
+        char k[sizeof key], verdict[16], w[256];
+        bool hit = fgets(k, sizeof k, f) && fgets(verdict, sizeof verdict, f) && fgets(w, sizeof w, f);
+        fclose(f);
+        if (hit) {
+            k[strcspn(k, "\n")] = verdict[strcspn(verdict, "\n")] = w[strcspn(w, "\n")] = '\0';
+            if (strcmp(k, key) == 0) {
+                *usable = strcmp(verdict, "yes") == 0;
+                snprintf(why, cap, "%s (cached in %s)", w, path);
+                return 0;
+            }
+        }
+    }
+
+    /* The probe: boot the real guest under KVM, running (no -S), and wait
+     * for the init's first line. Nested KVM can be far slower than TCG. */
+    vm_config c = *cfg;
+    c.accel = "kvm";
+    c.start_running = true;
+    c.gdb_listen = NULL;
+    c.extra_initrd = NULL;
+    c.start_timeout_ms = probe_ms;
+    vm *v = NULL;
+    fl_error perr;
+    fl_error_clear(&perr);
+    int64_t t0 = now_ms();
+    if (vm_start_accel(&v, &c, "kvm", &perr) != 0) {
+        snprintf(why, cap, "QEMU would not start under KVM: %.200s", perr.msg);
+    } else {
+        int left = probe_ms - (int)(now_ms() - t0);
+        char line[256];
+        if (left > 0 && vm_console_wait_prefix(v, "FAULTLINE-INIT ", line, sizeof line, left, &perr) == 0) {
+            *usable = true;
+            snprintf(why, cap, "the guest reached userspace under KVM in %.1f s", (double)(now_ms() - t0) / 1000.0);
+        } else if (perr.code == FL_ETIMEOUT || left <= 0) {
+            snprintf(why, cap, "the guest did not reach userspace under KVM within %.1f s (nested KVM is too slow here)", probe_ms / 1000.0);
+        } else {
+            snprintf(why, cap, "the guest failed under KVM: %.200s", perr.msg);
+        }
+        vm_stop(v);
+    }
+
+    /* Cache the verdict: best effort, atomically replaced. */
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        mkdir(parent, 0755);
+    }
+    mkdir(dir, 0755);
+    char tmp[PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *o = fopen(tmp, "we");
+    if (o) {
+        fprintf(o, "%s\n%s\n%s\n", key, *usable ? "yes" : "no", why);
+        if (fclose(o) == 0)
+            rename(tmp, path);
+        else
+            unlink(tmp);
+    }
+    return 0;
+}

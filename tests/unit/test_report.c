@@ -1,0 +1,82 @@
+/* report: formats of a synthetic capture (JSON escaping, the per-bit proof
+ * of the worksheet, checks in every format). */
+#include "check.h"
+#include "faultline/report.h"
+
+#include <stdlib.h>
+
+static char *render(enum report_format fmt, const report_trigger *t, const cap_fault *f)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&buf, &len);
+    report_meta m = { .kernel = "linux \"6.12\"\ttest", .qemu = "QEMU 7.2", .accel = "tcg", .vmlinux = "/v",
+                      .gdb = "unix:/x", .boot_seconds = 1.25 };
+    report_begin(o, fmt, &m);
+    report_fault(o, fmt, t, f, NULL);
+    report_summary s = { .faults = 1, .checks = (unsigned)f->nchecks, .failed = 1, .passed_over = 2,
+                         .seconds = 2.5, .error = NULL };
+    report_end(o, fmt, &s);
+    fclose(o);
+    return buf;
+}
+
+int main(void)
+{
+    enum report_format fmt;
+    CHECK(report_parse_format("json", &fmt) == 0 && fmt == REPORT_JSON);
+    CHECK(report_parse_format("md", &fmt) == 0 && fmt == REPORT_MD);
+    CHECK(report_parse_format("text", &fmt) == 0 && fmt == REPORT_TEXT);
+    CHECK(report_parse_format("xml", &fmt) == -1);
+
+    static cap_fault f; /* large: keep it off the stack */
+    f.st[CAP_ST_EXC].enabled = f.st[CAP_ST_EXC].hit = true;
+    f.st[CAP_ST_EXC].pc = 0xffffffff811b0ef8ull;
+    snprintf(f.st[CAP_ST_EXC].location, sizeof f.st[0].location, "arch/x86/mm/fault.c:1481");
+    snprintf(f.st[CAP_ST_EXC].source, sizeof f.st[0].source, "unsigned long address = read_cr2();");
+    f.st[CAP_ST_EXC].nvalues = 1;
+    snprintf(f.st[CAP_ST_EXC].values[0].name, 48, "regs->cs");
+    f.st[CAP_ST_EXC].values[0].value = 0x33;
+    snprintf(f.st[CAP_ST_EXC].values[0].decoded, 192, "quote \" back\\slash");
+    f.st[CAP_ST_LOCK_VMA].enabled = true;
+    snprintf(f.st[CAP_ST_LOCK_VMA].note, 192, "not reached: kernel-mode fault");
+    f.nchecks = 2;
+    f.checks[0] = (cap_check){ "cr2-matches-target", "CR2 is the target", "0x1", "0x1", true };
+    f.checks[1] = (cap_check){ "pt-regs-ip", "ip is rip", "0x2", "0x3", false };
+    f.task.pid = 27;
+    snprintf(f.task.comm, sizeof f.task.comm, "fl-write");
+    report_trigger t = { .have = true, .scenario = "write", .pid = 27, .comm = "fl-write", .page = 0x7f0000000000ull,
+                         .target = 0x7f0000000100ull };
+
+    char *j = render(REPORT_JSON, &t, &f);
+    CHECK(strstr(j, "{\"type\":\"vm\",\"kernel\":\"linux \\\"6.12\\\"\\ttest\"") != NULL);
+    CHECK(strstr(j, "{\"type\":\"trigger\",\"scenario\":\"write\",\"pid\":27") != NULL);
+    CHECK(strstr(j, "\"target\":\"0x7f0000000100\"") != NULL);
+    CHECK(strstr(j, "\"regs->cs\":{\"value\":\"0x33\",\"decoded\":\"quote \\\" back\\\\slash\"}") != NULL);
+    CHECK(strstr(j, "\"function\":\"lock_vma_under_rcu\",\"hit\":false,\"note\":\"not reached: kernel-mode fault\"") != NULL);
+    CHECK(strstr(j, "{\"type\":\"check\",\"name\":\"pt-regs-ip\",\"ok\":false") != NULL);
+    CHECK(strstr(j, "{\"type\":\"summary\",\"faults\":1,\"checks\":2,\"failed\":1,\"passed_over\":2") != NULL);
+    CHECK(strstr(j, "\"error\":null}") != NULL);
+    /* one record per line, each an object */
+    int lines = 0;
+    for (char *p = j; *p; p++)
+        lines += *p == '\n';
+    CHECK(lines == 1 + 1 + 2 + 2 + 1); /* vm, trigger, 2 probes, 2 checks, summary */
+    free(j);
+
+    char *m = render(REPORT_MD, &t, &f);
+    CHECK(strstr(m, "# SESSION WORKSHEET") != NULL);
+    CHECK(strstr(m, "`arch/x86/mm/fault.c:1481`") == NULL && strstr(m, "arch/x86/mm/fault.c:1481") != NULL);
+    CHECK(strstr(m, "| ✗ | `pt-regs-ip` | ip is rip | `0x2` | `0x3` |") != NULL);
+    CHECK(strstr(m, "| ✓ | `cr2-matches-target`") != NULL);
+    CHECK(strstr(m, "Target VA**: `0x7f0000000100` (page + `0x100`)") != NULL);
+    free(m);
+
+    char *x = render(REPORT_TEXT, &t, &f);
+    CHECK(strstr(x, "trigger: scenario write, pid 27 (fl-write)") != NULL);
+    CHECK(strstr(x, "checks (2, 1 failed)") != NULL);
+    CHECK(strstr(x, "lock_vma_under_rcu: not reached: kernel-mode fault") != NULL);
+    CHECK(strstr(x, "summary: 1 fault captured, 2 checks, 1 failed, 2 other faults passed over") != NULL);
+    free(x);
+    return check_summary("test_report");
+}
