@@ -41,12 +41,19 @@
 #define VM_STOP_GRACE_MS 2000
 #define VM_WRITE_TIMEOUT_MS 5000
 
-/* The one piece of global state: pids of children not yet reaped (0 = free
- * slot). sig_atomic_t so a handler sees whole values. */
+/* The one piece of global state: children not yet reaped (pid 0 = free
+ * slot), each with its private directory so a signal handler can remove it
+ * too. sig_atomic_t so a handler sees whole pids; dir is written before the
+ * pid is published. */
 static struct {
     volatile sig_atomic_t pid[VM_MAX_CHILDREN];
+    char dir[VM_MAX_CHILDREN][64];
     volatile sig_atomic_t cleanup_installed;
 } g_children;
+
+/* Files QEMU and we put in a private directory (async-signal-safe removal
+ * needs the names, not readdir). */
+static const char *const private_files[] = {"gdb.sock", "qemu.err", "initrd.img"};
 
 struct vm {
     pid_t pid;
@@ -88,10 +95,11 @@ static void sleep_ms(int ms)
 
 /* ---- child table (async-signal-safe parts) ------------------------------- */
 
-static int table_add(pid_t pid)
+static int table_add(pid_t pid, const char *dir)
 {
     for (int i = 0; i < VM_MAX_CHILDREN; i++) {
         if (g_children.pid[i] == 0) {
+            snprintf(g_children.dir[i], sizeof g_children.dir[i], "%s", dir ? dir : "");
             g_children.pid[i] = (sig_atomic_t)pid;
             return 0;
         }
@@ -124,6 +132,22 @@ void vm_kill_all(void)
         kill(p, SIGKILL);
         while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {
         }
+        /* Remove the private directory with async-signal-safe calls only:
+         * fixed names, no readdir, no snprintf. */
+        const char *dir = g_children.dir[i];
+        size_t dl = strlen(dir);
+        for (size_t f = 0; dl && f < sizeof private_files / sizeof private_files[0]; f++) {
+            char path[128];
+            size_t fl = strlen(private_files[f]);
+            if (dl + 1 + fl + 1 > sizeof path)
+                continue;
+            memcpy(path, dir, dl);
+            path[dl] = '/';
+            memcpy(path + dl + 1, private_files[f], fl + 1);
+            unlink(path);
+        }
+        if (dl)
+            rmdir(dir);
         g_children.pid[i] = 0;
     }
     errno = saved;
@@ -170,9 +194,9 @@ static int child_high_fd(int fd)
 }
 
 /* fork + exec argv with the given stdio (-1: /dev/null). Returns the pid
- * registered in the child table, or -1 with err filled; an exec failure
+ * registered in the child table (with its private dir, or NULL), or -1 with err filled; an exec failure
  * (QEMU missing) is reported here, synchronously, through a CLOEXEC pipe. */
-static pid_t spawn(const char *const argv[], int in_fd, int out_fd, int err_fd, fl_error *err)
+static pid_t spawn(const char *const argv[], int in_fd, int out_fd, int err_fd, const char *dir, fl_error *err)
 {
     if (!table_has_room()) {
         fl_fail(err, FL_EIO, "cannot start %s: this process already runs %d children; stop a VM first", argv[0], VM_MAX_CHILDREN);
@@ -233,7 +257,7 @@ static pid_t spawn(const char *const argv[], int in_fd, int out_fd, int err_fd, 
     }
     int fork_errno = errno;
     if (pid > 0)
-        table_add(pid); /* room was checked; signals are still blocked */
+        table_add(pid, dir); /* room was checked; signals are still blocked */
     sigprocmask(SIG_SETMASK, &old, NULL);
     close(ep[1]);
     close(devnull);
@@ -717,7 +741,7 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
         fl_fail(err, FL_EIO, "cannot create %s: %s", v->err_path, strerror(errno));
         goto fail_fds;
     }
-    pid_t pid = spawn(argv, inp[0], outp[1], errfd, err);
+    pid_t pid = spawn(argv, inp[0], outp[1], errfd, v->dir, err);
     close(inp[0]);
     close(outp[1]);
     close(errfd);
@@ -1078,7 +1102,7 @@ int vm_qemu_version(const char *qemu, char *buf, size_t cap, fl_error *err)
     if (pipe2(p, O_CLOEXEC) != 0)
         return fl_fail(err, FL_EIO, "cannot create a pipe to ask %s its version: %s", q, strerror(errno));
     const char *argv[] = {q, "--version", NULL};
-    pid_t pid = spawn(argv, -1, p[1], -1, err);
+    pid_t pid = spawn(argv, -1, p[1], -1, NULL, err);
     close(p[1]);
     if (pid < 0) {
         close(p[0]);

@@ -18,7 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define GUEST_DEFAULT_KERNEL "/root/.cache/faultline/linux-6.12.117-1~deb12u1-caf5ba2636cf/src/vmlinux"
+/* make vm links the cached kernel here; tests/run.sh also sets FAULTLINE_KERNEL. */
+#define GUEST_DEFAULT_KERNEL "build/vm/vmlinux"
 
 typedef struct guest {
     vm *v;                 /* when vm_start was used */

@@ -107,6 +107,9 @@ int tgt_connect_fd(tgt **out, int fd, int timeout_ms, fl_error *err);
 
 /* Detach (D) if connected and stopped, close the socket, free. NULL is fine. */
 void tgt_close(tgt *t);
+/* Close without detaching: a stopped guest stays stopped, breakpoints still
+ * inserted stay inserted, and another client may connect to the same stop. */
+void tgt_release(tgt *t);
 /* Send `k` (QEMU quits) then close. */
 void tgt_kill(tgt *t);
 

@@ -15,7 +15,7 @@ bad "bad scenario" "--scenario must be" run --scenario nope
 bad "bad format" "--format must be" run --format xml
 bad "option of another command" "does not apply" run --gdb unix:/x
 bad "unknown probe" "is not a station" run --probes nosuch_function
-bad "missing kernel" "no kernel at" run --kernel /nonexistent/vmlinux
+bad "missing kernel" "does not exist" run --kernel /nonexistent/vmlinux
 bad "capture without --gdb" "are both required" capture --vmlinux /x
 bad "missing vmlinux" "/nonexistent" capture --gdb unix:/nonexistent/sock --vmlinux /nonexistent/vmlinux
 bad "not an ELF vmlinux" "ELF" capture --gdb unix:/nonexistent/sock --vmlinux /etc/passwd

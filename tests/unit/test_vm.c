@@ -553,6 +553,86 @@ static void test_version_and_kvm_cache(void)
     unsetenv("XDG_CACHE_HOME");
 }
 
+/* A faultline-like process starts a VM and is then killed with `sig`: the
+ * VM must not survive it (SIGTERM: vm_install_cleanup's handler; SIGKILL:
+ * PR_SET_PDEATHSIG, since no handler runs). */
+static void test_parent_killed(int sig)
+{
+    int p[2];
+    CHECK(pipe(p) == 0);
+    setenv("FAKE_QEMU_MODE", "ok", 1);
+    pid_t child = fork();
+    if (child == 0) {
+        close(p[0]);
+        vm_install_cleanup();
+        vm_config c = fake_cfg();
+        vm *v = NULL;
+        fl_error err;
+        if (vm_start(&v, &c, &err) != 0)
+            _exit(3);
+        struct {
+            pid_t q;
+            char dir[64];
+        } msg;
+        memset(&msg, 0, sizeof msg);
+        msg.q = vm_pid(v);
+        snprintf(msg.dir, sizeof msg.dir, "%s", vm_private_dir(v));
+        if (write(p[1], &msg, sizeof msg) != (ssize_t)sizeof msg)
+            _exit(4);
+        for (;;)
+            pause();
+    }
+    close(p[1]);
+    struct {
+        pid_t q;
+        char dir[64];
+    } msg;
+    memset(&msg, 0, sizeof msg);
+    CHECK(read(p[0], &msg, sizeof msg) == (ssize_t)sizeof msg);
+    close(p[0]);
+    pid_t qpid = msg.q;
+    msg.dir[sizeof msg.dir - 1] = '\0';
+    CHECK(qpid > 0 && kill(qpid, 0) == 0);
+    kill(child, sig);
+    int st;
+    CHECK(waitpid(child, &st, 0) == child);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == sig);
+    /* The fake is the dead child's child, reparented to init (or a
+     * subreaper) after it dies: poll until it is gone. */
+    bool dead = false;
+    for (int i = 0; i < 300 && !dead && qpid > 0; i++) {
+        char path[64], state = '?';
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)qpid);
+        FILE *f = fopen(path, "r");
+        if (!f) {
+            dead = true;
+            break;
+        }
+        if (fscanf(f, "%*d %*s %c", &state) != 1)
+            state = '?';
+        fclose(f);
+        dead = state == 'Z' || state == 'X';
+        if (!dead)
+            usleep(10000);
+    }
+    CHECK(dead);
+    if (!dead && qpid > 0)
+        kill(qpid, SIGKILL);
+    struct stat dst;
+    if (sig == SIGKILL) {
+        /* No handler runs on SIGKILL: the directory stays; tidy it here. */
+        char path[128];
+        snprintf(path, sizeof path, "%s/gdb.sock", msg.dir);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/qemu.err", msg.dir);
+        unlink(path);
+        rmdir(msg.dir);
+    } else {
+        /* The handler removed the private directory too. */
+        CHECK(msg.dir[0] && lstat(msg.dir, &dst) != 0 && errno == ENOENT);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = getenv("FAKE_QEMU_MODE");
@@ -578,6 +658,8 @@ int main(int argc, char **argv)
     test_extra_initrd();
     test_tcp_listen();
     test_version_and_kvm_cache();
+    test_parent_killed(SIGTERM);
+    test_parent_killed(SIGKILL);
     unsetenv("FAKE_QEMU_MODE");
     return check_summary("test_vm");
 }
