@@ -85,7 +85,7 @@ integration: all $(ITEST_BINS)
 test: deps
 	@$(MAKE) --no-print-directory all $(FIX_BINS) $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(BENCH_BINS)
 	@scripts/build-vm.sh $(B)/vm
-	@tests/run.sh all $(FIX_BINS) $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(wildcard tests/integration/test_*.sh)
+	@tests/run.sh all $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(wildcard tests/integration/test_*.sh)
 
 bench: all $(BENCH_BINS)
 	@scripts/build-vm.sh $(B)/vm
