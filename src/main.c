@@ -48,17 +48,44 @@ typedef struct options {
     int nprogram;
 } options;
 
+/* Which signal asked us to stop: the one piece of state a signal handler
+ * touches. The first SIGINT/SIGTERM/SIGHUP makes every wait give up, so the
+ * report of what was captured is still written; a second one ends at once. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    if (stop_signal) {
+        vm_kill_all(); /* async-signal-safe: kill + waitpid */
+        _exit(128 + sig);
+    }
+    stop_signal = sig;
+}
+
+static void install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal; /* no SA_RESTART: a blocked poll returns at once */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static int stopped_by_signal(fl_error *err)
+{
+    if (!stop_signal)
+        return 0;
+    const char *abbrev = sigabbrev_np(stop_signal);
+    return fl_fail(err, FL_EINTR, "interrupted by SIG%s", abbrev ? abbrev : "?");
+}
+
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int die(const char *what, const fl_error *err)
-{
-    fprintf(stderr, "faultline: %s%s%s\n", what ? what : "", what && err ? ": " : "", err ? err->msg : "");
-    return EXIT_ENV;
 }
 
 static void usage(FILE *o)
@@ -324,6 +351,8 @@ typedef struct console {
 static int console_drain(void *ctx)
 {
     console *c = ctx;
+    if (stop_signal)
+        return -1;
     char line[256];
     fl_error e;
     int r;
@@ -352,6 +381,8 @@ static int console_wait(console *c, tgt *t, const char *prefix, char *out, size_
             }
         }
         if (console_drain(c) < 0) {
+            if (stop_signal)
+                return stopped_by_signal(err);
             if (c->panic)
                 return fl_fail(err, FL_ECLOSED, "the guest kernel panicked: %s", c->panic_line);
             return fl_fail(err, FL_ECLOSED, "QEMU exited while waiting for '%s' (console: %s)", prefix,
@@ -370,6 +401,28 @@ static int console_wait(console *c, tgt *t, const char *prefix, char *out, size_
 }
 
 /* ---- commands ---- */
+
+/* The exit status and the one sentence for how a command ended: a stop
+ * signal wins over whatever error it caused on the way out. */
+static int conclude(int rc, fl_error *err, report_summary *sum)
+{
+    if (stop_signal) {
+        stopped_by_signal(err);
+        rc = 128 + stop_signal;
+        fprintf(stderr, "faultline: %s; the report holds what was captured before it\n", err->msg);
+    } else if (rc == EXIT_ENV) {
+        fprintf(stderr, "faultline: %s\n", err->msg);
+    }
+    if (sum && rc != 0 && rc != EXIT_CHECKS)
+        sum->error = err->msg;
+    return rc;
+}
+
+static int check_stop(void *ctx)
+{
+    (void)ctx;
+    return stop_signal != 0;
+}
 
 static int open_output(const options *o, FILE **out)
 {
@@ -530,8 +583,7 @@ static int cmd_boot(const options *o)
     printf("%s\n", line);
     rc = strstr(line, "status=0") ? 0 : EXIT_CHECKS;
 out:
-    if (rc == EXIT_ENV)
-        die("boot", &err);
+    rc = conclude(rc, &err, NULL);
     run_cleanup(&r);
     return rc;
 }
@@ -553,17 +605,20 @@ static int cmd_run(const options *o)
     snprintf(append, sizeof append, "faultline.scenario=%s", o->nprogram ? "program" : o->scenario);
     if (o->nprogram)
         append[0] = '\0';
-    char kbuf[PATH_MAX], version[256], qemu[128] = "";
+    char kbuf[PATH_MAX], version[256] = "", qemu[128] = "";
     const char *kernel = guest_file(o->kernel, "FAULTLINE_KERNEL", "vmlinux", kbuf, sizeof kbuf);
     report_summary sum = { 0 };
     int rc = EXIT_ENV;
     bool begun = false;
+    report_meta meta = { .kernel = version, .qemu = qemu, .vmlinux = kernel };
     if (kern_open(&r.k, kernel, NULL, &err) < 0)
-        goto out;
-    if (boot_vm(o, &r, append, sizeof append, &t0, &err) < 0)
         goto out;
     kernel_version(kernel, r.k, version, sizeof version);
     vm_qemu_version(NULL, qemu, sizeof qemu, NULL);
+    if (boot_vm(o, &r, append, sizeof append, &t0, &err) < 0)
+        goto out;
+    meta.accel = vm_accel(r.v);
+    meta.gdb = vm_gdb_address(r.v);
     console con = { .v = r.v };
     int expect = (!o->nprogram && strcmp(o->scenario, "all") == 0) ? 3 : 1;
     for (int i = 0; i < expect; i++) {
@@ -573,8 +628,7 @@ static int cmd_run(const options *o)
             vm_parse_announcement(line, &trig, &err) < 0)
             goto out;
         if (!begun) {
-            report_meta meta = { .kernel = version, .qemu = qemu, .accel = vm_accel(r.v), .vmlinux = kernel,
-                                 .gdb = vm_gdb_address(r.v), .boot_seconds = now_s() - t0 };
+            meta.boot_seconds = now_s() - t0;
             report_begin(out, fmt, &meta);
             begun = true;
         }
@@ -615,9 +669,12 @@ static int cmd_run(const options *o)
     rc = sum.failed ? EXIT_CHECKS : 0;
 out:
     sum.seconds = now_s() - start;
-    if (rc == EXIT_ENV) {
-        sum.error = err.msg;
-        fprintf(stderr, "faultline: %s\n", err.msg);
+    rc = conclude(rc, &err, &sum);
+    /* Once the kernel is known the report is always whole: header, what was
+     * captured, and a summary naming what ended the run. */
+    if (!begun && r.k) {
+        report_begin(out, fmt, &meta);
+        begun = true;
     }
     if (begun)
         report_end(out, fmt, &sum);
@@ -654,7 +711,7 @@ static int cmd_capture(const options *o)
         goto out;
     }
     cap_options copt = { .filter = { .pid = o->pid, .addr = o->addr, .addr_page = o->addr_page },
-                         .stations = mask, .timeout_ms = o->timeout_s * 1000 };
+                         .stations = mask, .timeout_ms = o->timeout_s * 1000, .idle = check_stop };
     if (o->comm)
         snprintf(copt.filter.comm, sizeof copt.filter.comm, "%s", o->comm);
     if (cap_session_open(&r.cs, r.k, r.t, &copt, &err) < 0)
@@ -679,10 +736,7 @@ static int cmd_capture(const options *o)
     rc = sum.failed ? EXIT_CHECKS : 0;
 out:
     sum.seconds = now_s() - start;
-    if (rc == EXIT_ENV) {
-        sum.error = err.msg;
-        fprintf(stderr, "faultline: %s\n", err.msg);
-    }
+    rc = conclude(rc, &err, &sum);
     if (begun)
         report_end(out, fmt, &sum);
     close_output(out);
@@ -730,6 +784,7 @@ int main(int argc, char **argv)
         return EXIT_ENV;
     /* QEMU must never outlive us: SIGINT/SIGTERM/SIGHUP and exit() kill it. */
     vm_install_cleanup();
+    install_stop_handlers();
     signal(SIGPIPE, SIG_IGN);
     return fn(&o);
 }
