@@ -100,12 +100,24 @@ static void md_bits(FILE *o, const char *what, const decode_bits *b, uint64_t va
             mark(sum == value && !unknown), sum);
 }
 
+/* Text inside a Markdown table cell: a bare '|' would end the cell. */
+static void md_cell(FILE *o, const char *text)
+{
+    for (const char *p = text; *p; p++) {
+        if (*p == '|')
+            fputc('\\', o);
+        fputc(*p, o);
+    }
+}
+
 static void md_table(FILE *o, const cap_station *st)
 {
     fprintf(o, "| value | live | decoded |\n|---|---|---|\n");
     for (size_t i = 0; i < st->nvalues; i++) {
         const cap_value *v = &st->values[i];
-        fprintf(o, "| `%s` | `0x%" PRIx64 "` | %s |\n", v->name, v->value, v->decoded);
+        fprintf(o, "| `%s` | `0x%" PRIx64 "` | ", v->name, v->value);
+        md_cell(o, v->decoded);
+        fputs(" |\n", o);
     }
 }
 
@@ -286,7 +298,13 @@ void report_fault(FILE *o, enum report_format fmt, const report_trigger *t, cons
     fprintf(o, "\n## CHECKS (each computed from two live readings)\n\n| | check | claim | expected | actual |\n|---|---|---|---|---|\n");
     for (size_t i = 0; i < f->nchecks; i++) {
         const cap_check *c = &f->checks[i];
-        fprintf(o, "| %s | `%s` | %s | `%s` | `%s` |\n", mark(c->ok), c->name, c->claim, c->expected, c->actual);
+        fprintf(o, "| %s | `%s` | ", mark(c->ok), c->name);
+        md_cell(o, c->claim);
+        fputs(" | `", o);
+        md_cell(o, c->expected);
+        fputs("` | `", o);
+        md_cell(o, c->actual);
+        fputs("` |\n", o);
     }
     if (f->passed_over)
         fprintf(o, "\n%u faults of other processes or addresses were passed over.\n", f->passed_over);

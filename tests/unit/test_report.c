@@ -37,7 +37,7 @@ int main(void)
     f.st[CAP_ST_EXC].nvalues = 1;
     snprintf(f.st[CAP_ST_EXC].values[0].name, 48, "regs->cs");
     f.st[CAP_ST_EXC].values[0].value = 0x33;
-    snprintf(f.st[CAP_ST_EXC].values[0].decoded, 192, "quote \" back\\slash");
+    snprintf(f.st[CAP_ST_EXC].values[0].decoded, 192, "A|B quote \" back\\slash");
     f.st[CAP_ST_LOCK_VMA].enabled = true;
     snprintf(f.st[CAP_ST_LOCK_VMA].note, 192, "not reached: kernel-mode fault");
     f.nchecks = 2;
@@ -52,7 +52,7 @@ int main(void)
     CHECK(strstr(j, "{\"type\":\"vm\",\"kernel\":\"linux \\\"6.12\\\"\\ttest\"") != NULL);
     CHECK(strstr(j, "{\"type\":\"trigger\",\"scenario\":\"write\",\"pid\":27") != NULL);
     CHECK(strstr(j, "\"target\":\"0x7f0000000100\"") != NULL);
-    CHECK(strstr(j, "\"regs->cs\":{\"value\":\"0x33\",\"decoded\":\"quote \\\" back\\\\slash\"}") != NULL);
+    CHECK(strstr(j, "\"regs->cs\":{\"value\":\"0x33\",\"decoded\":\"A|B quote \\\" back\\\\slash\"}") != NULL);
     CHECK(strstr(j, "\"function\":\"lock_vma_under_rcu\",\"hit\":false,\"note\":\"not reached: kernel-mode fault\"") != NULL);
     CHECK(strstr(j, "{\"type\":\"check\",\"name\":\"pt-regs-ip\",\"ok\":false") != NULL);
     CHECK(strstr(j, "{\"type\":\"summary\",\"faults\":1,\"checks\":2,\"failed\":1,\"passed_over\":2") != NULL);
@@ -69,6 +69,8 @@ int main(void)
     CHECK(strstr(m, "`arch/x86/mm/fault.c:1481`") == NULL && strstr(m, "arch/x86/mm/fault.c:1481") != NULL);
     CHECK(strstr(m, "| ✗ | `pt-regs-ip` | ip is rip | `0x2` | `0x3` |") != NULL);
     CHECK(strstr(m, "| ✓ | `cr2-matches-target`") != NULL);
+    /* a '|' in a decoded value must not split the table's cell */
+    CHECK(strstr(m, "| `regs->cs` | `0x33` | A\\|B quote \" back\\slash |") != NULL);
     CHECK(strstr(m, "Target VA**: `0x7f0000000100` (page + `0x100`)") != NULL);
     free(m);
 
