@@ -29,6 +29,8 @@ typedef struct station_where {
     size_t npcs;
     bool armed;
     bool has_symbol;   /* pcs[0] is the function's own entry (ABI registers valid) */
+    bool kprobe_refused;
+    char kprobe[128];
 } station_where;
 
 struct cap_session {
@@ -150,6 +152,13 @@ static int resolve_station(cap_session *s, int id, fl_error *err)
         w->pcs[w->npcs++] = inl[i];
     w->has_symbol = sym;
     free(inl);
+    /* What kprobes would make of this station: the reason faultline exists. */
+    if (!sym)
+        snprintf(w->kprobe, sizeof w->kprobe, "no symbol (only inlined copies): a kprobe cannot name it");
+    else if ((w->kprobe_refused = kern_kprobe_refusal(s->k, addr, w->kprobe, sizeof w->kprobe)))
+        ;
+    else
+        snprintf(w->kprobe, sizeof w->kprobe, "allowed");
     return 0;
 }
 
@@ -638,6 +647,8 @@ int cap_fault_capture(cap_session *s, cap_fault *f, fl_error *err)
     int first = -1, last = -1;
     for (int i = 0; i < CAP_ST_COUNT; i++) {
         f->st[i].enabled = enabled(s, i);
+        f->st[i].kprobe_refused = s->where[i].kprobe_refused;
+        snprintf(f->st[i].kprobe, sizeof f->st[i].kprobe, "%s", s->where[i].kprobe);
         if (f->st[i].enabled) {
             if (first < 0)
                 first = i;

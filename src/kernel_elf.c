@@ -355,3 +355,40 @@ int kern_func_range(kern *k, const char *func, uint64_t *lo, uint64_t *hi, fl_er
     *hi = s->addr + (s->size ? s->size : 1);
     return 0;
 }
+
+/* Mirrors kernel/kprobes.c: populate_kprobe_blacklist() adds each function
+ * named by NOKPROBE_SYMBOL (the _kprobe_blacklist array, expanded to the
+ * function's size), the __kprobes and noinstr text, and on x86 the entry
+ * text; within_kprobe_blacklist() refuses any address in them (-EINVAL). */
+bool kern_kprobe_refusal(kern *k, uint64_t addr, char *why, size_t cap)
+{
+    static const struct { const char *start, *end, *what; } areas[] = {
+        { "__kprobes_text_start", "__kprobes_text_end", "in .kprobes.text (marked __kprobes)" },
+        { "__noinstr_text_start", "__noinstr_text_end", "in .noinstr.text (marked noinstr)" },
+        { "__entry_text_start", "__entry_text_end", "in .entry.text (x86 entry code)" },
+    };
+    for (size_t i = 0; i < sizeof areas / sizeof areas[0]; i++) {
+        const ksym *lo = sym_by_name(k, areas[i].start), *hi = sym_by_name(k, areas[i].end);
+        if (lo && hi && addr >= lo->addr && addr < hi->addr) {
+            snprintf(why, cap, "%s", areas[i].what);
+            return true;
+        }
+    }
+    const ksym *b = sym_by_name(k, "__start_kprobe_blacklist"), *e = sym_by_name(k, "__stop_kprobe_blacklist");
+    if (!b || !e || e->addr <= b->addr)
+        return false;
+    size_t n = (size_t)(e->addr - b->addr) / sizeof(uint64_t);
+    const unsigned char *list = vaddr_bytes(k, b->addr, n * sizeof(uint64_t));
+    for (size_t i = 0; list && i < n; i++) {
+        uint64_t fn;
+        memcpy(&fn, list + i * sizeof fn, sizeof fn);
+        const char *name;
+        uint64_t off, size = 0;
+        if (addr < fn || !kern_sym_at(k, fn, &name, &off) || off != 0 ||
+            kern_sym_size(k, name, &size, NULL) < 0 || addr >= fn + (size ? size : 1))
+            continue;
+        snprintf(why, cap, "NOKPROBE_SYMBOL(%s)", name);
+        return true;
+    }
+    return false;
+}

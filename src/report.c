@@ -5,12 +5,12 @@
 #include <string.h>
 
 static const char *const station_titles[CAP_ST_COUNT] = {
-    "Hardware entry (NOKPROBE: hardware breakpoint)",
-    "C entry: struct pt_regs (NOKPROBE)",
-    "do_user_addr_fault (NOKPROBE)",
-    "Probe 0: lock_vma_under_rcu (per-VMA lock)",
-    "Probe 1: handle_mm_fault (the dispatcher)",
-    "Probe 3: handle_pte_fault (inlined: struct vm_fault)",
+    "Hardware entry: CR2 and the CPU's frame",
+    "C entry: struct pt_regs",
+    "The x86 fault handler: hardware bits to fault flags",
+    "Probe 0: the per-VMA lock",
+    "Probe 1: the dispatcher",
+    "Probe 3: the PTE level (struct vm_fault)",
 };
 
 int report_parse_format(const char *name, enum report_format *out)
@@ -73,6 +73,8 @@ static void text_station(FILE *o, int id, const cap_station *st)
     fprintf(o, "  %s  0x%" PRIx64 "  %s\n", st->location[0] ? st->location : "(no line)", st->pc, st->insn);
     if (st->source[0])
         fprintf(o, "      | %s\n", st->source);
+    if (st->kprobe[0])
+        fprintf(o, "    kprobes: %s%s\n", st->kprobe_refused ? "refused, " : "", st->kprobe);
     for (size_t i = 0; i < st->nvalues; i++) {
         const cap_value *v = &st->values[i];
         fprintf(o, "    %-24s 0x%0*" PRIx64 "%s%s\n", v->name, value_width(v), v->value, v->decoded[0] ? "  " : "",
@@ -206,7 +208,9 @@ static void json_fault(FILE *o, const report_trigger *t, const cap_fault *f)
             continue;
         fprintf(o, "{\"type\":\"probe\",\"station\":%d,\"function\":", i + 1);
         json_str(o, cap_station_function(i));
-        fprintf(o, ",\"hit\":%s", st->hit ? "true" : "false");
+        fprintf(o, ",\"hit\":%s,\"kprobe_refused\":%s,\"kprobe\":", st->hit ? "true" : "false",
+                st->kprobe_refused ? "true" : "false");
+        json_str(o, st->kprobe);
         if (st->hit) {
             fputs(",\"pc\":", o);
             json_hex(o, st->pc);
@@ -292,6 +296,14 @@ void report_fault(FILE *o, enum report_format fmt, const report_trigger *t, cons
     if (f->task.pid)
         fprintf(o, "* **current**: pid %d `%s`, task `0x%" PRIx64 "`, mm `0x%" PRIx64 "`\n", f->task.pid, f->task.comm,
                 f->task.task, f->task.mm);
+    fprintf(o, "\n## THE BLACKLIST TRAP (derived from this vmlinux, as populate_kprobe_blacklist does)\n\n");
+    for (int i = 0; i < CAP_ST_COUNT; i++) {
+        const cap_station *st = &f->st[i];
+        if (!st->enabled || !st->kprobe[0])
+            continue;
+        fprintf(o, "* `%s`: %s%s; %s\n", cap_station_function(i), st->kprobe_refused ? "kprobes REFUSE it (-EINVAL): " : "kprobes: ",
+                st->kprobe, st->hit ? "faultline stopped there with a hardware breakpoint \u2713" : "not reached by this fault");
+    }
     for (int i = 0; i < CAP_ST_COUNT; i++)
         if (f->st[i].enabled)
             md_station(o, i, &f->st[i], f, s);

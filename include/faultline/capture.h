@@ -56,6 +56,8 @@ typedef struct cap_station {
     char source[192];    /* that line's text, if the source tree is there */
     char insn[96];       /* disassembly of the instruction at pc */
     char note[192];      /* when not hit or partly read: why */
+    bool kprobe_refused; /* would a kprobe on this function be refused? */
+    char kprobe[128];    /* why, or how a kprobe could reach it */
     size_t nvalues;
     cap_value values[CAP_MAX_VALUES];
 } cap_station;

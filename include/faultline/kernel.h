@@ -35,6 +35,12 @@ int kern_sym_addr(kern *k, const char *name, uint64_t *addr, fl_error *err);
 /* Address -> the function/object symbol containing it. Returns true and sets
  * *name (owned by k) and *offset when found. */
 bool kern_sym_at(kern *k, uint64_t addr, const char **name, uint64_t *offset);
+/* Would register_kprobe() at addr be refused (-EINVAL) by this kernel's
+ * blacklist? Derived from vmlinux the way populate_kprobe_blacklist()
+ * builds it at boot: NOKPROBE_SYMBOL functions, __kprobes, noinstr and
+ * x86 entry text. When refused, `why` says which rule ("NOKPROBE_SYMBOL(f)",
+ * "in .noinstr.text (marked noinstr)", ...). */
+bool kern_kprobe_refusal(kern *k, uint64_t addr, char *why, size_t cap);
 /* Size of a symbol (st_size), e.g. a function's length. */
 int kern_sym_size(kern *k, const char *name, uint64_t *size, fl_error *err);
 

@@ -31,6 +31,13 @@ for c in cr2-matches-target ea-matches-cr2 error-code-exc pt-regs-ip pt-regs-cs 
          write-bit-agrees user-bit-agrees cpl-agrees-user-bit if-cleared-by-gate fault-flags-sum mm-is-current scenario-access; do
   expect "check $c ran and held" "$(jq -r --arg c "$c" 'select(.type=="check" and .name==$c) | .ok' "$j")" true
 done
+# kprobes' verdict, derived from vmlinux as the kernel's own blacklist is built
+kp() { jq -r --arg f "$2" 'select(.type=="probe" and .function==$f) | "\(.kprobe_refused) \(.kprobe)"' "$1"; }
+expect "kprobes refuse asm_exc_page_fault" "$(kp "$j" asm_exc_page_fault)" "true in .entry.text (x86 entry code)"
+expect "kprobes refuse exc_page_fault" "$(kp "$j" exc_page_fault)" "true in .noinstr.text (marked noinstr)"
+expect "kprobes refuse do_user_addr_fault" "$(kp "$j" do_user_addr_fault)" "true NOKPROBE_SYMBOL(do_user_addr_fault)"
+expect "kprobes allow lock_vma_under_rcu" "$(kp "$j" lock_vma_under_rcu)" "false allowed"
+expect "kprobes allow handle_mm_fault" "$(kp "$j" handle_mm_fault)" "false allowed"
 expect "summary: no error" "$(jq -r 'select(.type=="summary") | .error' "$j")" null
 expect_true "no QEMU left" no_qemu_left
 # The worksheet: the seed's flag proof, computed.

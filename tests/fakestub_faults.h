@@ -1,0 +1,437 @@
+/* fakestub_faults.h: a copy of tests/fakestub.h (which stays untouched) with
+ * more scripting power for fault injection (tests/unit/test_faults.c). Do not
+ * include both headers in one program: the names are the same.
+ *
+ * Added ops: FS_RESET (hang up with the client's bytes unread, so the client
+ * sees ECONNRESET, not EOF), FS_BADSUM_FOREVER (answer every packet and every
+ * '-' with a packet whose checksum is wrong), FS_NAK_FOREVER ('-' every packet
+ * the client sends), FS_FLOOD (send n bytes of a's text, over and over),
+ * FS_IGNORE_FOREVER (read and log everything, answer nothing: a stub that never
+ * stops, not even for 0x03), FS_E_FOREVER (answer "E14" to every packet),
+ * FS_AUTO (a small QEMU look-alike for a whole capture session: OK to Z/z,
+ * the `g` in b to g, zeros to m, nothing to vCont;c/c, T02 to 0x03, OK to D/k).
+ * Every read is still bounded (2 s of silence ends a *_FOREVER op).
+ *
+ * Original description: an in-process fake GDB stub for the unit tests: a
+ * thread on one end of a socketpair replays a script (expect this packet, send that reply, send raw
+ * bytes, go silent, hang up) and logs everything the client sent, one item a
+ * line: packet payloads, "<NAK>" for '-', "<INT>" for 0x03 ('+' acks are
+ * counted, not logged). Every read of the fake is bounded (2 s). */
+#ifndef FAULTLINE_TESTS_FAKESTUB_FAULTS_H
+#define FAULTLINE_TESTS_FAKESTUB_FAULTS_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum fs_op {
+    FS_END = 0,
+    FS_RECV,    /* read one client packet; it must equal a (or start with a if a ends in '*') */
+    FS_SEND,    /* send a as a framed packet */
+    FS_RAW,     /* send a verbatim (n bytes, or strlen(a) if n == 0) */
+    FS_NAK,     /* read bytes until a '-' (skipping '+'); anything else fails */
+    FS_INT,     /* read bytes until 0x03 (skipping '+') */
+    FS_SLEEP,   /* sleep n ms */
+    FS_CLOSE,   /* hang up now */
+    FS_RESET,          /* wait for client bytes (<= 2 s), hang up without reading them */
+    FS_BADSUM_FOREVER, /* answer everything with "$<a>#00" (a wrong checksum) until hangup */
+    FS_NAK_FOREVER,    /* answer every client packet with '-' until hangup */
+    FS_FLOOD,          /* send a's text repeatedly, n bytes in all (stops when refused) */
+    FS_IGNORE_FOREVER, /* read and log everything, answer nothing, until hangup */
+    FS_E_FOREVER,      /* answer "E14" to every client packet until hangup */
+    FS_AUTO,           /* QEMU look-alike, see above; b is the `g` reply */
+    FS_XFER,    /* serve qXfer:features:read:<a>:OFF,LEN requests from document b
+                   ('m'/'l' chunks, escaped as QEMU does) until the last chunk */
+};
+
+typedef struct fs_step {
+    enum fs_op op;
+    const char *a;
+    size_t n;
+    const char *b;
+} fs_step;
+
+typedef struct fakestub {
+    int fd;
+    pthread_t th;
+    const fs_step *script;
+    char log[65536];
+    size_t loglen;
+    int acks;
+    int failures;
+    char why[512];
+    char in[65536];
+    size_t inlen;
+    char rep[70000];
+} fakestub;
+
+static void fs_log(fakestub *f, const char *s, size_t n)
+{
+    if (f->loglen + n + 2 >= sizeof f->log)
+        return;
+    memcpy(f->log + f->loglen, s, n);
+    f->loglen += n;
+    f->log[f->loglen++] = '\n';
+    f->log[f->loglen] = '\0';
+}
+
+static void fs_failf(fakestub *f, const char *what, const char *detail)
+{
+    if (!f->failures)
+        snprintf(f->why, sizeof f->why, "%s: %s", what, detail ? detail : "");
+    f->failures++;
+}
+
+/* Fill at least one more byte; 0 on timeout/EOF. */
+static int fs_fill(fakestub *f)
+{
+    struct pollfd p = {.fd = f->fd, .events = POLLIN};
+    if (poll(&p, 1, 2000) <= 0)
+        return 0;
+    ssize_t n = read(f->fd, f->in + f->inlen, sizeof f->in - f->inlen);
+    if (n <= 0)
+        return 0;
+    f->inlen += (size_t)n;
+    return 1;
+}
+
+static void fs_drop(fakestub *f, size_t n)
+{
+    memmove(f->in, f->in + n, f->inlen - n);
+    f->inlen -= n;
+}
+
+static void fs_send_packet(fakestub *f, const char *payload)
+{
+    char buf[70000];
+    unsigned sum = 0;
+    size_t n = strlen(payload), o = 0;
+    buf[o++] = '$';
+    for (size_t i = 0; i < n && o + 4 < sizeof buf; i++) {
+        buf[o++] = payload[i];
+        sum += (unsigned char)payload[i];
+    }
+    o += (size_t)snprintf(buf + o, sizeof buf - o, "#%02x", sum & 0xff);
+    if (send(f->fd, buf, o, MSG_NOSIGNAL) != (ssize_t)o)
+        fs_failf(f, "send failed", payload);
+}
+
+/* Read one packet: skip/log acks, NAKs and interrupts. Returns its payload
+ * (static buffer in f->in after the call's drop) or NULL. */
+static int fs_recv_packet(fakestub *f, char *out, size_t cap)
+{
+    for (;;) {
+        while (f->inlen > 0 && f->in[0] != '$') {
+            if (f->in[0] == '+')
+                f->acks++;
+            else if (f->in[0] == '-')
+                fs_log(f, "<NAK>", 5);
+            else if (f->in[0] == 3)
+                fs_log(f, "<INT>", 5);
+            else
+                fs_log(f, "<JUNK>", 6);
+            fs_drop(f, 1);
+        }
+        char *hash = f->inlen ? memchr(f->in, '#', f->inlen) : NULL;
+        if (hash && (size_t)(hash - f->in) + 3 <= f->inlen) {
+            size_t plen = (size_t)(hash - f->in) - 1;
+            unsigned sum = 0;
+            for (size_t i = 0; i < plen; i++)
+                sum += (unsigned char)f->in[1 + i];
+            char cs[3];
+            snprintf(cs, sizeof cs, "%02x", sum & 0xff);
+            if (memcmp(cs, hash + 1, 2) != 0)
+                fs_failf(f, "client sent a bad checksum", f->in);
+            size_t n = plen < cap - 1 ? plen : cap - 1;
+            memcpy(out, f->in + 1, n);
+            out[n] = '\0';
+            fs_drop(f, plen + 4);
+            send(f->fd, "+", 1, MSG_NOSIGNAL);
+            return 1;
+        }
+        if (!fs_fill(f))
+            return 0;
+    }
+}
+
+static int fs_wait_byte(fakestub *f, char want)
+{
+    for (;;) {
+        while (f->inlen > 0) {
+            char c = f->in[0];
+            fs_drop(f, 1);
+            if (c == '+') {
+                f->acks++;
+                continue;
+            }
+            fs_log(f, c == '-' ? "<NAK>" : c == 3 ? "<INT>" : "<JUNK>", c == '-' || c == 3 ? 5 : 6);
+            return c == want;
+        }
+        if (!fs_fill(f))
+            return 0;
+    }
+}
+
+static void fs_send_raw(fakestub *f, const char *s, size_t n)
+{
+    if (f->fd >= 0)
+        send(f->fd, s, n, MSG_NOSIGNAL);
+}
+
+/* Wait until the client has sent something (bounded 2 s), without reading. */
+static void fs_wait_readable(fakestub *f)
+{
+    struct pollfd p = {.fd = f->fd, .events = POLLIN};
+    poll(&p, 1, 2000);
+}
+
+/* One unit of client input: 1 = packet (in out), 2 = a single byte (in *c),
+ * 0 = hangup/silence. Acks are counted and skipped. */
+static int fs_next(fakestub *f, char *out, size_t cap, char *c)
+{
+    for (;;) {
+        while (f->inlen > 0 && f->in[0] == '+') {
+            f->acks++;
+            fs_drop(f, 1);
+        }
+        if (f->inlen > 0 && f->in[0] != '$') {
+            *c = f->in[0];
+            fs_drop(f, 1);
+            fs_log(f, *c == '-' ? "<NAK>" : *c == 3 ? "<INT>" : "<JUNK>", *c == '-' || *c == 3 ? 5 : 6);
+            return 2;
+        }
+        if (f->inlen > 0) {
+            char *hash = memchr(f->in, '#', f->inlen);
+            if (hash && (size_t)(hash - f->in) + 3 <= f->inlen) {
+                size_t plen = (size_t)(hash - f->in) - 1;
+                size_t n = plen < cap - 1 ? plen : cap - 1;
+                memcpy(out, f->in + 1, n);
+                out[n] = '\0';
+                fs_drop(f, plen + 4);
+                fs_log(f, out, strlen(out));
+                return 1;
+            }
+        }
+        if (!fs_fill(f))
+            return 0;
+    }
+}
+
+static void fs_auto(fakestub *f, const char *g)
+{
+    char pkt[65536], c;
+    int k;
+    bool running = false;
+    while ((k = fs_next(f, pkt, sizeof pkt, &c)) != 0) {
+        if (k == 2) {
+            if (c == 3 && running) {
+                running = false;
+                fs_send_packet(f, "T02thread:p01.01;");
+            }
+            continue;
+        }
+        fs_send_raw(f, "+", 1);
+        if (pkt[0] == 'Z' || pkt[0] == 'z' || strcmp(pkt, "D") == 0 || strcmp(pkt, "k") == 0 || pkt[0] == 'P' ||
+            pkt[0] == 'M')
+            fs_send_packet(f, "OK");
+        else if (strcmp(pkt, "g") == 0)
+            fs_send_packet(f, g);
+        else if (pkt[0] == 'm') {
+            unsigned long long addr;
+            unsigned long len;
+            if (sscanf(pkt + 1, "%llx,%lx", &addr, &len) == 2 && len <= 4096) {
+                char *z = f->rep;
+                memset(z, '0', 2 * len);
+                z[2 * len] = '\0';
+                fs_send_packet(f, z);
+            } else {
+                fs_send_packet(f, "E01");
+            }
+        } else if (strncmp(pkt, "vCont;c", 7) == 0 || strcmp(pkt, "c") == 0)
+            running = true;  /* never stops by itself */
+        else if (strncmp(pkt, "vCont;s", 7) == 0 || strcmp(pkt, "s") == 0)
+            fs_send_packet(f, "T05thread:p01.01;");
+        else
+            fs_send_packet(f, "");
+    }
+}
+
+static void *fs_thread(void *arg)
+{
+    fakestub *f = arg;
+    char pkt[65536];
+    for (const fs_step *s = f->script; s->op != FS_END; s++) {
+        switch (s->op) {
+        case FS_RECV: {
+            if (!fs_recv_packet(f, pkt, sizeof pkt)) {
+                fs_failf(f, "expected a packet, got none", s->a);
+                goto out;
+            }
+            fs_log(f, pkt, strlen(pkt));
+            size_t al = strlen(s->a);
+            bool ok = (al > 0 && s->a[al - 1] == '*') ? strncmp(pkt, s->a, al - 1) == 0 : strcmp(pkt, s->a) == 0;
+            if (!ok) {
+                char d[400];
+                snprintf(d, sizeof d, "expected \"%s\", got \"%.200s\"", s->a, pkt);
+                fs_failf(f, "unexpected packet", d);
+            }
+            break;
+        }
+        case FS_SEND:
+            fs_send_packet(f, s->a);
+            break;
+        case FS_RAW:
+            send(f->fd, s->a, s->n ? s->n : strlen(s->a), MSG_NOSIGNAL);
+            break;
+        case FS_NAK:
+            if (!fs_wait_byte(f, '-'))
+                fs_failf(f, "expected a '-' from the client", NULL);
+            break;
+        case FS_INT:
+            if (!fs_wait_byte(f, 3))
+                fs_failf(f, "expected 0x03 from the client", NULL);
+            break;
+        case FS_SLEEP: {
+            struct timespec ts = {(time_t)(s->n / 1000), (long)(s->n % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            break;
+        }
+        case FS_CLOSE:
+            goto out;
+        case FS_XFER: {
+            char prefix[128];
+            int pl = snprintf(prefix, sizeof prefix, "qXfer:features:read:%s:", s->a);
+            size_t doclen = strlen(s->b);
+            for (;;) {
+                if (!fs_recv_packet(f, pkt, sizeof pkt)) {
+                    fs_failf(f, "expected a qXfer request, got none", s->a);
+                    goto out;
+                }
+                fs_log(f, pkt, strlen(pkt));
+                unsigned long off, len;
+                if (strncmp(pkt, prefix, (size_t)pl) != 0 || sscanf(pkt + pl, "%lx,%lx", &off, &len) != 2) {
+                    fs_failf(f, "unexpected packet instead of qXfer", pkt);
+                    break;
+                }
+                char *rep = f->rep;
+                size_t o = 0;
+                size_t end = off + len < doclen ? off + len : doclen;
+                rep[o++] = end < doclen ? 'm' : 'l';
+                for (size_t i = off; i < end && o + 3 < sizeof f->rep; i++) {
+                    char c = s->b[i];
+                    if (c == '#' || c == '$' || c == '}' || c == '*') {
+                        rep[o++] = '}';
+                        c ^= 0x20;
+                    }
+                    rep[o++] = c;
+                }
+                rep[o] = '\0';
+                fs_send_packet(f, rep);
+                if (end >= doclen)
+                    break;
+            }
+            break;
+        }
+        case FS_RESET:
+            fs_wait_readable(f);
+            goto out;
+        case FS_BADSUM_FOREVER: {
+            char buf[512], c;
+            int k;
+            snprintf(buf, sizeof buf, "$%s#00", s->a ? s->a : "OK");
+            fs_send_raw(f, buf, strlen(buf));
+            while ((k = fs_next(f, pkt, sizeof pkt, &c)) != 0)
+                if (k == 1 || c == '-')
+                    fs_send_raw(f, buf, strlen(buf));
+            goto out;
+        }
+        case FS_NAK_FOREVER: {
+            char c;
+            int k;
+            while ((k = fs_next(f, pkt, sizeof pkt, &c)) != 0)
+                if (k == 1)
+                    fs_send_raw(f, "-", 1);
+            goto out;
+        }
+        case FS_FLOOD: {
+            size_t al = strlen(s->a), sent = 0;
+            while (sent < s->n) {
+                ssize_t w = send(f->fd, s->a, al, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (w < 0) {
+                    struct pollfd p = {.fd = f->fd, .events = POLLOUT};
+                    if (poll(&p, 1, 2000) <= 0 || (p.revents & (POLLERR | POLLHUP)))
+                        break;
+                    continue;
+                }
+                sent += (size_t)w;
+            }
+            break;
+        }
+        case FS_IGNORE_FOREVER: {
+            char c;
+            while (fs_next(f, pkt, sizeof pkt, &c) != 0) {
+            }
+            goto out;
+        }
+        case FS_E_FOREVER: {
+            char c;
+            int k;
+            while ((k = fs_next(f, pkt, sizeof pkt, &c)) != 0)
+                if (k == 1) {
+                    fs_send_raw(f, "+", 1);
+                    fs_send_packet(f, "E14");
+                }
+            goto out;
+        }
+        case FS_AUTO:
+            fs_auto(f, s->b);
+            goto out;
+        case FS_END:
+            break;
+        }
+    }
+    /* Script done: log whatever else the client sends until it hangs up. */
+    while (fs_recv_packet(f, pkt, sizeof pkt)) {
+        fs_log(f, pkt, strlen(pkt));
+        if (strcmp(pkt, "D") == 0 || strcmp(pkt, "k") == 0)
+            fs_send_packet(f, "OK");
+    }
+out:
+    close(f->fd);
+    f->fd = -1;
+    return NULL;
+}
+
+/* Start the fake; returns the client's end of the socketpair (or -1). */
+static int fakestub_start(fakestub *f, const fs_step *script)
+{
+    memset(f, 0, sizeof *f);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    f->fd = sv[1];
+    f->script = script;
+    if (pthread_create(&f->th, NULL, fs_thread, f) != 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+    return sv[0];
+}
+
+/* Wait for the script to end; returns the number of failures (why says). */
+static int fakestub_join(fakestub *f)
+{
+    pthread_join(f->th, NULL);
+    if (f->failures)
+        fprintf(stderr, "fakestub: %s\nfakestub log:\n%s\n", f->why, f->log);
+    return f->failures;
+}
+
+#endif
