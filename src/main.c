@@ -392,8 +392,15 @@ static int console_wait(console *c, tgt *t, const char *prefix, char *out, size_
         int r = tgt_poll_stop(t, &stop, 5, err);
         if (r < 0)
             return -1;
-        if (r == 1)
-            return fl_fail(err, FL_EPROTO, "the guest stopped unexpectedly while waiting for '%s'", prefix);
+        if (r == 1) {
+            uint64_t pc = 0;
+            tgt_reg_read(t, "rip", &pc, NULL);
+            bool kvm = strcmp(vm_accel(c->v), "kvm") == 0;
+            /* QEMU's stub reports an accelerator's internal error as SIGABRT (6). */
+            return fl_fail(err, FL_EPROTO, "the guest stopped by itself (signal %d at pc 0x%" PRIx64 "%s) while waiting for '%s'%s",
+                           stop.code, pc, stop.code == 6 ? ", QEMU's sign of an accelerator error" : "", prefix,
+                           kvm ? "; KVM does not run this guest here: use --accel tcg" : "");
+        }
         if (now_s() > deadline)
             return fl_fail(err, FL_ETIMEOUT, "no '%s' line on the console within %d s (last lines: %s)", prefix,
                            timeout_ms / 1000, vm_console_tail(c->v, 3));
@@ -537,6 +544,17 @@ static int boot_vm(const options *o, run_state *r, char *append, size_t acap, do
     if (stat(initrd, &sb) < 0)
         return fl_fail(err, FL_EUSAGE, "no initramfs at %s: run 'make vm' (or pass --initrd)", initrd);
     vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = o->accel, .append = append };
+    if (strcmp(o->accel, "auto") == 0) {
+        /* Decided before the clock starts: the first probe on a machine takes
+         * up to 20 s (its verdict is cached), and the user should see why. */
+        bool usable = false;
+        char why[256] = "";
+        if (vm_kvm_usable(&cfg, 20000, &usable, why, sizeof why, err) < 0)
+            return -1;
+        cfg.accel = usable ? "kvm" : "tcg";
+        if (!usable)
+            fprintf(stderr, "faultline: --accel auto: using tcg: %s\n", why);
+    }
     if (o->nprogram) {
         char guest[300];
         if (program_cpio(o->program[0], r->program_cpio, sizeof r->program_cpio, guest, sizeof guest, err) < 0)
