@@ -886,6 +886,7 @@ static void build_checks(const cap_session *s, cap_fault *f)
         return;
     struct { const char *sc; bool w, u; } want[] = {
         { "write", true, true }, { "read", false, true }, { "kernel-write", true, false },
+        { "write-forked", true, true },
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         if (strcmp(sc, want[i].sc) != 0)

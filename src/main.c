@@ -107,14 +107,16 @@ static void usage(FILE *o)
 
 static void usage_run(FILE *o)
 {
-    fputs("usage: faultline run [--scenario write|read|kernel-write|all] [--accel auto|tcg|kvm]\n"
+    fputs("usage: faultline run [--scenario write|read|kernel-write|write-forked|all] [--accel auto|tcg|kvm]\n"
           "                     [--format text|md|json] [-o FILE] [--probes LIST] [--timeout SEC]\n"
           "                     [--kernel VMLINUX] [--initrd CPIO] [-- PROGRAM [ARGS]]\n"
           "\n"
           "Boots the bundled VM, runs the scenario's trigger (or PROGRAM, a static x86-64\n"
           "binary, filtered by its own process), stops at each station of the fault path,\n"
           "and prints the report.\n"
-          "  --scenario S   write (default), read, kernel-write, or all three\n"
+          "  --scenario S   write (default), read, kernel-write, write-forked (a forked child\n"
+          "                 faults on the same address first: it must be passed over), or all\n"
+          "                 (write, read and kernel-write in one boot)\n"
           "  --accel A      tcg (default), kvm, or auto (kvm only if a bounded probe boots)\n"
           "  --format F     text (default), md (the worksheet), json (JSON Lines)\n"
           "  -o FILE        write the report to FILE instead of standard output\n"
@@ -277,9 +279,13 @@ static int parse_options(int argc, char **argv, const char *cmd, options *o)
         fprintf(stderr, "faultline: --accel must be tcg, kvm or auto, not '%s'\n", o->accel);
         return -1;
     }
-    if (strcmp(o->scenario, "write") && strcmp(o->scenario, "read") && strcmp(o->scenario, "kernel-write") &&
-        strcmp(o->scenario, "all")) {
-        fprintf(stderr, "faultline: --scenario must be write, read, kernel-write or all, not '%s'\n", o->scenario);
+    static const char *const scenarios[] = { "write", "read", "kernel-write", "write-forked", "all" };
+    bool known = false;
+    for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
+        known |= strcmp(o->scenario, scenarios[i]) == 0;
+    if (!known) {
+        fprintf(stderr, "faultline: --scenario must be write, read, kernel-write, write-forked or all, not '%s'\n",
+                o->scenario);
         return -1;
     }
     return 0;

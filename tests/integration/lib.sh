@@ -17,3 +17,9 @@ hex() { printf '0x%x' "$(( $1 ))"; }
 finish() { echo "$(basename "$0" .sh): $passes passed, $fails failed"; [ "$fails" -eq 0 ]; }
 # The kernel cuts a process name to 15 characters: "qemu-system-x86".
 no_qemu_left() { ! pgrep -x qemu-system-x86 >/dev/null; }
+# Precise where other QEMUs may run beside us: the run's JSON names its
+# private socket directory; no QEMU may still be running with it.
+no_qemu_of() { # no_qemu_of JSON-FILE
+  local dir; dir=$(jq -r 'select(.type=="vm") | .gdb' "$1" | sed 's|^unix:||; s|/gdb.sock$||')
+  [ -n "$dir" ] && [ "$dir" != null ] && ! pgrep -f -- "$dir" >/dev/null && [ ! -e "$dir" ]
+}

@@ -20,5 +20,5 @@ else
   expect "the fallback is said on stderr" "$(grep -c 'using tcg' "$work/err")" 1
   expect "capture under the fallback: exit status" "$rc" 0
 fi
-expect_true "no QEMU left" no_qemu_left
+expect_true "no QEMU left of this run, and its private directory removed" no_qemu_of "$j"
 finish

@@ -17,5 +17,5 @@ expect "FAULT_FLAG_WRITE" "$(( flags & 0x1 ))" 1
 expect "lock_vma_under_rcu is skipped for kernel-mode faults" "$(hit "$j" lock_vma_under_rcu)" false
 expect "faulting instruction is in the kernel (top bit set)" "$(( ($(jq -r 'select(.type=="trigger") | .instruction_address' "$j") >> 63) & 1 ))" 1
 expect "checks that failed" "$(jq -s '[.[] | select(.type=="check" and .ok==false)] | length' "$j")" 0
-expect_true "no QEMU left" no_qemu_left
+expect_true "no QEMU left of this run, and its private directory removed" no_qemu_of "$j"
 finish

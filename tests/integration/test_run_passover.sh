@@ -36,5 +36,5 @@ expect "current-is-trigger expected the announced pid" \
   "$(jq -r 'select(.type=="check" and .name=="current-is-trigger") | .expected' "$j")" "$pid"
 expect "checks that failed" "$(jq -s '[.[] | select(.type=="check" and .ok==false)] | length' "$j")" 0
 expect "summary: no error" "$(jq -r 'select(.type=="summary") | .error' "$j")" null
-expect_true "no QEMU left" no_qemu_left
+expect_true "no QEMU left of this run, and its private directory removed" no_qemu_of "$j"
 finish

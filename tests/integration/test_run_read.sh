@@ -12,5 +12,5 @@ expect "no FAULT_FLAG_WRITE" "$(( flags & 0x1 ))" 0
 expect "FAULT_FLAG_USER" "$(( flags & 0x40 ))" 64
 expect "per-VMA lock path (FAULT_FLAG_VMA_LOCK)" "$(( flags & 0x1000 ))" 4096
 expect "checks that failed" "$(jq -s '[.[] | select(.type=="check" and .ok==false)] | length' "$j")" 0
-expect_true "no QEMU left" no_qemu_left
+expect_true "no QEMU left of this run, and its private directory removed" no_qemu_of "$j"
 finish

@@ -39,7 +39,7 @@ expect "kprobes refuse do_user_addr_fault" "$(kp "$j" do_user_addr_fault)" "true
 expect "kprobes allow lock_vma_under_rcu" "$(kp "$j" lock_vma_under_rcu)" "false allowed"
 expect "kprobes allow handle_mm_fault" "$(kp "$j" handle_mm_fault)" "false allowed"
 expect "summary: no error" "$(jq -r 'select(.type=="summary") | .error' "$j")" null
-expect_true "no QEMU left" no_qemu_left
+expect_true "no QEMU left of this run, and its private directory removed" no_qemu_of "$j"
 # The worksheet: the seed's flag proof, computed.
 m=$work/write.md
 "$FAULTLINE_BIN" run --scenario write --format md -o "$m"
