@@ -48,6 +48,7 @@ struct cap_session {
     bool cs_open;
     kern_frame frame;
     char scenario[32];   /* owned copy behind opt.scenario */
+    int kprobe_listed[CAP_ST_COUNT]; /* the guest's own blacklist: 1, 0, -1 unknown */
 };
 
 const char *cap_station_function(enum cap_station_id id)
@@ -171,6 +172,8 @@ int cap_session_open(cap_session **out, kern *k, tgt *t, const cap_options *opt,
     s->t = t;
     s->opt = *opt;
     cap_session_set_filter(s, &opt->filter, opt->scenario);
+    for (int i = 0; i < CAP_ST_COUNT; i++)
+        s->kprobe_listed[i] = -1;
     if (s->opt.timeout_ms <= 0)
         s->opt.timeout_ms = 30000;
     s->frame.reg = frame_reg;
@@ -211,6 +214,11 @@ void cap_session_set_filter(cap_session *s, const cap_filter *filter, const char
     s->opt.filter = *filter;
     snprintf(s->scenario, sizeof s->scenario, "%s", scenario ? scenario : "");
     s->opt.scenario = scenario ? s->scenario : NULL;
+}
+
+void cap_session_set_kprobe_live(cap_session *s, const int listed[CAP_ST_COUNT])
+{
+    memcpy(s->kprobe_listed, listed, sizeof s->kprobe_listed);
 }
 
 void cap_session_close(cap_session *s)
@@ -878,6 +886,19 @@ static void build_checks(const cap_session *s, cap_fault *f)
         snprintf(a, sizeof a, "%d (%s)", f->task.pid, f->task.comm);
         check(f, "current-is-trigger", f->task.pid == s->opt.filter.pid,
               "current at the entry station is the process that announced the fault", e, a);
+    }
+
+    /* kprobes' verdict, derived from vmlinux, against the running kernel's list. */
+    for (int i = 0; i < CAP_ST_COUNT; i++) {
+        if (!f->st[i].enabled || s->kprobe_listed[i] < 0 || !s->where[i].npcs)
+            continue;
+        char name[48], claim[192];
+        snprintf(name, sizeof name, "kprobe-verdict-%s", station_functions[i]);
+        snprintf(claim, sizeof claim, "the guest's own kprobe blacklist agrees that %s is %s", station_functions[i],
+                 s->where[i].kprobe_refused ? "refused" : "not listed");
+        snprintf(e, sizeof e, "%s", s->where[i].kprobe_refused ? "listed" : "not listed");
+        snprintf(a, sizeof a, "%s", s->kprobe_listed[i] ? "listed" : "not listed");
+        check(f, name, s->where[i].kprobe_refused == (s->kprobe_listed[i] == 1), claim, e, a);
     }
 
     /* What the scenario itself promises (vm/triggers/trigger.c). */

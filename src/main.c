@@ -348,11 +348,40 @@ static void kernel_version(const char *vmlinux, kern *k, char *buf, size_t cap)
 #define PENDING_MAX 16
 typedef struct console {
     vm *v;
-    char pending[PENDING_MAX][256]; /* FAULTLINE-* lines not consumed yet */
+    char pending[PENDING_MAX][256]; /* announcements and DONE lines not consumed yet */
     int npending;
     bool panic;
     char panic_line[256];
+    int kprobes_listed[CAP_ST_COUNT]; /* from FAULTLINE-KPROBES lines: 1, 0, -1 unknown */
 } console;
+
+static void console_init(console *c, vm *v)
+{
+    memset(c, 0, sizeof *c);
+    c->v = v;
+    for (int i = 0; i < CAP_ST_COUNT; i++)
+        c->kprobes_listed[i] = -1;
+}
+
+/* "FAULTLINE-KPROBES name=F listed=yes|no", from vm/init. */
+static void console_kprobes(console *c, const char *line)
+{
+    char name[64], listed[8];
+    if (sscanf(line, "FAULTLINE-KPROBES name=%63s listed=%7s", name, listed) != 2)
+        return;
+    int id = cap_station_by_name(name);
+    if (id >= 0)
+        c->kprobes_listed[id] = strcmp(listed, "yes") == 0;
+}
+
+/* Ask the guest's init to report its kprobe blacklist for every station. */
+static void append_kprobes(char *append, size_t cap)
+{
+    size_t used = strlen(append);
+    used += (size_t)snprintf(append + used, cap - used, " faultline.kprobes=");
+    for (int i = 0; i < CAP_ST_COUNT && used < cap; i++)
+        used += (size_t)snprintf(append + used, cap - used, "%s%s", i ? "," : "", cap_station_function(i));
+}
 
 static int console_drain(void *ctx)
 {
@@ -367,7 +396,11 @@ static int console_drain(void *ctx)
             c->panic = true;
             snprintf(c->panic_line, sizeof c->panic_line, "%s", line);
         }
-        if (strncmp(line, "FAULTLINE-", 10) == 0 && c->npending < PENDING_MAX)
+        if (strncmp(line, "FAULTLINE-KPROBES ", 18) == 0)
+            console_kprobes(c, line);
+        else if ((strncmp(line, VM_ANNOUNCE_PREFIX, strlen(VM_ANNOUNCE_PREFIX)) == 0 ||
+                  strncmp(line, VM_DONE_PREFIX, strlen(VM_DONE_PREFIX)) == 0) &&
+                 c->npending < PENDING_MAX)
             snprintf(c->pending[c->npending++], sizeof c->pending[0], "%s", line);
     }
     return (r < 0 || c->panic) ? -1 : 0;
@@ -589,7 +622,8 @@ static int cmd_boot(const options *o)
     int rc = EXIT_ENV;
     if (boot_vm(o, &r, append, sizeof append, &t0, &err) < 0)
         goto out;
-    console con = { .v = r.v };
+    console con;
+    console_init(&con, r.v);
     char line[256];
     int expect = strcmp(o->scenario, "all") == 0 ? 3 : 1;
     for (int i = 0; i < expect; i++) {
@@ -629,6 +663,7 @@ static int cmd_run(const options *o)
     snprintf(append, sizeof append, "faultline.scenario=%s", o->nprogram ? "program" : o->scenario);
     if (o->nprogram)
         append[0] = '\0';
+    append_kprobes(append, sizeof append);
     char kbuf[PATH_MAX], version[256] = "", qemu[128] = "";
     const char *kernel = guest_file(o->kernel, "FAULTLINE_KERNEL", "vmlinux", kbuf, sizeof kbuf);
     report_summary sum = { 0 };
@@ -643,7 +678,8 @@ static int cmd_run(const options *o)
         goto out;
     meta.accel = vm_accel(r.v);
     meta.gdb = vm_gdb_address(r.v);
-    console con = { .v = r.v };
+    console con;
+    console_init(&con, r.v);
     int expect = (!o->nprogram && strcmp(o->scenario, "all") == 0) ? 3 : 1;
     for (int i = 0; i < expect; i++) {
         char line[256];
@@ -670,6 +706,7 @@ static int cmd_run(const options *o)
          * target address (a user program announces none: any address). */
         cap_filter filter = { .pid = trig.pid, .addr = trig.target };
         cap_session_set_filter(r.cs, &filter, o->nprogram ? NULL : trig.scenario);
+        cap_session_set_kprobe_live(r.cs, con.kprobes_listed);
         if (vm_console_write(r.v, "go\n", &err) < 0)
             goto out;
         cap_fault f;

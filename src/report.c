@@ -301,8 +301,17 @@ void report_fault(FILE *o, enum report_format fmt, const report_trigger *t, cons
         const cap_station *st = &f->st[i];
         if (!st->enabled || !st->kprobe[0])
             continue;
-        fprintf(o, "* `%s`: %s%s; %s\n", cap_station_function(i), st->kprobe_refused ? "kprobes REFUSE it (-EINVAL): " : "kprobes: ",
-                st->kprobe, st->hit ? "faultline stopped there with a hardware breakpoint \u2713" : "not reached by this fault");
+        char name[64];
+        snprintf(name, sizeof name, "kprobe-verdict-%s", cap_station_function(i));
+        const cap_check *live = NULL;
+        for (size_t c = 0; c < f->nchecks; c++)
+            if (strcmp(f->checks[c].name, name) == 0)
+                live = &f->checks[c];
+        fprintf(o, "* `%s`: %s%s%s; %s\n", cap_station_function(i),
+                st->kprobe_refused ? "kprobes REFUSE it (-EINVAL): " : "kprobes: ", st->kprobe,
+                live ? (live->ok ? " (the running kernel's kprobe blacklist agrees \u2713)"
+                                 : " (the running kernel's kprobe blacklist DISAGREES \u2717)") : "",
+                st->hit ? "faultline stopped there with a hardware breakpoint \u2713" : "not reached by this fault");
     }
     for (int i = 0; i < CAP_ST_COUNT; i++)
         if (f->st[i].enabled)

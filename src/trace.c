@@ -520,8 +520,19 @@ static pcent *decode_at(tracer *tr, uint64_t pc, fl_error *err)
             first = x;
     }
     if (!first) {
-        fl_fail(err, FL_EFORMAT, "the code at 0x%" PRIx64 " does not decode as x86-64", pc);
-        return NULL;
+        /* capstone 4 does not know every instruction (rdpkru, wrpkru, ...):
+         * such an instruction is stepped, and shown by its bytes. */
+        first = map_put(tr, pc);
+        if (!first) {
+            fl_fail(err, FL_EIO, "out of memory for the instruction cache");
+            return NULL;
+        }
+        memset(&first->d, 0, sizeof first->d);
+        first->d.in.kind = TRACE_K_SPECIAL;
+        int m = snprintf(first->d.in.text, sizeof first->d.in.text, "(unknown to capstone: ");
+        for (size_t i = 0; i < 4 && i < n; i++)
+            m += snprintf(first->d.in.text + m, sizeof first->d.in.text - (size_t)m, "%02x ", buf[i]);
+        snprintf(first->d.in.text + m - 1, sizeof first->d.in.text - (size_t)m + 1, "...)");
     }
     /* map_put may have moved entries: look the first one up again. */
     return map_find(tr, pc);

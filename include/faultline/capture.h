@@ -62,7 +62,7 @@ typedef struct cap_station {
     cap_value values[CAP_MAX_VALUES];
 } cap_station;
 
-#define CAP_MAX_CHECKS 40
+#define CAP_MAX_CHECKS 64
 typedef struct cap_check {
     char name[48];       /* stable id, e.g. "cr2-matches-target" */
     char claim[192];     /* what is claimed, in words */
@@ -111,6 +111,12 @@ void cap_session_close(cap_session *s);
 /* Change what the next capture filters for and which scenario's
  * expectations it checks (scenario may be NULL; it is copied). */
 void cap_session_set_filter(cap_session *s, const cap_filter *filter, const char *scenario);
+
+/* What the running kernel itself says of kprobes: listed[i] is 1 if station
+ * i's function is in the guest's /sys/kernel/debug/kprobes/blacklist, 0 if
+ * not, -1 if unknown. Each known one becomes a check against the verdict
+ * derived from vmlinux (kern_kprobe_refusal). */
+void cap_session_set_kprobe_live(cap_session *s, const int listed[CAP_ST_COUNT]);
 
 /* Arm, run the guest until the filtered fault has passed the enabled
  * stations (or the timeout), disarm. The guest is left stopped. On timeout

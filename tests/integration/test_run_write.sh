@@ -38,6 +38,10 @@ expect "kprobes refuse exc_page_fault" "$(kp "$j" exc_page_fault)" "true in .noi
 expect "kprobes refuse do_user_addr_fault" "$(kp "$j" do_user_addr_fault)" "true NOKPROBE_SYMBOL(do_user_addr_fault)"
 expect "kprobes allow lock_vma_under_rcu" "$(kp "$j" lock_vma_under_rcu)" "false allowed"
 expect "kprobes allow handle_mm_fault" "$(kp "$j" handle_mm_fault)" "false allowed"
+for f in asm_exc_page_fault exc_page_fault do_user_addr_fault lock_vma_under_rcu handle_mm_fault handle_pte_fault; do
+  expect "the guest's own kprobe blacklist agrees on $f" \
+    "$(jq -r --arg c "kprobe-verdict-$f" 'select(.type=="check" and .name==$c) | .ok' "$j")" true
+done
 expect "summary: no error" "$(jq -r 'select(.type=="summary") | .error' "$j")" null
 expect_true "no QEMU left of this run, and its private directory removed" no_qemu_of "$j"
 # The worksheet: the seed's flag proof, computed.

@@ -1,0 +1,491 @@
+/* trace output: line view, instruction view and call tree, as text,
+ * Markdown, JSON Lines or Chrome trace-event JSON. See trace.h. */
+#include "faultline/trace.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const stop_names[] = { "none", "user", "until", "max-steps", "timeout", "error" };
+
+const char *trace_stop_name(enum trace_stop s)
+{
+    return (unsigned)s < sizeof stop_names / sizeof stop_names[0] ? stop_names[s] : "?";
+}
+
+int trace_parse_view(const char *name, enum trace_view *out)
+{
+    static const char *const v[] = { "line", "insn", "tree" };
+    for (int i = 0; i < 3; i++)
+        if (name && strcmp(name, v[i]) == 0) {
+            *out = (enum trace_view)i;
+            return 0;
+        }
+    return -1;
+}
+
+int trace_parse_format(const char *name, enum trace_format *out)
+{
+    static const char *const f[] = { "text", "md", "json", "chrome" };
+    for (int i = 0; i < 4; i++)
+        if (name && strcmp(name, f[i]) == 0) {
+            *out = (enum trace_format)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* ---- derived views ---- */
+
+/* Two steps are on the same source line when file, line and (inlined)
+ * function agree; strings are interned, so pointers compare. */
+static bool same_line(const trace_pc *a, const trace_pc *b)
+{
+    if (!a->file || !b->file)
+        return !a->file && !b->file && a->sym == b->sym;
+    return a->file == b->file && a->line == b->line && a->function == b->function;
+}
+
+int trace_lines(const trace_result *r, trace_line **lines, size_t *count)
+{
+    *lines = NULL;
+    *count = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < r->nsteps; i++)
+        if (i == 0 || !same_line(&r->pcs[r->steps[i].pc], &r->pcs[r->steps[i - 1].pc]))
+            n++;
+    trace_line *l = calloc(n ? n : 1, sizeof *l);
+    if (!l)
+        return -1;
+    size_t j = 0;
+    for (size_t i = 0; i < r->nsteps; i++) {
+        if (i == 0 || !same_line(&r->pcs[r->steps[i].pc], &r->pcs[r->steps[i - 1].pc])) {
+            l[j] = (trace_line){ .t = j, .first = i, .pc = r->steps[i].pc, .depth = r->steps[i].depth };
+            j++;
+        }
+        l[j - 1].count++;
+    }
+    *lines = l;
+    *count = n;
+    return 0;
+}
+
+typedef struct vec {
+    trace_call *v;
+    size_t n, cap;
+} vec;
+
+static long push_call(vec *c, const char *fn, uint64_t pc, long parent, int depth, size_t first)
+{
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 64;
+        trace_call *nv = realloc(c->v, nc * sizeof *nv);
+        if (!nv)
+            return -1;
+        c->v = nv;
+        c->cap = nc;
+    }
+    c->v[c->n] = (trace_call){ .function = fn, .entry_pc = pc, .parent = parent, .depth = depth, .first = first };
+    return (long)c->n++;
+}
+
+static const char *over_callee(const trace_result *r, size_t step)
+{
+    for (size_t i = 0; i < r->nover_calls; i++)
+        if (r->over_calls[i].step == step)
+            return r->over_calls[i].function;
+    return "?";
+}
+
+int trace_calltree(const trace_result *r, trace_call **calls, size_t *count)
+{
+    vec c = { 0 };
+    long *stack = calloc(r->nsteps + 2, sizeof *stack);  /* depth <= steps */
+    size_t sp = 0;
+    *calls = NULL;
+    *count = 0;
+    if (!stack)
+        return -1;
+    bool open_next = true;  /* the next step starts a node */
+    long parent_next = -1;
+    for (size_t i = 0; i < r->nsteps; i++) {
+        const trace_step *s = &r->steps[i];
+        const trace_pc *p = &r->pcs[s->pc];
+        if (open_next) {
+            long id = push_call(&c, p->sym, p->pc, parent_next, (int)sp, i);
+            if (id < 0)
+                goto oom;
+            stack[sp++] = id;
+            open_next = false;
+        }
+        trace_call *cur = &c.v[stack[sp - 1]];
+        cur->self++;
+        if (s->flags & TRACE_F_OVER) {
+            long id = push_call(&c, over_callee(r, i), 0, stack[sp - 1], (int)sp, i);
+            if (id < 0)
+                goto oom;
+            c.v[id].total = 1;
+            c.v[id].over = true;
+            continue;
+        }
+        switch (p->kind) {
+        case TRACE_K_CALL:
+        case TRACE_K_CALL_IND:
+        case TRACE_K_INT:
+            open_next = true;
+            parent_next = stack[sp - 1];
+            break;
+        case TRACE_K_RET:
+        case TRACE_K_IRET:
+        case TRACE_K_SYSRET: {
+            trace_call *done = &c.v[stack[--sp]];
+            done->total = i - done->first + 1;
+            if (sp == 0) {  /* returned above where we started: a new top node */
+                open_next = true;
+                parent_next = -1;
+            }
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    while (sp > 0) {
+        trace_call *open = &c.v[stack[--sp]];
+        open->total = r->nsteps - open->first;
+    }
+    free(stack);
+    *calls = c.v;
+    *count = c.n;
+    return 0;
+oom:
+    free(stack);
+    free(c.v);
+    return -1;
+}
+
+/* ---- helpers ---- */
+
+/* Net change per register over steps [first, first+count): first `before`,
+ * last `after`. `seen`/`acc` are nregs long. Returns the number set. */
+static size_t net_changes(const trace_result *r, size_t first, size_t count, bool *seen, trace_change *acc)
+{
+    size_t n = 0;
+    memset(seen, 0, r->nregs * sizeof *seen);
+    for (size_t i = first; i < first + count; i++) {
+        const trace_step *s = &r->steps[i];
+        for (size_t j = 0; j < s->nchanges; j++) {
+            const trace_change *c = &r->changes[s->change + j];
+            if (c->reg >= r->nregs)
+                continue;
+            if (!seen[c->reg]) {
+                seen[c->reg] = true;
+                acc[c->reg] = *c;
+                n++;
+            } else {
+                acc[c->reg].after = c->after;
+            }
+        }
+    }
+    return n;
+}
+
+static void json_str(FILE *o, const char *s)
+{
+    fputc('"', o);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(o, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", o);
+        else if (c == '\t')
+            fputs("\\t", o);
+        else if (c < 0x20)
+            fprintf(o, "\\u%04x", c);
+        else
+            fputc(c, o);
+    }
+    fputc('"', o);
+}
+
+/* Markdown inline code cannot hold a backtick: swap it for a quote. */
+static void md_code(FILE *o, const char *s)
+{
+    fputc('`', o);
+    for (; s && *s; s++)
+        fputc(*s == '`' ? '\'' : *s == '|' ? '/' : *s, o);
+    fputc('`', o);
+}
+
+static const char *trim(const char *s)
+{
+    while (s && (*s == ' ' || *s == '\t'))
+        s++;
+    return s;
+}
+
+static void loc(char *buf, size_t cap, const trace_pc *p)
+{
+    if (p->file)
+        snprintf(buf, cap, "%s:%d", p->file, p->line);
+    else
+        snprintf(buf, cap, "%s+0x%" PRIx64, p->sym, p->sym_off);
+}
+
+static void changes_text(FILE *o, const trace_result *r, const bool *seen, const trace_change *acc, bool md)
+{
+    bool any = false;
+    for (size_t i = 0; i < r->nregs; i++) {
+        if (!seen[i])
+            continue;
+        if (md)
+            fprintf(o, "%s%s = 0x%" PRIx64 " (was 0x%" PRIx64 ")", any ? ", " : "", r->regnames[i], acc[i].after,
+                    acc[i].before);
+        else
+            fprintf(o, "%s%s=0x%" PRIx64, any ? " " : "", r->regnames[i], acc[i].after);
+        any = true;
+    }
+}
+
+static void changes_json(FILE *o, const trace_result *r, const trace_change *c, size_t n)
+{
+    fputs("\"changed\":{", o);
+    for (size_t j = 0; j < n; j++)
+        if (c[j].reg < r->nregs)
+            fprintf(o, "%s\"%s\":\"0x%" PRIx64 "\"", j ? "," : "", r->regnames[c[j].reg], c[j].after);
+    fputc('}', o);
+}
+
+static void summary_line(FILE *o, const trace_result *r, size_t nlines)
+{
+    fprintf(o, "%zu instructions, %zu line changes, mode %s, %.2f s (%.0f steps/s, %zu stops), stop: %s, "
+               "final pc 0x%" PRIx64 " cs 0x%" PRIx64,
+            r->nsteps, nlines, r->mode == TRACE_FAST ? "fast" : "single", r->seconds,
+            r->seconds > 0 ? r->nsteps / r->seconds : 0.0, r->stops, trace_stop_name(r->stop), r->final_pc,
+            r->final_cs);
+    if (r->overs)
+        fprintf(o, ", %zu calls run through (--over)", r->overs);
+    if (r->error[0])
+        fprintf(o, ", error: %s", r->error);
+}
+
+static int indent(int depth)
+{
+    return depth < 0 ? 0 : depth > 30 ? 60 : 2 * depth;
+}
+
+/* ---- the formats ---- */
+
+static void text_lines(FILE *o, const trace_result *r, const trace_line *l, size_t nl, bool *seen, trace_change *acc)
+{
+    for (size_t i = 0; i < nl; i++) {
+        const trace_pc *p = &r->pcs[l[i].pc];
+        char where[256];
+        loc(where, sizeof where, p);
+        fprintf(o, "t=%-5zu %*s%s  %s  [%zu insn @%zu]\n", l[i].t, indent(l[i].depth), "", p->function, where,
+                l[i].count, l[i].first);
+        if (p->source)
+            fprintf(o, "        %*s| %s\n", indent(l[i].depth), "", trim(p->source));
+        if (net_changes(r, l[i].first, l[i].count, seen, acc)) {
+            fprintf(o, "        %*s  ", indent(l[i].depth), "");
+            changes_text(o, r, seen, acc, false);
+            fputc('\n', o);
+        }
+    }
+}
+
+static void md_lines(FILE *o, const trace_result *r, const trace_line *l, size_t nl, bool *seen, trace_change *acc)
+{
+    for (size_t i = 0; i < nl; i++) {
+        const trace_pc *p = &r->pcs[l[i].pc];
+        char where[256];
+        loc(where, sizeof where, p);
+        fprintf(o, "### %s (t=%zu, %s)\n", p->function, l[i].t, where);
+        if (p->source) {
+            md_code(o, trim(p->source));
+            fputs("\n\n", o);
+        }
+        fprintf(o, "pc 0x%" PRIx64 " (%s+0x%" PRIx64 "), %zu instruction%s from step %zu, depth %d",
+                p->pc, p->sym, p->sym_off, l[i].count, l[i].count == 1 ? "" : "s", l[i].first, l[i].depth);
+        if (net_changes(r, l[i].first, l[i].count, seen, acc)) {
+            fputs(". ", o);
+            changes_text(o, r, seen, acc, true);
+        }
+        fputs(".\n\n", o);
+    }
+}
+
+static void insn_row(FILE *o, enum trace_format fmt, const trace_result *r, size_t i)
+{
+    const trace_step *s = &r->steps[i];
+    const trace_pc *p = &r->pcs[s->pc];
+    const trace_change *c = &r->changes[s->change];
+    char where[256], sym[192];
+    loc(where, sizeof where, p);
+    snprintf(sym, sizeof sym, "%s+0x%" PRIx64, p->sym, p->sym_off);
+    if (fmt == TRACE_FMT_MD) {
+        fprintf(o, "| %zu | %d | 0x%" PRIx64 " | %s | %s | ", i, s->depth, p->pc, sym, where);
+        md_code(o, p->text);
+        fputs(" | ", o);
+    } else {
+        fprintf(o, "%7zu %*s0x%016" PRIx64 " %-34s %-44s %s%s ", i, indent(s->depth), "", p->pc, sym, p->text,
+                where, s->flags & TRACE_F_OVER ? " [over]" : "");
+    }
+    for (size_t j = 0; j < s->nchanges; j++)
+        if (c[j].reg < r->nregs)
+            fprintf(o, "%s%s=0x%" PRIx64, j ? " " : "", r->regnames[c[j].reg], c[j].after);
+    if (s->flags & TRACE_F_NET && s->nchanges)
+        fputs(" (net)", o);
+    fputs(fmt == TRACE_FMT_MD ? " |\n" : "\n", o);
+}
+
+static void tree(FILE *o, enum trace_format fmt, const trace_call *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (fmt == TRACE_FMT_MD)
+            fprintf(o, "%*s- `%s` %zu instructions (%zu in itself)%s\n", indent(c[i].depth), "", c[i].function,
+                    c[i].total, c[i].self, c[i].over ? ", run through (--over)" : "");
+        else
+            fprintf(o, "%*s%s  total %zu  self %zu%s\n", indent(c[i].depth), "", c[i].function, c[i].total,
+                    c[i].self, c[i].over ? "  [over]" : "");
+    }
+}
+
+static void json_pc_fields(FILE *o, const trace_pc *p)
+{
+    fprintf(o, "\"pc\":\"0x%" PRIx64 "\",\"sym\":", p->pc);
+    json_str(o, p->sym);
+    fprintf(o, ",\"off\":%" PRIu64 ",\"file\":", p->sym_off);
+    if (p->file)
+        json_str(o, p->file);
+    else
+        fputs("null", o);
+    fprintf(o, ",\"line\":%d,\"function\":", p->line);
+    json_str(o, p->function);
+}
+
+static void json_out(FILE *o, enum trace_view view, const trace_result *r, const trace_line *l, size_t nl,
+                     const trace_call *c, size_t nc, bool *seen, trace_change *acc)
+{
+    fprintf(o, "{\"type\":\"trace\",\"mode\":\"%s\",\"stop\":\"%s\",\"steps\":%zu,\"lines\":%zu,\"seconds\":%.3f,"
+               "\"start_pc\":\"0x%" PRIx64 "\",\"final_pc\":\"0x%" PRIx64 "\",\"final_cs\":\"0x%" PRIx64 "\","
+               "\"stops\":%zu,\"overs\":%zu,\"resyncs\":%zu,\"error\":",
+            r->mode == TRACE_FAST ? "fast" : "single", trace_stop_name(r->stop), r->nsteps, nl, r->seconds,
+            r->start_pc, r->final_pc, r->final_cs, r->stops, r->overs, r->resyncs);
+    if (r->error[0])
+        json_str(o, r->error);
+    else
+        fputs("null", o);
+    fputs("}\n", o);
+    for (size_t i = 0; i < r->nsteps; i++) {
+        const trace_step *s = &r->steps[i];
+        const trace_pc *p = &r->pcs[s->pc];
+        fprintf(o, "{\"type\":\"step\",\"i\":%zu,", i);
+        json_pc_fields(o, p);
+        fputs(",\"insn\":", o);
+        json_str(o, p->text);
+        fprintf(o, ",\"kind\":\"%s\",\"depth\":%d,", trace_kind_name(p->kind), s->depth);
+        changes_json(o, r, &r->changes[s->change], s->nchanges);
+        fprintf(o, ",\"net\":%s,\"inferred\":%s,\"over\":%s}\n", s->flags & TRACE_F_NET ? "true" : "false",
+                s->flags & TRACE_F_INFER ? "true" : "false", s->flags & TRACE_F_OVER ? "true" : "false");
+    }
+    if (view == TRACE_VIEW_LINE)
+        for (size_t i = 0; i < nl; i++) {
+            const trace_pc *p = &r->pcs[l[i].pc];
+            fprintf(o, "{\"type\":\"line\",\"t\":%zu,\"first\":%zu,\"count\":%zu,\"depth\":%d,", l[i].t, l[i].first,
+                    l[i].count, l[i].depth);
+            json_pc_fields(o, p);
+            fputs(",\"source\":", o);
+            if (p->source)
+                json_str(o, trim(p->source));
+            else
+                fputs("null", o);
+            fputc(',', o);
+            size_t n = net_changes(r, l[i].first, l[i].count, seen, acc), k = 0;
+            fputs("\"changed\":{", o);
+            for (size_t g = 0; g < r->nregs && k < n; g++)
+                if (seen[g])
+                    fprintf(o, "%s\"%s\":\"0x%" PRIx64 "\"", k++ ? "," : "", r->regnames[g], acc[g].after);
+            fputs("}}\n", o);
+        }
+    if (view == TRACE_VIEW_TREE)
+        for (size_t i = 0; i < nc; i++) {
+            fputs("{\"type\":\"call\",\"function\":", o);
+            json_str(o, c[i].function);
+            fprintf(o, ",\"entry\":\"0x%" PRIx64 "\",\"parent\":%ld,\"depth\":%d,\"first\":%zu,\"total\":%zu,"
+                       "\"self\":%zu,\"over\":%s}\n",
+                    c[i].entry_pc, c[i].parent, c[i].depth, c[i].first, c[i].total, c[i].self,
+                    c[i].over ? "true" : "false");
+        }
+}
+
+static void chrome_out(FILE *o, const trace_result *r, const trace_call *c, size_t nc)
+{
+    fputs("{\"displayTimeUnit\":\"ns\",\"otherData\":{\"unit\":\"ts and dur are instruction counts\",\"mode\":\"", o);
+    fputs(r->mode == TRACE_FAST ? "fast" : "single", o);
+    fprintf(o, "\",\"steps\":%zu,\"stop\":\"%s\"},\"traceEvents\":[\n", r->nsteps, trace_stop_name(r->stop));
+    fputs("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"tid\":1,\"args\":{\"name\":\"faultline trace\"}}", o);
+    for (size_t i = 0; i < nc; i++) {
+        fputs(",\n{\"name\":", o);
+        json_str(o, c[i].function);
+        fprintf(o, ",\"cat\":\"%s\",\"ph\":\"X\",\"ts\":%zu,\"dur\":%zu,\"pid\":1,\"tid\":1,"
+                   "\"args\":{\"self\":%zu,\"entry\":\"0x%" PRIx64 "\",\"first_step\":%zu}}",
+                c[i].over ? "over" : "call", c[i].first, c[i].total ? c[i].total : 1, c[i].self, c[i].entry_pc,
+                c[i].first);
+    }
+    fputs("\n]}\n", o);
+}
+
+int trace_report(FILE *out, enum trace_format fmt, enum trace_view view, const trace_result *r)
+{
+    trace_line *l = NULL;
+    trace_call *c = NULL;
+    size_t nl = 0, nc = 0;
+    bool *seen = calloc(r->nregs ? r->nregs : 1, sizeof *seen);
+    trace_change *acc = calloc(r->nregs ? r->nregs : 1, sizeof *acc);
+    int rc = -1;
+    if (!seen || !acc || trace_lines(r, &l, &nl) < 0 || trace_calltree(r, &c, &nc) < 0)
+        goto out;
+    switch (fmt) {
+    case TRACE_FMT_TEXT:
+        fputs("trace: ", out);
+        summary_line(out, r, nl);
+        fputc('\n', out);
+        if (view == TRACE_VIEW_LINE)
+            text_lines(out, r, l, nl, seen, acc);
+        else if (view == TRACE_VIEW_INSN)
+            for (size_t i = 0; i < r->nsteps; i++)
+                insn_row(out, fmt, r, i);
+        else
+            tree(out, fmt, c, nc);
+        break;
+    case TRACE_FMT_MD:
+        fprintf(out, "## Complete trace (0x%" PRIx64 " to %s)\n\n", r->start_pc, trace_stop_name(r->stop));
+        summary_line(out, r, nl);
+        fputs(".\n\n", out);
+        if (view == TRACE_VIEW_LINE) {
+            md_lines(out, r, l, nl, seen, acc);
+        } else if (view == TRACE_VIEW_INSN) {
+            fputs("| # | depth | pc | symbol | line | instruction | changed |\n|---|---|---|---|---|---|---|\n", out);
+            for (size_t i = 0; i < r->nsteps; i++)
+                insn_row(out, fmt, r, i);
+        } else {
+            tree(out, fmt, c, nc);
+        }
+        break;
+    case TRACE_FMT_JSON:
+        json_out(out, view, r, l, nl, c, nc, seen, acc);
+        break;
+    case TRACE_FMT_CHROME:
+        chrome_out(out, r, c, nc);
+        break;
+    }
+    rc = ferror(out) ? -1 : 0;
+out:
+    free(seen);
+    free(acc);
+    free(l);
+    free(c);
+    return rc;
+}
