@@ -672,8 +672,11 @@ int cap_fault_capture(cap_session *s, cap_fault *f, fl_error *err)
         goto out;
     for (;;) {
         int left = (int)((t0 + s->opt.timeout_ms / 1000.0 - now_s()) * 1000);
-        if (left <= 0 || run_to_stop(s, left > 0 ? left : 1, err) < 0) {
-            if (left <= 0 || err->code == FL_ETIMEOUT)
+        fl_error wait_err = { 0 };
+        if (left <= 0 || run_to_stop(s, left, &wait_err) < 0) {
+            if (left > 0 && wait_err.code != FL_ETIMEOUT)
+                fl_fail(err, wait_err.code, "%s", wait_err.msg);
+            else
                 fl_fail(err, FL_ETIMEOUT, "%s within %d ms (%u other faults passed over)",
                         matched ? "the fault did not reach every station" : "the filtered fault did not happen",
                         s->opt.timeout_ms, f->passed_over);
@@ -808,7 +811,7 @@ static void build_checks(const cap_session *s, cap_fault *f)
     const cap_value *uerr = cap_value_get(f, CAP_ST_USER_FAULT, "error_code");
     const cap_value *mflags = cap_value_get(f, CAP_ST_MM_FAULT, "flags");
     const cap_value *pflags = cap_value_get(f, CAP_ST_PTE_FAULT, "vmf->flags");
-    const cap_value *err = ferr ? ferr : xerr ? xerr : uerr;
+    const cap_value *ecode = ferr ? ferr : xerr ? xerr : uerr;
     const cap_value *flags = mflags ? mflags : pflags;
     char e[64], a[64];
 
@@ -857,19 +860,19 @@ static void build_checks(const cap_session *s, cap_fault *f)
     uint64_t pf_u = decode_bits_mask(&s->err_bits, "X86_PF_USER");
     uint64_t ff_w = decode_bits_mask(&s->flag_bits, "FAULT_FLAG_WRITE");
     uint64_t ff_u = decode_bits_mask(&s->flag_bits, "FAULT_FLAG_USER");
-    if (err && flags && pf_w && ff_w)
+    if (ecode && flags && pf_w && ff_w)
         check_bit_agrees(f, "write-bit-agrees", "the error code's W bit became FAULT_FLAG_WRITE",
-                         err->value & pf_w, "X86_PF_WRITE", flags->value & ff_w, "FAULT_FLAG_WRITE");
-    if (err && flags && pf_u && ff_u)
+                         ecode->value & pf_w, "X86_PF_WRITE", flags->value & ff_w, "FAULT_FLAG_WRITE");
+    if (ecode && flags && pf_u && ff_u)
         check_bit_agrees(f, "user-bit-agrees", "the error code's U bit became FAULT_FLAG_USER",
-                         err->value & pf_u, "X86_PF_USER", flags->value & ff_u, "FAULT_FLAG_USER");
+                         ecode->value & pf_u, "X86_PF_USER", flags->value & ff_u, "FAULT_FLAG_USER");
     const cap_value *cs = rcs ? rcs : fcs;
-    if (err && cs && pf_u) {
+    if (ecode && cs && pf_u) {
         bool user = (cs->value & 3) == 3;
-        snprintf(e, sizeof e, "RPL %s (X86_PF_USER %s)", (err->value & pf_u) ? "3" : "0",
-                 (err->value & pf_u) ? "set" : "clear");
+        snprintf(e, sizeof e, "RPL %s (X86_PF_USER %s)", (ecode->value & pf_u) ? "3" : "0",
+                 (ecode->value & pf_u) ? "set" : "clear");
         snprintf(a, sizeof a, "RPL %u (cs 0x%" PRIx64 ")", (unsigned)(cs->value & 3), cs->value);
-        check(f, "cpl-agrees-user-bit", user == ((err->value & pf_u) != 0),
+        check(f, "cpl-agrees-user-bit", user == ((ecode->value & pf_u) != 0),
               "the interrupted CS's privilege level agrees with the error code's U bit", e, a);
     }
     uint64_t rf_if = decode_bits_mask(&s->rflags_bits, "IF");
@@ -879,7 +882,7 @@ static void build_checks(const cap_session *s, cap_fault *f)
         check(f, "if-cleared-by-gate", !(eflags->value & rf_if),
               "the page-fault gate cleared IF: the CPU entered with interrupts off", "IF clear", a);
     }
-    check_sum(f, "error-code-sum", "the error code", &s->err_bits, err);
+    check_sum(f, "error-code-sum", "the error code", &s->err_bits, ecode);
     check_sum(f, "fault-flags-sum", "handle_mm_fault's flags", &s->flag_bits, flags);
     if (s->opt.filter.pid && f->task.pid) {
         snprintf(e, sizeof e, "%d", s->opt.filter.pid);
@@ -903,7 +906,7 @@ static void build_checks(const cap_session *s, cap_fault *f)
 
     /* What the scenario itself promises (vm/triggers/trigger.c). */
     const char *sc = s->opt.scenario;
-    if (!sc || !err)
+    if (!sc || !ecode)
         return;
     struct { const char *sc; bool w, u; } want[] = {
         { "write", true, true }, { "read", false, true }, { "kernel-write", true, false },
@@ -917,9 +920,9 @@ static void build_checks(const cap_session *s, cap_fault *f)
                  want[i].u ? "user" : "kernel");
         snprintf(e, sizeof e, "X86_PF_WRITE %s, X86_PF_USER %s", want[i].w ? "set" : "clear",
                  want[i].u ? "set" : "clear");
-        snprintf(a, sizeof a, "X86_PF_WRITE %s, X86_PF_USER %s", (err->value & pf_w) ? "set" : "clear",
-                 (err->value & pf_u) ? "set" : "clear");
-        check(f, "scenario-access", ((err->value & pf_w) != 0) == want[i].w && ((err->value & pf_u) != 0) == want[i].u,
+        snprintf(a, sizeof a, "X86_PF_WRITE %s, X86_PF_USER %s", (ecode->value & pf_w) ? "set" : "clear",
+                 (ecode->value & pf_u) ? "set" : "clear");
+        check(f, "scenario-access", ((ecode->value & pf_w) != 0) == want[i].w && ((ecode->value & pf_u) != 0) == want[i].u,
               claim, e, a);
     }
 }
