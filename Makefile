@@ -93,3 +93,6 @@ bench: all $(BENCH_BINS)
 
 clean:
 	rm -rf $(B) bin
+
+# make install / uninstall / lib (shared library, pkg-config): see docs/install.md
+include mk/install.mk

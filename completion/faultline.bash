@@ -45,9 +45,18 @@ _faultline()
     # A value for the option before the cursor.
     case $prev in
         --scenario)
-            COMPREPLY=($(compgen -W "write read kernel-write all" -- "$cur")); return ;;
+            COMPREPLY=($(compgen -W "write read kernel-write write-forked all" -- "$cur")); return ;;
         --format)
-            COMPREPLY=($(compgen -W "text md json" -- "$cur")); return ;;
+            if [[ $cmd == trace ]]; then
+                COMPREPLY=($(compgen -W "text md json chrome" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "text md json" -- "$cur"))
+            fi
+            return ;;
+        --mode)
+            COMPREPLY=($(compgen -W "single fast" -- "$cur")); return ;;
+        --view)
+            COMPREPLY=($(compgen -W "line insn tree" -- "$cur")); return ;;
         --accel)
             COMPREPLY=($(compgen -W "tcg kvm auto" -- "$cur")); return ;;
         --probes)
@@ -79,7 +88,7 @@ _faultline()
             fi
             compopt -o nospace 2>/dev/null
             return ;;
-        --comm|--pid|--addr|--count|--timeout|--until|--max-steps|--over|--mode|--view)
+        --comm|--pid|--addr|--count|--timeout|--until|--max-steps|--over)
             return ;;   # free-form values
     esac
 

@@ -4,7 +4,7 @@
 set -u
 pkgs=(build-essential pkg-config clang libelf-dev libdwarf-dev libcapstone-dev libexpat1-dev
       zlib1g-dev qemu-system-x86 linux-source-6.12 busybox-static flex bison bc cpio gzip
-      xz-utils libssl-dev libelf-dev gdb valgrind binutils jq)
+      xz-utils libssl-dev libelf-dev gdb valgrind binutils jq man-db)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -108,7 +108,7 @@ static void usage(FILE *o)
 static void usage_run(FILE *o)
 {
     fputs("usage: faultline run [--scenario write|read|kernel-write|write-forked|all] [--accel auto|tcg|kvm]\n"
-          "                     [--format text|md|json] [-o FILE] [--probes LIST] [--timeout SEC]\n"
+          "                     [--format text|md|json] [-o|--output FILE] [--probes LIST] [--timeout SEC]\n"
           "                     [--kernel VMLINUX] [--initrd CPIO] [-- PROGRAM [ARGS]]\n"
           "\n"
           "Boots the bundled VM, runs the scenario's trigger (or PROGRAM, a static x86-64\n"
@@ -119,7 +119,7 @@ static void usage_run(FILE *o)
           "                 (write, read and kernel-write in one boot)\n"
           "  --accel A      tcg (default), kvm, or auto (kvm only if a bounded probe boots)\n"
           "  --format F     text (default), md (the worksheet), json (JSON Lines)\n"
-          "  -o FILE        write the report to FILE instead of standard output\n"
+          "  -o, --output FILE  write the report to FILE instead of standard output\n"
           "  --probes LIST  stations to stop at, comma-separated function names (default: all)\n"
           "  --timeout SEC  how long one fault may take to appear and pass (default 60)\n"
           "  --kernel PATH  vmlinux to boot (default $FAULTLINE_KERNEL or build/vm/vmlinux)\n"
@@ -140,7 +140,7 @@ static void usage_capture(FILE *o)
           "  --pid N        only faults of this pid\n"
           "  --addr VA      only faults on this address (with --page: on its 4 KiB page)\n"
           "  --count N      faults to capture (default 1)\n"
-          "  --probes, --timeout, --format, -o: as for run\n",
+          "  --probes, --timeout, --format, -o/--output: as for run\n",
           o);
 }
 
@@ -321,7 +321,11 @@ static const char *guest_file(const char *given, const char *env, const char *na
     const char *e = getenv(env);
     if (e && *e)
         return e;
+#ifdef FAULTLINE_DATADIR
+    snprintf(buf, cap, "%s/%s", FAULTLINE_DATADIR, name); /* an installed binary */
+#else
     snprintf(buf, cap, "%s/build/vm/%s", FAULTLINE_SRCDIR, name);
+#endif
     return buf;
 }
 
@@ -777,6 +781,9 @@ static int cmd_capture(const options *o)
         snprintf(copt.filter.comm, sizeof copt.filter.comm, "%s", o->comm);
     if (cap_session_open(&r.cs, r.k, r.t, &copt, &err) < 0)
         goto out;
+    /* The guest is stopped while we attach; say when it may fault. */
+    fprintf(stderr, "faultline: attached to %s; waiting up to %d s for %d fault%s matching the filter\n", o->gdb,
+            o->timeout_s, o->count, o->count == 1 ? "" : "s");
     kernel_version(o->kernel, r.k, version, sizeof version);
     report_meta meta = { .kernel = version, .vmlinux = o->kernel, .gdb = o->gdb };
     report_begin(out, fmt, &meta);

@@ -362,6 +362,12 @@ static int connect_seq(tgt *t, fl_error *err)
     static const char qs[] = "qSupported:multiprocess+;vContSupported+;xmlRegisters=i386";
     if (xchg(t, qs, sizeof qs - 1, &p, &len, err) < 0)
         return fl_error_prefix(err, "qSupported");
+    /* A guest that ran when we connected is stopped by QEMU, which says so
+     * with a stop reply ("T02thread:01;") sent before it reads our first
+     * packet: that is not qSupported's answer, which never starts so. */
+    for (int i = 0; i < 4 && len > 0 && (p[0] == 'T' || p[0] == 'S'); i++)
+        if (rsp_recv(t->r, &p, &len, t->op_timeout, err) < 0)
+            return fl_error_prefix(err, "qSupported, after the stub's stop notice");
     t->packet_size = 400;  /* the protocol's default when none is given */
     bool noack;
     if (parse_supported(t, p, len, &noack) < 0) {
@@ -471,9 +477,14 @@ void tgt_close(tgt *t)
     if (!t)
         return;
     if (!t->running) {
+        /* With multiprocess extensions the detach must name the process:
+         * QEMU answers a bare "D" with E22 and leaves the guest stopped. */
+        char d[32];
+        int n = t->multiprocess ? snprintf(d, sizeof d, "D;%lx", t->process > 0 ? t->process : 1L)
+                                : snprintf(d, sizeof d, "D");
         const char *p;
         size_t len;
-        xchg(t, "D", 1, &p, &len, NULL);  /* best effort: QEMU resumes the guest */
+        xchg(t, d, (size_t)n, &p, &len, NULL);  /* best effort: QEMU resumes the guest */
     }
     tgt_free(t);
 }

@@ -29,6 +29,7 @@
 #define FL_ZF (1u << 6)
 #define FL_SF (1u << 7)
 #define FL_OF (1u << 11)
+#define FL_IF (1u << 9)
 #define FL_AC (1u << 18)
 
 static const char *const kind_names[TRACE_K_COUNT] = {
@@ -261,6 +262,7 @@ static bool special_id(unsigned id)
     case X86_INS_LOOP: case X86_INS_LOOPE: case X86_INS_LOOPNE: case X86_INS_RDPMC: case X86_INS_XSETBV:
     case X86_INS_MWAIT: case X86_INS_MONITOR: case X86_INS_LJMP: case X86_INS_LCALL: case X86_INS_RETF:
     case X86_INS_RETFQ: case X86_INS_INVPCID: case X86_INS_VMCALL: case X86_INS_VMMCALL:
+    case X86_INS_PUSHF: case X86_INS_PUSHFD: case X86_INS_PUSHFQ:
         return true;
     default:
         return false;
@@ -282,10 +284,11 @@ static void classify(csh cs, const cs_insn *ci, dec *d)
     snprintf(d->in.text, sizeof d->in.text, "%s%s%s", ci->mnemonic, ci->op_str[0] ? " " : "", ci->op_str);
     const cs_x86_op *op0 = x->op_count ? &x->operands[0] : NULL;
     enum trace_kind k = TRACE_K_PLAIN;
-    if (is_iret(ci->id) || has_group(ci, CS_GRP_IRET)) {
-        k = TRACE_K_IRET;
-    } else if (ci->id == X86_INS_SYSRET || ci->id == X86_INS_SYSEXIT) {
+    /* before the groups: capstone files sysret among the interrupt returns */
+    if (ci->id == X86_INS_SYSRET || ci->id == X86_INS_SYSEXIT || strncmp(ci->mnemonic, "sysret", 6) == 0) {
         k = TRACE_K_SYSRET;
+    } else if (is_iret(ci->id) || has_group(ci, CS_GRP_IRET)) {
+        k = TRACE_K_IRET;
     } else if (has_group(ci, CS_GRP_INT) || ci->id == X86_INS_INT || ci->id == X86_INS_INT3 ||
                ci->id == X86_INS_INTO || ci->id == X86_INS_INT1 || ci->id == X86_INS_SYSCALL ||
                ci->id == X86_INS_SYSENTER || ci->id == X86_INS_UD2 || ci->id == X86_INS_UD2B) {
@@ -324,7 +327,7 @@ static void classify(csh cs, const cs_insn *ci, dec *d)
             else
                 k = TRACE_K_SPECIAL;
         }
-    } else if (strncmp(ci->mnemonic, "rep", 3) == 0 || has_group(ci, CS_GRP_PRIVILEGE)) {
+    } else if (has_group(ci, CS_GRP_PRIVILEGE)) {
         k = TRACE_K_SPECIAL;
     } else {
         for (uint8_t i = 0; i < x->op_count; i++)
@@ -335,7 +338,7 @@ static void classify(csh cs, const cs_insn *ci, dec *d)
         /* rsp: the exact effect of the common forms; anything else that
          * writes rsp is stepped, so fast mode can verify each stop's rsp. */
         bool opsize = x->prefix[2] == X86_PREFIX_OPSIZE;
-        if (ci->id == X86_INS_PUSH || ci->id == X86_INS_PUSHFQ) {
+        if (ci->id == X86_INS_PUSH) {
             d->in.rsp_delta = -8;
             d->in.rsp_known = !opsize;
         } else if (ci->id == X86_INS_POP) {
@@ -416,6 +419,15 @@ typedef struct tracer {
     uint64_t bp;          /* the one block breakpoint inserted, 0 if none */
     uint64_t *blk;        /* pcs of the current block */
     size_t blkcap;
+    /* Single steps run with interrupts held off (QEMU's NOIRQ|NOTIMER), a
+     * continue does not: a timer tick inside a block would run its handler
+     * and could set need_resched, and the path would differ from the
+     * single-stepped one. So fast mode clears EFLAGS.IF in the guest while it
+     * runs blocks and puts it back before any single step, at the end and on
+     * every error path; pushf (the only plain instruction that reads IF) is
+     * single-stepped, and the registers recorded show the real IF. */
+    bool if_masked;
+    uint8_t *cur;         /* fast mode: this stop's `g` with the real IF */
 } tracer;
 
 static double now_s(void)
@@ -687,11 +699,40 @@ static bool stop_before(tracer *tr, uint64_t pc)
     return false;
 }
 
+static const tgt_reg *eflags_reg(const tracer *tr)
+{
+    return tr->eflags;
+}
+
+/* Put the guest's real IF back (see if_masked). */
+static int unmask_if(tracer *tr, fl_error *err)
+{
+    if (!tr->if_masked)
+        return 0;
+    tr->if_masked = false;
+    if (tgt_reg_write(tr->t, eflags_reg(tr)->name, g_u64(tr->eflags, tr->cur) | FL_IF, err) < 0)
+        return fl_error_prefix(err, "restoring EFLAGS.IF");
+    return 0;
+}
+
+static int mask_if(tracer *tr, const uint8_t *g, fl_error *err)
+{
+    uint64_t fl = g_u64(tr->eflags, g);
+    if (tr->if_masked || !(fl & FL_IF))
+        return 0;
+    if (tgt_reg_write(tr->t, eflags_reg(tr)->name, fl & ~(uint64_t)FL_IF, err) < 0)
+        return fl_error_prefix(err, "holding interrupts off for a block");
+    tr->if_masked = true;
+    return 0;
+}
+
 /* One instruction: exactly one vCont;s and one `g` (plus a --over run). */
 static int single(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
 {
     tgt_stop st;
     size_t len;
+    if (unmask_if(tr, err) < 0)
+        return -1;
     memcpy(tr->prev, *g, tr->glen);
     if (tgt_step(tr->t, &st, tr->opt.step_timeout_ms, err) < 0 || tgt_regs_raw(tr->t, g, &len, err) < 0)
         return fl_error_prefix(err, "single-stepping 0x%" PRIx64, e->pc);
@@ -852,6 +893,8 @@ static int fast(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
     if (end == epc || (!first && nb == 0) || tr->r->nsteps + total > tr->opt.max_steps)
         return single(tr, e, g, err);
     memcpy(tr->prev, cur, tr->glen);
+    if (mask_if(tr, cur, err) < 0)
+        return -1;
     if (tgt_bp_insert(tr->t, TGT_BP_HW, end, 1, err) < 0)
         return fl_error_prefix(err, "fast mode: breakpoint at 0x%" PRIx64, end);
     tr->bp = end;
@@ -862,6 +905,11 @@ static int fast(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
             return fl_error_prefix(err, "fast mode: running from 0x%" PRIx64 " to 0x%" PRIx64
                                    " (use single-step mode if this repeats)", epc, end);
         tr->r->stops++;
+        /* Our own copy, with the IF the guest would have without us. */
+        memcpy(tr->cur, *g, tr->glen);
+        if (tr->if_masked)
+            tr->cur[tr->eflags->offset + 1] |= FL_IF >> 8;
+        *g = tr->cur;
         uint64_t pc = g_u64(tr->rip, *g), nsp = g_u64(tr->rsp, *g);
         if (pc == end && nsp == sp)
             break;
@@ -942,8 +990,9 @@ static int tracer_open(tracer *tr, tgt *t, kern *k, const trace_options *opt, fl
     free(names);
     tr->glen = tr->rm->g_size;
     tr->prev = malloc(tr->glen ? tr->glen : 1);
+    tr->cur = malloc(tr->glen ? tr->glen : 1);
     tr->chbuf = calloc(tr->rm->count ? tr->rm->count : 1, sizeof *tr->chbuf);
-    if (!tr->r || !tr->prev || !tr->chbuf || map_grow(tr) < 0)
+    if (!tr->r || !tr->prev || !tr->cur || !tr->chbuf || map_grow(tr) < 0)
         return fl_fail(err, FL_EIO, "out of memory");
     tr->r->mode = tr->opt.mode;
     if (cs_open(CS_ARCH_X86, CS_MODE_64, &tr->cs) != CS_ERR_OK)
@@ -968,6 +1017,7 @@ static void tracer_close(tracer *tr)
         cs_close(&tr->cs);
     free(tr->map);
     free(tr->prev);
+    free(tr->cur);
     free(tr->chbuf);
     free(tr->over);
     free(tr->blk);
@@ -1001,6 +1051,13 @@ int trace_run(tgt *t, kern *k, const trace_options *opt, trace_result **out, fl_
     }
     rc = 0;
 done:
+    if (tr.if_masked) {
+        fl_error e2;
+        if (unmask_if(&tr, &e2) < 0 && rc == 0) {
+            e = e2;
+            rc = -1;
+        }
+    }
     if (tr.bp) {
         fl_error e2;
         if (drop_bp(&tr, &e2) < 0 && rc == 0) {

@@ -17,13 +17,20 @@
  *     ret, indirect jmp/call) to the next with a hardware breakpoint; the
  *     instructions in between come from the disassembly, their register
  *     changes are only known as the block's net change (recorded on the
- *     block's last instruction, flag TRACE_F_NET). Anything it cannot be sure
- *     of (rep, int, iret, sysret, syscall, privileged instructions, stac/clac
- *     and code run with EFLAGS.AC set, writes to rsp other than
- *     push/pop/add/sub/lea, memory-indirect jumps) is single-stepped. Each stop
- *     is verified (pc == breakpoint and rsp == the rsp computed along the
- *     block) so an interrupt handler passing the same pc is not taken for
- *     the traced path. Same pc sequence as TRACE_SINGLE (tested).
+ *     block's last instruction, flag TRACE_F_NET). Anything it cannot be
+ *     sure of (int, iret, sysret, syscall, pushf/popf/cli/sti, privileged
+ *     instructions, stac/clac and all code run with EFLAGS.AC set, i.e. user
+ *     memory accesses that may fault, writes to rsp other than
+ *     push/pop/add/sub/lea, memory-indirect jumps, bytes capstone cannot
+ *     decode) is single-stepped. Each stop is verified (pc == breakpoint and
+ *     rsp == the rsp computed along the block) so an interrupt handler
+ *     passing the same pc is not taken for the traced path; interrupts are
+ *     held off while blocks run (EFLAGS.IF cleared in the guest, restored
+ *     before every single step and at the end), as QEMU holds them off for
+ *     single steps. A rep string instruction on kernel memory runs inside a
+ *     block and is ONE record; single-stepping shows one record per QEMU
+ *     step of it (one or more iterations each). Otherwise the pc sequence
+ *     is the same as TRACE_SINGLE's (tested, runs of one pc collapsed).
  *
  * The result owns all its strings (it does not point into kern or tgt).
  * All calls return 0 or -1 with `err` filled (see error.h) unless noted.
@@ -86,8 +93,8 @@ enum trace_kind {
     TRACE_K_SYSRET,        /* sysret / sysexit */
     TRACE_K_INT,           /* int n / int3 / syscall / sysenter / ud2 / into */
     TRACE_K_SPECIAL,       /* no branch, but single-step it in fast mode:
-                              rep string op, privileged, serializing, cli/sti,
-                              popf, stac/clac, hlt, loop, rsp written unknowably */
+                              privileged, serializing, cli/sti, pushf/popf,
+                              stac/clac, hlt, loop, rsp written unknowably */
     TRACE_K_COUNT
 };
 const char *trace_kind_name(enum trace_kind k);

@@ -333,6 +333,9 @@ static void test_session(void)
     /* On the wire: `?` exactly once; exactly three `g` (one per stop, the
      * first stop read once despite many register reads); the interrupt. */
     CHECK(count_lines(f.log, "?") == 1);
+    /* multiprocess+: the detach names the process (QEMU ignores a bare D) */
+    CHECK(count_lines(f.log, "D;1") == 1);
+    CHECK(count_lines(f.log, "D") == 0);
     CHECK(count_lines(f.log, "g") == 3);
     CHECK(strstr(f.log, "z1,ffffffff81000000,1\nvCont;s:p1.1\nZ1,ffffffff81000000,1\n") != NULL);
     CHECK(strstr(f.log, "vCont;c\n<INT>\n") != NULL);
@@ -384,6 +387,31 @@ static void test_silent_and_closed(void)
     fd = fakestub_start(&f, garbage);
     fl_error_clear(&e);
     CHECK(tgt_connect_fd(&t, fd, 1000, &e) == -1 && e.code == FL_EPROTO && strstr(e.msg, "garbage!"));
+    CHECK(fakestub_join(&f) == 0);
+
+    /* Attaching to a running guest: QEMU stops it and says so with a stop
+     * reply before it reads our first packet. Connect must take that as a
+     * notice, not as qSupported's answer. */
+    static char gr[2 * G_SIZE + 1];
+    make_g(gr, 0xffffffff81000040ULL);
+    const fs_step running[] = {
+        {FS_SEND, "T02thread:01;", 0, NULL},
+        CONNECT_STEPS("1000"),
+        {FS_RECV, "g", 0, NULL}, {FS_SEND, gr, 0, NULL},
+        {FS_END, NULL, 0, NULL},
+    };
+    fd = fakestub_start(&f, running);
+    fl_error_clear(&e);
+    int rc = tgt_connect_fd(&t, fd, 1000, &e);
+    CHECK(rc == 0);
+    if (rc == 0) {
+        uint64_t v = 0;
+        CHECK(tgt_reg_read(t, "rip", &v, &e) == 0);
+        CHECK_EQ_U64(v, 0xffffffff81000040ULL);
+        tgt_close(t);
+    } else {
+        fprintf(stderr, "connect to a running guest: %s\n", e.msg);
+    }
     CHECK(fakestub_join(&f) == 0);
 }
 

@@ -1,0 +1,285 @@
+/* Trace the write fault from asm_exc_page_fault to user mode four ways and
+ * print steps/s and ratios: faultline single-step mode, faultline fast mode,
+ * GDB (Python stepi loop + gdb.find_pc_line per pc) and a raw vCont;s + g
+ * loop on the library's socket. A fault can be traced once, so each way gets
+ * a fresh boot of the same VM and scenario with norandmaps (same path; the
+ * step counts printed show it). A program: it never fails on slowness. */
+#include "faultline/capture.h"
+#include "faultline/kernel.h"
+#include "faultline/target.h"
+#include "faultline/trace.h"
+#include "faultline/vm.h"
+
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_STEPS 60000
+
+typedef struct run {
+    vm *v;
+    tgt *t;
+    cap_session *cs;
+} run;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void run_stop(run *r)
+{
+    cap_session_close(r->cs);
+    if (r->t)
+        tgt_kill(r->t);
+    vm_stop(r->v);
+    memset(r, 0, sizeof *r);
+}
+
+static int to_fault(run *r, kern *k, const char *kernel, const char *initrd, fl_error *err)
+{
+    memset(r, 0, sizeof *r);
+    vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = "tcg", .append = "faultline.scenario=write norandmaps" };
+    char line[256];
+    vm_trigger trig;
+    tgt_stop stop;
+    if (vm_start(&r->v, &cfg, err) < 0 || tgt_connect(&r->t, vm_gdb_address(r->v), 10000, err) < 0 ||
+        tgt_resume(r->t, err) < 0 || vm_console_wait_prefix(r->v, VM_ANNOUNCE_PREFIX, line, sizeof line, 30000, err) < 0 ||
+        vm_parse_announcement(line, &trig, err) < 0 || tgt_interrupt(r->t, &stop, 5000, err) < 0)
+        return -1;
+    cap_options co = { .filter = { .pid = trig.pid, .addr = trig.target }, .stations = 1u << CAP_ST_ENTRY,
+                       .timeout_ms = 30000 };
+    static cap_fault f;
+    if (cap_session_open(&r->cs, k, r->t, &co, err) < 0 || vm_console_write(r->v, "go\n", err) < 0 ||
+        cap_fault_capture(r->cs, &f, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* ---- faultline ---- */
+
+static int bench_faultline(kern *k, const char *kernel, const char *initrd, enum trace_mode mode, size_t *steps,
+                           size_t *stops, double *secs)
+{
+    run r;
+    fl_error err = { 0 };
+    trace_result *res = NULL;
+    int rc = -1;
+    if (to_fault(&r, k, kernel, initrd, &err) == 0) {
+        trace_options o = { .mode = mode, .timeout_ms = 120000, .max_steps = MAX_STEPS };
+        rc = trace_run(r.t, k, &o, &res, &err);
+    }
+    if (rc < 0)
+        printf("  %s mode failed: %s\n", mode == TRACE_FAST ? "fast" : "single", err.msg);
+    if (res) {
+        *steps = res->nsteps;
+        *stops = res->stops;
+        *secs = res->seconds;
+        printf("  faultline %-6s: %6zu records, %6zu stops, %.3f s, stop %s, final cs 0x%" PRIx64 "\n",
+               mode == TRACE_FAST ? "fast" : "single", res->nsteps, res->stops, res->seconds,
+               trace_stop_name(res->stop), res->final_cs);
+    }
+    trace_result_free(res);
+    run_stop(&r);
+    return rc;
+}
+
+/* ---- GDB ---- */
+
+static int bench_gdb(kern *k, const char *kernel, const char *initrd, size_t *steps, double *secs)
+{
+    run r;
+    fl_error err = { 0 };
+    int rc = -1;
+    if (to_fault(&r, k, kernel, initrd, &err) < 0) {
+        printf("  gdb: setup failed: %s\n", err.msg);
+        run_stop(&r);
+        return -1;
+    }
+    /* Let go of the stub without detaching: the guest stays stopped at
+     * asm_exc_page_fault and GDB connects to that same stop. */
+    tgt_release(r.t);
+    r.t = NULL;
+    char py[] = "/tmp/fl-bench-gdb-XXXXXX.py";  /* gdb -x runs *.py as Python */
+    int fd = mkstemps(py, 3);
+    if (fd < 0) {
+        run_stop(&r);
+        return -1;
+    }
+    dprintf(fd,
+            "import gdb, time\n"
+            "n = 0\n"
+            "t0 = time.time()\n"
+            "while n < %d:\n"
+            "    gdb.execute('stepi', to_string=True)\n"
+            "    f = gdb.selected_frame()\n"
+            "    pc = f.pc()\n"
+            "    gdb.find_pc_line(pc)\n"
+            "    n += 1\n"
+            "    if int(f.read_register('cs')) & 3 == 3:\n"
+            "        break\n"
+            "dt = time.time() - t0\n"
+            "print('FLBENCH %%d %%.6f' %% (n, dt))\n",
+            MAX_STEPS);
+    close(fd);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "timeout 300 gdb -batch -nx -ex 'set pagination off' -ex 'file %s' -ex 'target remote %s' -x %s 2>&1",
+             kernel, vm_gdb_address(r.v) + strlen("unix:"), py);
+    FILE *p = popen(cmd, "r");
+    char line[512];
+    while (p && fgets(line, sizeof line, p)) {
+        if (getenv("FL_BENCH_VERBOSE"))
+            fputs(line, stdout);
+        unsigned long n;
+        double dt;
+        if (sscanf(line, "FLBENCH %lu %lf", &n, &dt) == 2) {
+            *steps = n;
+            *secs = dt;
+            rc = 0;
+        }
+    }
+    if (p)
+        pclose(p);
+    unlink(py);
+    if (rc == 0)
+        printf("  gdb             : %6zu steps, %.3f s\n", *steps, *secs);
+    else
+        printf("  gdb: no result (is gdb with Python installed?)\n");
+    run_stop(&r);
+    return rc;
+}
+
+/* ---- the raw loop: no library, ack and checksum by hand ---- */
+
+typedef struct raw {
+    int fd;
+    char buf[8192];
+    size_t len;
+} raw;
+
+static int raw_send(raw *r, const char *payload)
+{
+    char pkt[128];
+    unsigned sum = 0;
+    for (const char *p = payload; *p; p++)
+        sum += (unsigned char)*p;
+    int n = snprintf(pkt, sizeof pkt, "$%s#%02x", payload, sum & 0xff);
+    return write(r->fd, pkt, (size_t)n) == n ? 0 : -1;
+}
+
+static int raw_reply(raw *r, const char **payload, size_t *plen)
+{
+    r->len = 0;
+    for (;;) {
+        char *d = memchr(r->buf, '$', r->len);
+        if (d) {
+            char *h = memchr(d, '#', r->len - (size_t)(d - r->buf));
+            if (h && (size_t)(h - r->buf) + 3 <= r->len) {
+                *payload = d + 1;
+                *plen = (size_t)(h - d - 1);
+                return write(r->fd, "+", 1) == 1 ? 0 : -1;
+            }
+        }
+        struct pollfd p = { .fd = r->fd, .events = POLLIN };
+        if (poll(&p, 1, 5000) <= 0)
+            return -1;
+        ssize_t n = read(r->fd, r->buf + r->len, sizeof r->buf - r->len);
+        if (n <= 0)
+            return -1;
+        r->len += (size_t)n;
+    }
+}
+
+static int hv(char c)
+{
+    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+static int bench_raw(kern *k, const char *kernel, const char *initrd, size_t *steps, double *secs)
+{
+    run r;
+    fl_error err = { 0 };
+    if (to_fault(&r, k, kernel, initrd, &err) < 0) {
+        printf("  raw: setup failed: %s\n", err.msg);
+        run_stop(&r);
+        return -1;
+    }
+    const tgt_reg *cs = tgt_regmap_find(tgt_regs(r.t), "cs");
+    raw w = { .fd = tgt_fd(r.t) };
+    size_t n = 0;
+    int rc = 0;
+    double t0 = now_s();
+    while (n < MAX_STEPS) {
+        const char *p;
+        size_t len;
+        if (raw_send(&w, "vCont;s:p1.1") < 0 || raw_reply(&w, &p, &len) < 0 || len < 3 || p[0] != 'T' ||
+            raw_send(&w, "g") < 0 || raw_reply(&w, &p, &len) < 0 || len < 2 * (cs->offset + 4)) {
+            rc = -1;
+            break;
+        }
+        n++;
+        if (hv(p[2 * cs->offset + 1]) & 3)  /* low nibble of cs's low byte: CPL */
+            break;
+    }
+    *secs = now_s() - t0;
+    *steps = n;
+    tgt_invalidate(r.t);
+    printf("  raw vCont;s+g   : %6zu steps, %.3f s%s\n", n, *secs, rc < 0 ? " (loop failed)" : "");
+    run_stop(&r);
+    return rc;
+}
+
+int main(void)
+{
+    const char *kernel = getenv("FAULTLINE_KERNEL"), *initrd = getenv("FAULTLINE_INITRD");
+    if (!kernel)
+        kernel = "build/vm/vmlinux";
+    if (!initrd)
+        initrd = "build/vm/initramfs.cpio.gz";
+    if (access(kernel, R_OK) != 0 || access(initrd, R_OK) != 0) {
+        printf("bench_trace: no guest (%s, %s); skipped\n", kernel, initrd);
+        return 0;
+    }
+    vm_install_cleanup();
+    kern *k = NULL;
+    fl_error err = { 0 };
+    if (kern_open(&k, kernel, NULL, &err) < 0) {
+        printf("bench_trace: %s; skipped\n", err.msg);
+        return 0;
+    }
+    printf("bench_trace: write fault, asm_exc_page_fault -> user mode, TCG, one fresh boot per way\n");
+    size_t s_steps = 0, s_stops = 0, f_steps = 0, f_stops = 0, g_steps = 0, r_steps = 0;
+    double s_t = 0, f_t = 0, g_t = 0, r_t = 0;
+    /* FL_BENCH_ONLY=single|fast|gdb|raw runs one way (for debugging). */
+    const char *only = getenv("FL_BENCH_ONLY");
+    if (!only || strcmp(only, "single") == 0)
+        bench_faultline(k, kernel, initrd, TRACE_SINGLE, &s_steps, &s_stops, &s_t);
+    if (!only || strcmp(only, "fast") == 0)
+        bench_faultline(k, kernel, initrd, TRACE_FAST, &f_steps, &f_stops, &f_t);
+    if (!only || strcmp(only, "gdb") == 0)
+        bench_gdb(k, kernel, initrd, &g_steps, &g_t);
+    if (!only || strcmp(only, "raw") == 0)
+        bench_raw(k, kernel, initrd, &r_steps, &r_t);
+    kern_close(k);
+    double s = s_t > 0 ? s_steps / s_t : 0, g = g_t > 0 ? g_steps / g_t : 0, r = r_t > 0 ? r_steps / r_t : 0;
+    /* Fast mode covers the same path in fewer stops; its rate is given as
+     * the single-step count of that path over fast mode's time. */
+    double f = f_t > 0 ? s_steps / f_t : 0;
+    printf("single-step : %8.0f steps/s\n", s);
+    printf("fast        : %8.0f steps/s equivalent (%zu single-step steps of the path in %.3f s; %zu records, %zu stops)\n",
+           f, s_steps, f_t, f_steps, f_stops);
+    printf("gdb         : %8.0f steps/s\n", g);
+    printf("raw loop    : %8.0f steps/s\n", r);
+    if (g > 0)
+        printf("single/gdb = %.2f (target >= 3)   fast/gdb = %.2f (target >= 10)\n", s / g, f / g);
+    if (r > 0)
+        printf("single/raw = %.3f (target >= 0.90)\n", s / r);
+    return 0;
+}

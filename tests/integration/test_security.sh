@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Security of the gdbstub while faultline runs (issue 7): whoever reaches the
+# stub controls the guest kernel, so it must be reachable only through a unix
+# socket inside a private directory: mode 0700, owned by us, the socket in it.
+# QEMU must own no TCP or UDP socket at all (listening or not), on IPv4 or
+# IPv6: its socket inodes (from /proc/PID/fd) must not appear in
+# /proc/net/{tcp,tcp6,udp,udp6}. Guards vm.c's make_private_dir (the 0700
+# check), the -gdb unix:...,server=on argument (a tcp::1234 default would
+# fail here) and -nodefaults (no default network device).
+. "$(dirname "$0")/lib.sh"
+
+# ---- helpers (shared in spirit with test_signals.sh / test_security.sh) ----
+mk_cpio() { (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet --owner=0:0) >"$2"; }
+# overlay NAME INIT-TEXT -> $work/NAME.img: the bundled initramfs, /init replaced
+overlay() {
+  local d=$work/$1.d size; mkdir -p "$d"; printf '%s\n' "$2" >"$d/init"; chmod 755 "$d/init"
+  mk_cpio "$d" "$work/$1.cpio"; cp "$FAULTLINE_INITRD" "$work/$1.img"
+  size=$(stat -c %s "$work/$1.img"); head -c $(( (512 - size % 512) % 512 )) /dev/zero >>"$work/$1.img"
+  cat "$work/$1.cpio" >>"$work/$1.img"
+}
+alive() { [ -e "/proc/$1" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+now() { date +%s.%N; }
+secs_since() { echo "$(now) - $1" | bc; }
+# start_fl OUT ERR ARGS...: faultline in the background -> fpid, t_start
+start_fl() { local o=$1 e=$2; shift 2; t_start=$(now); "$FAULTLINE_BIN" "$@" >"$o" 2>"$e" & fpid=$!; }
+# wait_exit SECS -> rc (exit status, or "hung" if it had to be killed), elapsed
+wait_exit() {
+  local n=$(( $1 * 10 ))
+  while alive "$fpid" && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
+  if alive "$fpid"; then kill -9 "$fpid" 2>/dev/null; wait "$fpid" 2>/dev/null || true; rc=hung
+  else rc=0; wait "$fpid" || rc=$?; fi
+  elapsed=$(secs_since "$t_start")
+}
+# wait_qemu SECS -> qpid (QEMU, a child of faultline) and qdir (its private dir)
+wait_qemu() {
+  local n=$(( $1 * 10 )); qpid= qdir=
+  while [ $n -gt 0 ] && alive "$fpid"; do
+    qpid=$(pgrep -P "$fpid" -x qemu-system-x86 | head -1 || true)
+    if [ -n "$qpid" ]; then
+      qdir=$(tr '\0' '\n' <"/proc/$qpid/cmdline" 2>/dev/null | sed -n 's|^unix:\(/tmp/faultline-[^/]*\)/gdb.sock.*|\1|p' | head -1)
+      [ -n "$qdir" ] && return 0
+    fi
+    sleep 0.1; n=$((n - 1))
+  done
+  return 1
+}
+# gone: this run's QEMU is not running any more and its directory is removed
+gone() {
+  local n=30
+  while [ -n "$qpid" ] && alive "$qpid" && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
+  { [ -z "$qpid" ] || ! alive "$qpid"; } && { [ -z "$qdir" ] || [ ! -e "$qdir" ]; }
+}
+lt() { [ "$(echo "$1 < $2" | bc)" = 1 ]; }
+one_line() { [ "$(wc -l <"$1")" -eq 1 ]; }
+
+overlay sleeper '#!/bin/sh
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+echo "FAULTLINE-INIT up 0"
+while :; do sleep 1000; done'
+
+start_fl "$work/out" "$work/err" run --initrd "$work/sleeper.img" --timeout 20
+if wait_qemu 30; then
+  sleep 1  # the gdbstub is connected and the guest runs
+  sock=$(tr '\0' '\n' <"/proc/$qpid/cmdline" | sed -n 's|^unix:\([^,]*\),.*|\1|p' | head -1)
+  gdbargs=$(tr '\0' '\n' <"/proc/$qpid/cmdline" | grep -A1 -x -- -gdb | tail -1)
+  expect "the gdbstub is a unix socket inside the private directory" "$(dirname "$sock")" "$qdir"
+  expect_true "the private directory's name is /tmp/faultline-XXXXXX" bash -c "[[ '$qdir' =~ ^/tmp/faultline-[A-Za-z0-9]{6}$ ]]"
+  expect "the private directory's mode" "$(stat -c %a "$qdir")" 700
+  expect "the private directory's owner" "$(stat -c %u "$qdir")" "$(id -u)"
+  expect_true "the private directory is a real directory (not a symlink)" bash -c "[ -d '$qdir' ] && [ ! -L '$qdir' ]"
+  expect_true "the gdb socket exists and is a socket" test -S "$sock"
+  expect "the socket's owner" "$(stat -c %u "$sock")" "$(id -u)"
+  expect_true "-gdb names no TCP address ($gdbargs)" bash -c "! grep -qiE 'tcp|:[0-9]+(,|$)' <<<'$gdbargs'"
+  # Every socket QEMU holds, by inode.
+  inodes=$(for fd in /proc/"$qpid"/fd/*; do readlink "$fd" 2>/dev/null; done | sed -n 's/^socket:\[\([0-9]*\)\]$/\1/p' | sort -u)
+  expect_true "QEMU holds at least one socket (the gdbstub's)" test -n "$inodes"
+  inet=
+  for f in /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6; do
+    [ -r "$f" ] || continue
+    for ino in $inodes; do
+      awk -v i="$ino" 'NR > 1 && $10 == i { found = 1 } END { exit !found }' "$f" && inet="$inet $f:$ino"
+    done
+  done
+  expect "TCP/UDP sockets owned by QEMU" "${inet:-none}" none
+  # The listening unix socket QEMU owns is the private one.
+  listening=$(for ino in $inodes; do awk -v i="$ino" '$7 == i && $8 != "" { print $8 }' /proc/net/unix; done | sort -u)
+  expect_true "QEMU's named unix sockets are all inside the private directory ($listening)" \
+    bash -c "for p in $listening; do [ \"\$(dirname \"\$p\")\" = '$qdir' ] || exit 1; done"
+  kill -TERM "$fpid"
+else
+  expect "QEMU started" "no" "yes"
+fi
+wait_exit 20
+expect_true "after faultline: QEMU gone, private dir (and socket) removed" gone
+finish
