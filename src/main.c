@@ -410,6 +410,22 @@ static int console_drain(void *ctx)
     return (r < 0 || c->panic) ? -1 : 0;
 }
 
+/* The stub went away or stopped by itself: the console may say why (with
+ * panic=-1 QEMU exits at once, often before we read the panic line). Read
+ * its last words, at most a second, and name a panic if there was one. */
+static void console_explain(console *c, fl_error *err)
+{
+    double deadline = now_s() + 1.0;
+    while (!c->panic && now_s() < deadline) {
+        if (console_drain(c) < 0 && !c->panic)
+            break; /* QEMU's console ended without a panic line */
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    if (c->panic)
+        fl_fail(err, FL_ECLOSED, "the guest kernel panicked: %s", c->panic_line);
+}
+
 /* Wait (guest running) for a console line starting with prefix. */
 static int console_wait(console *c, tgt *t, const char *prefix, char *out, size_t cap, int timeout_ms, fl_error *err)
 {
@@ -433,16 +449,20 @@ static int console_wait(console *c, tgt *t, const char *prefix, char *out, size_
         }
         tgt_stop stop;
         int r = tgt_poll_stop(t, &stop, 5, err);
-        if (r < 0)
+        if (r < 0) {
+            console_explain(c, err);
             return -1;
+        }
         if (r == 1) {
             uint64_t pc = 0;
             tgt_reg_read(t, "rip", &pc, NULL);
             bool kvm = strcmp(vm_accel(c->v), "kvm") == 0;
             /* QEMU's stub reports an accelerator's internal error as SIGABRT (6). */
-            return fl_fail(err, FL_EPROTO, "the guest stopped by itself (signal %d at pc 0x%" PRIx64 "%s) while waiting for '%s'%s",
-                           stop.code, pc, stop.code == 6 ? ", QEMU's sign of an accelerator error" : "", prefix,
-                           kvm ? "; KVM does not run this guest here: use --accel tcg" : "");
+            fl_fail(err, FL_EPROTO, "the guest stopped by itself (signal %d at pc 0x%" PRIx64 "%s) while waiting for '%s'%s",
+                    stop.code, pc, stop.code == 6 ? ", QEMU's sign of an accelerator error" : "", prefix,
+                    kvm ? "; KVM does not run this guest here: use --accel tcg" : "");
+            console_explain(c, err);
+            return -1;
         }
         if (now_s() > deadline)
             return fl_fail(err, FL_ETIMEOUT, "no '%s' line on the console within %d s (last lines: %s)", prefix,
@@ -487,12 +507,21 @@ static int open_output(const options *o, FILE **out)
     return 0;
 }
 
-static void close_output(FILE *out)
+/* A report that could not be written is a failure, not a success: a full
+ * disk or a closed pipe must not end in exit status 0. */
+static int close_output(FILE *out, const options *o, int rc)
 {
-    if (out && out != stdout)
-        fclose(out);
-    else
-        fflush(stdout);
+    bool bad = ferror(out) != 0;
+    int e = errno;
+    if (out != stdout ? fclose(out) != 0 : fflush(out) != 0) {
+        bad = true;
+        e = errno;
+    }
+    if (!bad)
+        return rc;
+    fprintf(stderr, "faultline: cannot write the report to %s: %s\n", o->output ? o->output : "standard output",
+            strerror(e ? e : EIO));
+    return rc == 0 || rc == EXIT_CHECKS ? EXIT_ENV : rc;
 }
 
 /* A user's static program travels as a second cpio appended to the
@@ -723,8 +752,11 @@ static int cmd_run(const options *o)
         sum.checks += (unsigned)f.nchecks;
         sum.failed += (unsigned)cap_checks_failed(&f);
         sum.passed_over += f.passed_over;
-        if (crc < 0)
+        if (crc < 0) {
+            if (err.code != FL_EINTR && err.code != FL_ETIMEOUT)
+                console_explain(&con, &err);
             goto out;
+        }
         if (tgt_resume(r.t, &err) < 0)
             goto out;
     }
@@ -743,7 +775,7 @@ out:
     }
     if (begun)
         report_end(out, fmt, &sum);
-    close_output(out);
+    rc = close_output(out, o, rc);
     run_cleanup(&r);
     return rc;
 }
@@ -807,7 +839,7 @@ out:
     rc = conclude(rc, &err, &sum);
     if (begun)
         report_end(out, fmt, &sum);
-    close_output(out);
+    rc = close_output(out, o, rc);
     cap_session_close(r.cs);
     tgt_close(r.t); /* detach: the user's guest runs on */
     kern_close(r.k);

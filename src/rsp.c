@@ -293,6 +293,14 @@ int rsp_open(rsp **out, const char *address, int timeout_ms, fl_error *err)
         }
         struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
         struct addrinfo *ai = NULL;
+        /* getaddrinfo would take "99999" and keep its low 16 bits, and
+         * service names: only a decimal port 1-65535 names a stub. */
+        char *end;
+        errno = 0;
+        unsigned long port = strtoul(colon + 1, &end, 10);
+        if (errno || *end || colon[1] < '0' || colon[1] > '9' || port < 1 || port > 65535)
+            return fl_fail(err, FL_EUSAGE, "GDB stub address \"%s\": the port must be a number from 1 to 65535",
+                           address);
         int g = getaddrinfo(host, colon + 1, &hints, &ai);
         if (g != 0)
             return fl_fail(err, FL_EUSAGE, "cannot resolve GDB stub address \"%s\": %s", address, gai_strerror(g));

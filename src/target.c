@@ -390,6 +390,10 @@ static int connect_seq(tgt *t, fl_error *err)
         t->pc = tgt_regmap_find(&t->map, "pc");
     if (!t->pc || t->pc->size > 8)
         return fl_fail(err, FL_EPROTO, "the target description (architecture \"%s\") has no rip or pc register", t->map.arch);
+    /* A 64-bit target described with a narrower rip would cut every pc. */
+    if (strcmp(t->map.arch, "i386:x86-64") == 0 && t->pc->size != 8)
+        return fl_fail(err, FL_EPROTO, "the target description gives %s %zu bits, but x86-64 needs 64", t->pc->name,
+                       t->pc->size * 8);
     t->pkt_cap = t->packet_size + 64;
     t->g = malloc(t->map.g_size);
     t->mem = calloc(MEMC_LINES, sizeof *t->mem);
