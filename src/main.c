@@ -19,6 +19,7 @@
 #include "faultline/kernel.h"
 #include "faultline/report.h"
 #include "faultline/target.h"
+#include "faultline/trace.h"
 #include "faultline/vm.h"
 
 #ifndef FAULTLINE_SRCDIR
@@ -46,6 +47,13 @@ typedef struct options {
     int timeout_s;
     char **program; /* after "--" */
     int nprogram;
+    /* trace (faultline trace, or run --trace) */
+    bool trace;
+    const char *until;
+    const char *over;
+    const char *mode;
+    const char *view;
+    int max_steps;
 } options;
 
 /* Which signal asked us to stop: the one piece of state a signal handler
@@ -96,6 +104,7 @@ static void usage(FILE *o)
           "\n"
           "commands:\n"
           "  run       boot the bundled VM, fault, capture, print the verified report\n"
+          "  trace     the same, then single-step the fault path back to user mode\n"
           "  capture   the same capture against a QEMU you started (-s / -gdb)\n"
           "  boot      boot the bundled VM and print the trigger's announcement (smoke test)\n"
           "  version   print the version and what it was tested against\n"
@@ -122,8 +131,36 @@ static void usage_run(FILE *o)
           "  -o, --output FILE  write the report to FILE instead of standard output\n"
           "  --probes LIST  stations to stop at, comma-separated function names (default: all)\n"
           "  --timeout SEC  how long one fault may take to appear and pass (default 60)\n"
+          "  --trace        capture at the entry only, then single-step the fault back to\n"
+          "                 user mode (see 'faultline trace --help' for --mode, --until,\n"
+          "                 --max-steps, --over and --view)\n"
           "  --kernel PATH  vmlinux to boot (default $FAULTLINE_KERNEL or build/vm/vmlinux)\n"
           "  --initrd PATH  initramfs (default $FAULTLINE_INITRD or build/vm/initramfs.cpio.gz)\n",
+          o);
+}
+
+static void usage_trace(FILE *o)
+{
+    fputs("usage: faultline trace [--scenario S] [--accel A] [--mode single|fast] [--until SYMBOL]\n"
+          "                       [--max-steps N] [--over FUNC,...] [--view line|insn|tree]\n"
+          "                       [--format text|md|json|chrome] [-o|--output FILE] [--timeout SEC]\n"
+          "                       [--kernel VMLINUX] [--initrd CPIO] [-- PROGRAM [ARGS]]\n"
+          "\n"
+          "Boots the bundled VM, captures the fault at asm_exc_page_fault (CR2, the\n"
+          "hardware frame) and single-steps it until it is back in user mode, with each\n"
+          "instruction's file:line, source, disassembly and the registers it changed.\n"
+          "Same as 'faultline run --trace'.\n"
+          "  --mode M       single (default: every instruction stops) or fast (runs from\n"
+          "                 branch to branch; the same instruction sequence)\n"
+          "  --until SYMBOL stop when the pc reaches SYMBOL instead of user mode\n"
+          "  --max-steps N  stop after N instructions (default 1000000)\n"
+          "  --over LIST    run through these callees at full speed (comma-separated)\n"
+          "  --view V       line (default: one entry per source line, t=0, t=1, ...),\n"
+          "                 insn (every instruction) or tree (calls with counts)\n"
+          "  --format F     text (default), md (the worksheet's trace), json (JSON Lines,\n"
+          "                 \"step\" records), chrome (trace-event JSON for Perfetto)\n"
+          "  -o, --output FILE  write to FILE instead of standard output\n"
+          "  --scenario, --accel, --timeout, --kernel, --initrd: as for run\n",
           o);
 }
 
@@ -176,7 +213,7 @@ static int parse_int(const char *s, int lo, int hi, int *v)
 static int parse_options(int argc, char **argv, const char *cmd, options *o)
 {
     enum { O_SCEN = 256, O_ACCEL, O_FORMAT, O_KERNEL, O_INITRD, O_GDB, O_VMLINUX, O_COMM, O_PID, O_ADDR,
-           O_PAGE, O_PROBES, O_COUNT, O_TIMEOUT, O_HELP };
+           O_PAGE, O_PROBES, O_COUNT, O_TIMEOUT, O_HELP, O_TRACE, O_UNTIL, O_OVER, O_MODE, O_VIEW, O_MAXSTEPS };
     static const struct option longopts[] = {
         { "scenario", required_argument, 0, O_SCEN }, { "accel", required_argument, 0, O_ACCEL },
         { "format", required_argument, 0, O_FORMAT }, { "output", required_argument, 0, 'o' },
@@ -186,12 +223,17 @@ static int parse_options(int argc, char **argv, const char *cmd, options *o)
         { "addr", required_argument, 0, O_ADDR }, { "page", no_argument, 0, O_PAGE },
         { "probes", required_argument, 0, O_PROBES }, { "count", required_argument, 0, O_COUNT },
         { "timeout", required_argument, 0, O_TIMEOUT }, { "help", no_argument, 0, O_HELP },
+        { "trace", no_argument, 0, O_TRACE }, { "until", required_argument, 0, O_UNTIL },
+        { "over", required_argument, 0, O_OVER }, { "mode", required_argument, 0, O_MODE },
+        { "view", required_argument, 0, O_VIEW }, { "max-steps", required_argument, 0, O_MAXSTEPS },
         { 0, 0, 0, 0 },
     };
     /* Which options each command takes. */
-    const char *allowed = strcmp(cmd, "run") == 0       ? "scenario accel format output kernel initrd probes timeout help"
-                          : strcmp(cmd, "capture") == 0 ? "gdb vmlinux comm pid addr page probes count timeout format output help"
-                                                        : "scenario accel kernel initrd timeout help";
+    const char *allowed =
+        strcmp(cmd, "run") == 0       ? "scenario accel format output kernel initrd probes timeout help trace until over mode view max-steps"
+        : strcmp(cmd, "trace") == 0   ? "scenario accel format output kernel initrd timeout help until over mode view max-steps"
+        : strcmp(cmd, "capture") == 0 ? "gdb vmlinux comm pid addr page probes count timeout format output help"
+                                      : "scenario accel kernel initrd timeout help";
     o->scenario = "write";
     o->accel = "tcg";
     o->format = "text";
@@ -249,6 +291,17 @@ static int parse_options(int argc, char **argv, const char *cmd, options *o)
             break;
         case O_PAGE: o->addr_page = true; break;
         case O_PROBES: o->probes = optarg; break;
+        case O_TRACE: o->trace = true; break;
+        case O_UNTIL: o->until = optarg; break;
+        case O_OVER: o->over = optarg; break;
+        case O_MODE: o->mode = optarg; break;
+        case O_VIEW: o->view = optarg; break;
+        case O_MAXSTEPS:
+            if (parse_int(optarg, 1, 100000000, &o->max_steps) < 0) {
+                fprintf(stderr, "faultline: --max-steps needs a number from 1 to 100000000, not '%s'\n", optarg);
+                return -1;
+            }
+            break;
         case O_COUNT:
             if (parse_int(optarg, 1, 1000, &o->count) < 0) {
                 fprintf(stderr, "faultline: --count needs a number from 1 to 1000, not '%s'\n", optarg);
@@ -270,9 +323,26 @@ static int parse_options(int argc, char **argv, const char *cmd, options *o)
         fprintf(stderr, "faultline %s: unexpected argument '%s' (a program to run goes after '--')\n", cmd, argv[optind]);
         return -1;
     }
+    if (strcmp(cmd, "trace") == 0)
+        o->trace = true;
     enum report_format f;
-    if (report_parse_format(o->format, &f) < 0) {
-        fprintf(stderr, "faultline: --format must be text, md or json, not '%s'\n", o->format);
+    enum trace_format tf;
+    if (o->trace ? trace_parse_format(o->format, &tf) < 0 : report_parse_format(o->format, &f) < 0) {
+        fprintf(stderr, "faultline: --format must be %s, not '%s'\n",
+                o->trace ? "text, md, json or chrome" : "text, md or json", o->format);
+        return -1;
+    }
+    enum trace_view tv;
+    if (o->view && trace_parse_view(o->view, &tv) < 0) {
+        fprintf(stderr, "faultline: --view must be line, insn or tree, not '%s'\n", o->view);
+        return -1;
+    }
+    if (o->mode && strcmp(o->mode, "single") && strcmp(o->mode, "fast")) {
+        fprintf(stderr, "faultline: --mode must be single or fast, not '%s'\n", o->mode);
+        return -1;
+    }
+    if (!o->trace && (o->until || o->over || o->mode || o->view || o->max_steps)) {
+        fprintf(stderr, "faultline: --until, --over, --mode, --view and --max-steps need --trace\n");
         return -1;
     }
     if (strcmp(o->accel, "tcg") && strcmp(o->accel, "kvm") && strcmp(o->accel, "auto")) {
@@ -471,6 +541,14 @@ static int console_wait(console *c, tgt *t, const char *prefix, char *out, size_
 }
 
 /* ---- commands ---- */
+
+static void tally(report_summary *sum, const cap_fault *f)
+{
+    sum->faults += f->nchecks > 0;
+    sum->checks += (unsigned)f->nchecks;
+    sum->failed += (unsigned)cap_checks_failed(f);
+    sum->passed_over += f->passed_over;
+}
 
 /* The exit status and the one sentence for how a command ended: a stop
  * signal wins over whatever error it caused on the way out. */
@@ -679,15 +757,54 @@ out:
     return rc;
 }
 
+/* Single-step the fault from where the capture left the guest (the entry
+ * station) and write the trace; what was stepped is written even when the
+ * trace ends early. */
+static int run_trace(const options *o, run_state *r, FILE *out, enum trace_format fmt, enum trace_view view,
+                     fl_error *err)
+{
+    trace_options topt = {
+        .mode = o->mode && strcmp(o->mode, "fast") == 0 ? TRACE_FAST : TRACE_SINGLE,
+        .until = o->until,
+        .max_steps = (size_t)o->max_steps,
+        .over = o->over,
+        .timeout_ms = o->timeout_s * 1000,
+        .progress = true, /* drawn only when stderr is a terminal */
+    };
+    trace_result *tr = NULL;
+    int rc = trace_run(r->t, r->k, &topt, &tr, err);
+    if (tr) {
+        trace_report(out, fmt, view, tr);
+        trace_result_free(tr);
+    }
+    if (rc < 0)
+        fl_error_prefix(err, "tracing the fault");
+    return rc;
+}
+
 static int cmd_run(const options *o)
 {
     run_state r = { 0 };
     fl_error err = { 0 };
-    enum report_format fmt;
-    report_parse_format(o->format, &fmt);
+    /* With --trace the fault is captured at its entry only (the guest is left
+     * stopped there) and then single-stepped; the trace passes every other
+     * station. Chrome's trace-event file holds the trace alone. */
+    bool chrome = o->trace && strcmp(o->format, "chrome") == 0;
+    enum report_format fmt = REPORT_TEXT;
+    enum trace_format tfmt = TRACE_FMT_TEXT;
+    enum trace_view tview = TRACE_VIEW_LINE;
+    if (!chrome)
+        report_parse_format(o->format, &fmt);
+    if (o->trace) {
+        trace_parse_format(o->format, &tfmt);
+        if (o->view)
+            trace_parse_view(o->view, &tview);
+    }
     unsigned mask;
     if (parse_probes(o->probes, &mask) < 0)
         return EXIT_ENV;
+    if (o->trace)
+        mask = 1u << CAP_ST_ENTRY;
     FILE *out;
     if (open_output(o, &out) < 0)
         return EXIT_ENV;
@@ -722,7 +839,8 @@ static int cmd_run(const options *o)
             goto out;
         if (!begun) {
             meta.boot_seconds = now_s() - t0;
-            report_begin(out, fmt, &meta);
+            if (!chrome)
+                report_begin(out, fmt, &meta);
             begun = true;
         }
         tgt_stop stop;
@@ -746,17 +864,16 @@ static int cmd_run(const options *o)
         int crc = cap_fault_capture(r.cs, &f, &err);
         report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
                               .page = trig.page, .target = trig.target };
-        if (f.st[0].hit || f.nchecks)
+        if ((f.st[0].hit || f.nchecks) && !chrome)
             report_fault(out, fmt, &rt, &f, r.cs);
-        sum.faults += f.nchecks > 0;
-        sum.checks += (unsigned)f.nchecks;
-        sum.failed += (unsigned)cap_checks_failed(&f);
-        sum.passed_over += f.passed_over;
+        tally(&sum, &f);
         if (crc < 0) {
             if (err.code != FL_EINTR && err.code != FL_ETIMEOUT)
                 console_explain(&con, &err);
             goto out;
         }
+        if (o->trace && run_trace(o, &r, out, tfmt, tview, &err) < 0)
+            goto out;
         if (tgt_resume(r.t, &err) < 0)
             goto out;
     }
@@ -769,11 +886,11 @@ out:
     rc = conclude(rc, &err, &sum);
     /* Once the kernel is known the report is always whole: header, what was
      * captured, and a summary naming what ended the run. */
-    if (!begun && r.k) {
+    if (!begun && r.k && !chrome) {
         report_begin(out, fmt, &meta);
         begun = true;
     }
-    if (begun)
+    if (begun && !chrome)
         report_end(out, fmt, &sum);
     rc = close_output(out, o, rc);
     run_cleanup(&r);
@@ -826,10 +943,7 @@ static int cmd_capture(const options *o)
         report_trigger rt = { .have = false };
         if (f.st[0].hit || f.nchecks)
             report_fault(out, fmt, &rt, &f, r.cs);
-        sum.faults += f.nchecks > 0;
-        sum.checks += (unsigned)f.nchecks;
-        sum.failed += (unsigned)cap_checks_failed(&f);
-        sum.passed_over += f.passed_over;
+        tally(&sum, &f);
         if (crc < 0)
             goto out;
     }
@@ -866,12 +980,14 @@ int main(int argc, char **argv)
     void (*help)(FILE *) = NULL;
     if (strcmp(cmd, "run") == 0)
         fn = cmd_run, help = usage_run;
+    else if (strcmp(cmd, "trace") == 0)
+        fn = cmd_run, help = usage_trace;
     else if (strcmp(cmd, "capture") == 0)
         fn = cmd_capture, help = usage_capture;
     else if (strcmp(cmd, "boot") == 0)
         fn = cmd_boot, help = usage_boot;
     if (!fn) {
-        fprintf(stderr, "faultline: unknown command '%s' (commands: run, capture, boot, version)\n", cmd);
+        fprintf(stderr, "faultline: unknown command '%s' (commands: run, trace, capture, boot, version)\n", cmd);
         return EXIT_ENV;
     }
     options o = { 0 };
