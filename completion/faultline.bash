@@ -94,10 +94,10 @@ _faultline()
 
     local opts
     case $cmd in
-        run) opts="--scenario --accel --format -o --output --probes --timeout --kernel --initrd --help --" ;;
+        run) opts="--scenario --accel --format -o --output --probes --timeout --kernel --initrd --trace --until --max-steps --over --mode --view --help --" ;;
         capture) opts="--gdb --vmlinux --comm --pid --addr --page --probes --count --timeout --format -o --output --help" ;;
         boot) opts="--scenario --accel --kernel --initrd --timeout --help" ;;
-        trace) opts="--until --max-steps --over --mode --view --help" ;;
+        trace) opts="--scenario --accel --format -o --output --timeout --kernel --initrd --until --max-steps --over --mode --view --trace --help --" ;;
         version) opts="" ;;
         *) return ;;
     esac

@@ -231,7 +231,7 @@ static int parse_options(int argc, char **argv, const char *cmd, options *o)
     /* Which options each command takes. */
     const char *allowed =
         strcmp(cmd, "run") == 0       ? "scenario accel format output kernel initrd probes timeout help trace until over mode view max-steps"
-        : strcmp(cmd, "trace") == 0   ? "scenario accel format output kernel initrd timeout help until over mode view max-steps"
+        : strcmp(cmd, "trace") == 0   ? "scenario accel format output kernel initrd timeout help trace until over mode view max-steps"
         : strcmp(cmd, "capture") == 0 ? "gdb vmlinux comm pid addr page probes count timeout format output help"
                                       : "scenario accel kernel initrd timeout help";
     o->scenario = "write";
