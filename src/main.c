@@ -770,6 +770,7 @@ static int run_trace(const options *o, run_state *r, FILE *out, enum trace_forma
         .over = o->over,
         .timeout_ms = o->timeout_s * 1000,
         .progress = true, /* drawn only when stderr is a terminal */
+        .cancel = check_stop,
     };
     trace_result *tr = NULL;
     int rc = trace_run(r->t, r->k, &topt, &tr, err);
@@ -864,8 +865,10 @@ static int cmd_run(const options *o)
         int crc = cap_fault_capture(r.cs, &f, &err);
         report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
                               .page = trig.page, .target = trig.target };
-        if ((f.st[0].hit || f.nchecks) && !chrome)
+        if ((f.st[0].hit || f.nchecks) && !chrome) {
             report_fault(out, fmt, &rt, &f, r.cs);
+            fflush(out); /* each fault's records as soon as they exist */
+        }
         tally(&sum, &f);
         if (crc < 0) {
             if (err.code != FL_EINTR && err.code != FL_ETIMEOUT)
@@ -941,8 +944,10 @@ static int cmd_capture(const options *o)
         cap_fault f;
         int crc = cap_fault_capture(r.cs, &f, &err);
         report_trigger rt = { .have = false };
-        if (f.st[0].hit || f.nchecks)
+        if (f.st[0].hit || f.nchecks) {
             report_fault(out, fmt, &rt, &f, r.cs);
+            fflush(out);
+        }
         tally(&sum, &f);
         if (crc < 0)
             goto out;

@@ -1042,6 +1042,11 @@ int trace_run(tgt *t, kern *k, const trace_options *opt, trace_result **out, fl_
         uint64_t pc = g_u64(tr.rip, g);
         if (tr.r->stop != TRACE_STOP_NONE || stop_before(&tr, pc))
             break;
+        if (tr.opt.cancel && tr.opt.cancel(tr.opt.cancel_ctx)) {
+            tr.r->stop = TRACE_STOP_CANCELLED;
+            fl_fail(&e, FL_EINTR, "the trace was interrupted after %zu steps", tr.r->nsteps);
+            goto done;
+        }
         pcent *pe = decode_at(&tr, pc, &e);
         if (!pe)
             goto done;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const stop_names[] = { "none", "user", "until", "max-steps", "timeout", "error" };
+static const char *const stop_names[] = { "none", "user", "until", "max-steps", "timeout", "error", "interrupted" };
 
 const char *trace_stop_name(enum trace_stop s)
 {

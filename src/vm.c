@@ -459,6 +459,30 @@ static int parse_gdb_listen(const char *s, int *port, fl_error *err)
     return fl_fail(err, FL_EUSAGE, "refusing to let the gdbstub listen on '%s': anyone who reaches it controls the guest kernel; use 127.0.0.1:PORT, or nothing for a private unix socket", s);
 }
 
+/* Is the unix socket at `path` listening yet? bind() creates the file
+ * before listen(), and a connect() in between is refused; /proc/net/unix
+ * marks listening sockets with __SO_ACCEPTCON (flags 00010000). Looking
+ * is harmless, where a trial connect would stop a running guest. */
+static bool unix_listens(const char *path)
+{
+    FILE *f = fopen("/proc/net/unix", "re");
+    if (!f)
+        return false;
+    char line[PATH_MAX + 128];
+    bool found = false;
+    size_t plen = strlen(path);
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long flags;
+        int pathpos = 0;
+        if (sscanf(line, "%*s %*s %*s %lx %*s %*s %*s %n", &flags, &pathpos) < 1 || pathpos <= 0)
+            continue;
+        const char *pth = line + pathpos;
+        found = (flags & 0x10000) && strncmp(pth, path, plen) == 0 && (pth[plen] == '\n' || pth[plen] == '\0');
+    }
+    fclose(f);
+    return found;
+}
+
 /* Is something owned by `pid` listening on 127.0.0.1:port? Matches the
  * socket inode from /proc/net/tcp against QEMU's open fds, so another
  * process on a busy port does not count as QEMU being ready. */
@@ -771,8 +795,7 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
         if (port) {
             ready = qemu_listens_tcp(v->pid, port);
         } else {
-            struct stat sst;
-            ready = stat(v->sock_path, &sst) == 0 && S_ISSOCK(sst.st_mode);
+            ready = unix_listens(v->sock_path);
         }
         if (ready)
             break;

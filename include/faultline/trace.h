@@ -57,6 +57,7 @@ enum trace_stop {
     TRACE_STOP_MAX_STEPS,  /* opt->max_steps instructions recorded */
     TRACE_STOP_TIMEOUT,    /* opt->timeout_ms of wall time */
     TRACE_STOP_ERROR,      /* the stub or the path failed: see err */
+    TRACE_STOP_CANCELLED,  /* opt->cancel said so (SIGINT, ...) */
 };
 
 /* Progress report (steps so far, function at the current pc). */
@@ -78,6 +79,10 @@ typedef struct trace_options {
     bool progress;
     trace_progress_fn progress_fn;
     void *progress_ctx;
+    /* Asked before every step: non-zero ends the trace (FL_EINTR) with what
+     * was recorded so far, the guest left stopped where it is. NULL: never. */
+    int (*cancel)(void *ctx);
+    void *cancel_ctx;
 } trace_options;
 
 /* Control-flow class of an instruction (from capstone's groups + ids). */

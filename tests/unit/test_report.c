@@ -40,6 +40,9 @@ int main(void)
     snprintf(f.st[CAP_ST_EXC].values[0].decoded, 192, "A|B quote \" back\\slash");
     f.st[CAP_ST_LOCK_VMA].enabled = true;
     snprintf(f.st[CAP_ST_LOCK_VMA].note, 192, "not reached: kernel-mode fault");
+    snprintf(f.st[CAP_ST_LOCK_VMA].kprobe, sizeof f.st[0].kprobe, "allowed");
+    f.st[CAP_ST_EXC].kprobe_refused = true;
+    snprintf(f.st[CAP_ST_EXC].kprobe, sizeof f.st[0].kprobe, "in .noinstr.text (marked noinstr)");
     f.nchecks = 2;
     f.checks[0] = (cap_check){ "cr2-matches-target", "CR2 is the target", "0x1", "0x1", true };
     f.checks[1] = (cap_check){ "pt-regs-ip", "ip is rip", "0x2", "0x3", false };
@@ -53,7 +56,10 @@ int main(void)
     CHECK(strstr(j, "{\"type\":\"trigger\",\"scenario\":\"write\",\"pid\":27") != NULL);
     CHECK(strstr(j, "\"target\":\"0x7f0000000100\"") != NULL);
     CHECK(strstr(j, "\"regs->cs\":{\"value\":\"0x33\",\"decoded\":\"A|B quote \\\" back\\\\slash\"}") != NULL);
-    CHECK(strstr(j, "\"function\":\"lock_vma_under_rcu\",\"hit\":false,\"note\":\"not reached: kernel-mode fault\"") != NULL);
+    CHECK(strstr(j, "\"function\":\"lock_vma_under_rcu\",\"hit\":false,\"kprobe_refused\":false,\"kprobe\":\"allowed\","
+                    "\"note\":\"not reached: kernel-mode fault\"") != NULL);
+    CHECK(strstr(j, "\"function\":\"exc_page_fault\",\"hit\":true,\"kprobe_refused\":true,"
+                    "\"kprobe\":\"in .noinstr.text (marked noinstr)\"") != NULL);
     CHECK(strstr(j, "{\"type\":\"check\",\"name\":\"pt-regs-ip\",\"ok\":false") != NULL);
     CHECK(strstr(j, "{\"type\":\"summary\",\"faults\":1,\"checks\":2,\"failed\":1,\"passed_over\":2") != NULL);
     CHECK(strstr(j, "\"error\":null}") != NULL);
@@ -78,6 +84,7 @@ int main(void)
     CHECK(strstr(x, "trigger: scenario write, pid 27 (fl-write)") != NULL);
     CHECK(strstr(x, "checks (2, 1 failed)") != NULL);
     CHECK(strstr(x, "lock_vma_under_rcu: not reached: kernel-mode fault") != NULL);
+    CHECK(strstr(x, "kprobes: refused, in .noinstr.text (marked noinstr)") != NULL);
     CHECK(strstr(x, "summary: 1 fault captured, 2 checks, 1 failed, 2 other faults passed over") != NULL);
     free(x);
     return check_summary("test_report");
