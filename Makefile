@@ -12,6 +12,8 @@ LIBS     := -ldwarf -lelf -lz -lcapstone -lexpat
 ALLCFLAGS = $(WARN) $(INCS) $(CFLAGS)
 
 B        := build
+HDRS     := $(wildcard include/faultline/*.h)
+TEST_HDRS:= $(wildcard tests/*.h)
 LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/obj/%.o)
 ASAN_OBJS:= $(LIB_SRCS:src/%.c=$(B)/asan/%.o)
@@ -35,9 +37,9 @@ all: bin/faultline
 deps:
 	@scripts/install-deps.sh
 
-$(B)/obj/%.o: src/%.c $(wildcard include/faultline/*.h) | $(B)/obj
+$(B)/obj/%.o: src/%.c $(HDRS) | $(B)/obj
 	$(CC) $(ALLCFLAGS) -c $< -o $@
-$(B)/asan/%.o: src/%.c $(wildcard include/faultline/*.h) | $(B)/asan
+$(B)/asan/%.o: src/%.c $(HDRS) | $(B)/asan
 	$(CC) $(ALLCFLAGS) $(ASAN) -O1 -c $< -o $@
 $(B)/libfaultline.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
@@ -45,18 +47,18 @@ $(B)/libfaultline-asan.a: $(ASAN_OBJS)
 	rm -f $@ && ar rcs $@ $^
 bin/faultline: src/main.c $(B)/libfaultline.a | bin
 	$(CC) $(ALLCFLAGS) -DFAULTLINE_SRCDIR='"$(CURDIR)"' $< $(B)/libfaultline.a $(LIBS) -o $@
-$(B)/tests/%: tests/unit/%.c tests/check.h $(B)/libfaultline.a | $(B)/tests
+$(B)/tests/%: tests/unit/%.c $(TEST_HDRS) $(B)/libfaultline.a | $(B)/tests
 	$(CC) $(ALLCFLAGS) -Itests $< $(B)/libfaultline.a $(LIBS) -lpthread -o $@
-$(B)/tests/itest_%: tests/integration/itest_%.c tests/check.h $(B)/libfaultline.a | $(B)/tests
+$(B)/tests/itest_%: tests/integration/itest_%.c $(TEST_HDRS) $(B)/libfaultline.a | $(B)/tests
 	$(CC) $(ALLCFLAGS) -Itests $< $(B)/libfaultline.a $(LIBS) -lpthread -o $@
-$(B)/tests-asan/%: tests/unit/%.c tests/check.h $(B)/libfaultline-asan.a | $(B)/tests-asan
+$(B)/tests-asan/%: tests/unit/%.c $(TEST_HDRS) $(B)/libfaultline-asan.a | $(B)/tests-asan
 	$(CC) $(ALLCFLAGS) $(ASAN) -O1 -Itests $< $(B)/libfaultline-asan.a $(LIBS) -lpthread -o $@
 # libFuzzer targets link the library sources directly, built by clang.
 $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | $(B)/fuzz
 	$(CLANG) $(filter-out -Wno-format-truncation,$(WARN)) $(INCS) -g -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(LIBS) -o $@
 $(B)/fixtures/%: tests/fixtures/%.c | $(B)/fixtures
 	$(CC) -g -gdwarf-5 -O2 -fno-pie -no-pie $< -o $@
-$(B)/bench/%: bench/%.c $(B)/libfaultline.a | $(B)/bench
+$(B)/bench/%: bench/%.c $(wildcard bench/*.h) $(TEST_HDRS) $(B)/libfaultline.a | $(B)/bench
 	$(CC) $(ALLCFLAGS) $< $(B)/libfaultline.a $(LIBS) -o $@
 
 $(B)/obj $(B)/asan $(B)/tests $(B)/tests-asan $(B)/fuzz $(B)/bench $(B)/fixtures bin:

@@ -2,7 +2,18 @@
  * socketpair replays a script (expect this packet, send that reply, send raw
  * bytes, go silent, hang up) and logs everything the client sent, one item a
  * line: packet payloads, "<NAK>" for '-', "<INT>" for 0x03 ('+' acks are
- * counted, not logged). Every read of the fake is bounded (2 s). */
+ * counted, not logged). Every read of the fake is bounded (2 s).
+ *
+ * For fault injection (tests/unit/test_faults.c): FS_RESET (hang up with
+ * the client's bytes unread, so the client sees ECONNRESET, not EOF), FS_BADSUM_FOREVER (answer every packet and every
+ * '-' with a packet whose checksum is wrong), FS_NAK_FOREVER ('-' every packet
+ * the client sends), FS_FLOOD (send n bytes of a's text, over and over),
+ * FS_IGNORE_FOREVER (read and log everything, answer nothing: a stub that never
+ * stops, not even for 0x03), FS_E_FOREVER (answer "E14" to every packet),
+ * FS_AUTO (a small QEMU look-alike for a whole capture session: OK to Z/z,
+ * the `g` in b to g, zeros to m, nothing to vCont;c/c, T02 to 0x03, OK to D/k).
+ * Every read is still bounded (2 s of silence ends a *_FOREVER op).
+ */
 #ifndef FAULTLINE_TESTS_FAKESTUB_H
 #define FAULTLINE_TESTS_FAKESTUB_H
 
@@ -25,6 +36,13 @@ enum fs_op {
     FS_INT,     /* read bytes until 0x03 (skipping '+') */
     FS_SLEEP,   /* sleep n ms */
     FS_CLOSE,   /* hang up now */
+    FS_RESET,          /* wait for client bytes (<= 2 s), hang up without reading them */
+    FS_BADSUM_FOREVER, /* answer everything with "$<a>#00" (a wrong checksum) until hangup */
+    FS_NAK_FOREVER,    /* answer every client packet with '-' until hangup */
+    FS_FLOOD,          /* send a's text repeatedly, n bytes in all (stops when refused) */
+    FS_IGNORE_FOREVER, /* read and log everything, answer nothing, until hangup */
+    FS_E_FOREVER,      /* answer "E14" to every client packet until hangup */
+    FS_AUTO,           /* QEMU look-alike, see above; b is the `g` reply */
     FS_XFER,    /* serve qXfer:features:read:<a>:OFF,LEN requests from document b
                    ('m'/'l' chunks, escaped as QEMU does) until the last chunk */
 };
@@ -157,6 +175,90 @@ static int fs_wait_byte(fakestub *f, char want)
     }
 }
 
+static void fs_send_raw(fakestub *f, const char *s, size_t n)
+{
+    if (f->fd >= 0)
+        send(f->fd, s, n, MSG_NOSIGNAL);
+}
+
+/* Wait until the client has sent something (bounded 2 s), without reading. */
+static void fs_wait_readable(fakestub *f)
+{
+    struct pollfd p = {.fd = f->fd, .events = POLLIN};
+    poll(&p, 1, 2000);
+}
+
+/* One unit of client input: 1 = packet (in out), 2 = a single byte (in *c),
+ * 0 = hangup/silence. Acks are counted and skipped. */
+static int fs_next(fakestub *f, char *out, size_t cap, char *c)
+{
+    for (;;) {
+        while (f->inlen > 0 && f->in[0] == '+') {
+            f->acks++;
+            fs_drop(f, 1);
+        }
+        if (f->inlen > 0 && f->in[0] != '$') {
+            *c = f->in[0];
+            fs_drop(f, 1);
+            fs_log(f, *c == '-' ? "<NAK>" : *c == 3 ? "<INT>" : "<JUNK>", *c == '-' || *c == 3 ? 5 : 6);
+            return 2;
+        }
+        if (f->inlen > 0) {
+            char *hash = memchr(f->in, '#', f->inlen);
+            if (hash && (size_t)(hash - f->in) + 3 <= f->inlen) {
+                size_t plen = (size_t)(hash - f->in) - 1;
+                size_t n = plen < cap - 1 ? plen : cap - 1;
+                memcpy(out, f->in + 1, n);
+                out[n] = '\0';
+                fs_drop(f, plen + 4);
+                fs_log(f, out, strlen(out));
+                return 1;
+            }
+        }
+        if (!fs_fill(f))
+            return 0;
+    }
+}
+
+static void fs_auto(fakestub *f, const char *g)
+{
+    char pkt[65536], c;
+    int k;
+    bool running = false;
+    while ((k = fs_next(f, pkt, sizeof pkt, &c)) != 0) {
+        if (k == 2) {
+            if (c == 3 && running) {
+                running = false;
+                fs_send_packet(f, "T02thread:p01.01;");
+            }
+            continue;
+        }
+        fs_send_raw(f, "+", 1);
+        if (pkt[0] == 'Z' || pkt[0] == 'z' || pkt[0] == 'D' || strcmp(pkt, "k") == 0 || pkt[0] == 'P' ||
+            pkt[0] == 'M')
+            fs_send_packet(f, "OK");
+        else if (strcmp(pkt, "g") == 0)
+            fs_send_packet(f, g);
+        else if (pkt[0] == 'm') {
+            unsigned long long addr;
+            unsigned long len;
+            if (sscanf(pkt + 1, "%llx,%lx", &addr, &len) == 2 && len <= 4096) {
+                char *z = f->rep;
+                memset(z, '0', 2 * len);
+                z[2 * len] = '\0';
+                fs_send_packet(f, z);
+            } else {
+                fs_send_packet(f, "E01");
+            }
+        } else if (strncmp(pkt, "vCont;c", 7) == 0 || strcmp(pkt, "c") == 0)
+            running = true;  /* never stops by itself */
+        else if (strncmp(pkt, "vCont;s", 7) == 0 || strcmp(pkt, "s") == 0)
+            fs_send_packet(f, "T05thread:p01.01;");
+        else
+            fs_send_packet(f, "");
+    }
+}
+
 static void *fs_thread(void *arg)
 {
     fakestub *f = arg;
@@ -233,6 +335,60 @@ static void *fs_thread(void *arg)
             }
             break;
         }
+        case FS_RESET:
+            fs_wait_readable(f);
+            goto out;
+        case FS_BADSUM_FOREVER: {
+            char buf[512], c;
+            int k;
+            snprintf(buf, sizeof buf, "$%s#00", s->a ? s->a : "OK");
+            fs_send_raw(f, buf, strlen(buf));
+            while ((k = fs_next(f, pkt, sizeof pkt, &c)) != 0)
+                if (k == 1 || c == '-')
+                    fs_send_raw(f, buf, strlen(buf));
+            goto out;
+        }
+        case FS_NAK_FOREVER: {
+            char c;
+            int k;
+            while ((k = fs_next(f, pkt, sizeof pkt, &c)) != 0)
+                if (k == 1)
+                    fs_send_raw(f, "-", 1);
+            goto out;
+        }
+        case FS_FLOOD: {
+            size_t al = strlen(s->a), sent = 0;
+            while (sent < s->n) {
+                ssize_t w = send(f->fd, s->a, al, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (w < 0) {
+                    struct pollfd p = {.fd = f->fd, .events = POLLOUT};
+                    if (poll(&p, 1, 2000) <= 0 || (p.revents & (POLLERR | POLLHUP)))
+                        break;
+                    continue;
+                }
+                sent += (size_t)w;
+            }
+            break;
+        }
+        case FS_IGNORE_FOREVER: {
+            char c;
+            while (fs_next(f, pkt, sizeof pkt, &c) != 0) {
+            }
+            goto out;
+        }
+        case FS_E_FOREVER: {
+            char c;
+            int k;
+            while ((k = fs_next(f, pkt, sizeof pkt, &c)) != 0)
+                if (k == 1) {
+                    fs_send_raw(f, "+", 1);
+                    fs_send_packet(f, "E14");
+                }
+            goto out;
+        }
+        case FS_AUTO:
+            fs_auto(f, s->b);
+            goto out;
         case FS_END:
             break;
         }

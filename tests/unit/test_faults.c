@@ -1,5 +1,5 @@
 /* Fault injection against the target layer (issue 7), with a scripted fake
- * stub (tests/fakestub_faults.h): silence mid-packet, connection resets at
+ * stub (tests/fakestub.h): silence mid-packet, connection resets at
  * every stage of the connect sequence and later, garbage, bad checksums
  * forever, a stub that never stops after `c`, wrong register sizes in the
  * target description, and `E` replies to every read.
@@ -17,7 +17,7 @@
  * the same fake on a unix socket: exit status 2, one line on stderr, no child
  * process left behind. */
 #include "check.h"
-#include "fakestub_faults.h"
+#include "fakestub.h"
 #include "faultline/rsp.h"
 #include "faultline/target.h"
 
