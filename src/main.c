@@ -110,7 +110,8 @@ static void usage(FILE *o)
           "  version   print the version and what it was tested against\n"
           "\n"
           "'faultline COMMAND --help' lists a command's options.\n"
-          "exit status: 0 every check held, 1 a check failed, 2 usage or environment error.\n",
+          "exit status: 0 every check held, 1 a check failed (or the guest's program\n"
+          "reported a failure), 2 usage or environment error, 128+N a signal.\n",
           o);
 }
 
@@ -854,9 +855,13 @@ static int cmd_run(const options *o)
             if (cap_session_open(&r.cs, r.k, r.t, &co, &err) < 0)
                 goto out;
         }
-        /* The filter is the trigger's own announcement: its pid, and its
-         * target address (a user program announces none: any address). */
+        /* The filter is the trigger's own announcement: its pid, its comm
+         * (for a user program the shell that announced it execs it, and only
+         * the exec gives the task the program's comm: faults of the shell
+         * before that are not the program's) and its target address (a user
+         * program announces none: any address). */
         cap_filter filter = { .pid = trig.pid, .addr = trig.target };
+        snprintf(filter.comm, sizeof filter.comm, "%s", trig.comm);
         cap_session_set_filter(r.cs, &filter, o->nprogram ? NULL : trig.scenario);
         cap_session_set_kprobe_live(r.cs, con.kprobes_listed);
         if (vm_console_write(r.v, "go\n", &err) < 0)
@@ -884,6 +889,13 @@ static int cmd_run(const options *o)
     if (console_wait(&con, r.t, VM_DONE_PREFIX, line, sizeof line, o->timeout_s * 1000, &err) < 0)
         goto out;
     rc = sum.failed ? EXIT_CHECKS : 0;
+    /* The trigger (or the user's program) checks its own data after the
+     * fault; init reports its exit status. */
+    const char *st = strstr(line, " status=");
+    if (!st || strcmp(st, " status=0") != 0) {
+        fprintf(stderr, "faultline: the guest's program did not end well (%s)\n", line);
+        rc = EXIT_CHECKS;
+    }
 out:
     sum.seconds = now_s() - start;
     rc = conclude(rc, &err, &sum);

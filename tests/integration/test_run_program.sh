@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# faultline run -- PROGRAM ARGS: the user's static program rides in an appended
+# archive; its first fault is captured (not the fault of the shell that
+# announced and exec'd it), its arguments arrive, and its exit status counts.
+. "$(dirname "$0")/lib.sh"
+cat >"$work/myprog.c" <<'C'
+#include <sys/mman.h>
+int main(int argc, char **argv)
+{
+    char *p = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    p[0x234] = argc > 1 ? argv[1][0] : 0;
+    return argc == 2 && argv[1][0] == 'h' && p[0x234] == 'h' ? 0 : 3; /* checks its own data */
+}
+C
+cc -static -O1 -o "$work/myprog" "$work/myprog.c"
+j=$work/prog.json
+rc=0; timeout 120 "$FAULTLINE_BIN" run --format json -o "$j" -- "$work/myprog" hello || rc=$?
+expect "exit status" "$rc" 0
+expect "announced as a program" "$(jq -r 'select(.type=="trigger") | .scenario' "$j")" program
+expect "announced with the program's comm" "$(jq -r 'select(.type=="trigger") | .comm' "$j")" myprog
+pid=$(jq -r 'select(.type=="trigger") | .pid' "$j")
+expect "the captured fault is the program's (comm)" "$(jq -r 'select(.type=="probe" and .function=="exc_page_fault") | .comm' "$j")" myprog
+expect "the captured fault is the program's (pid)" "$(jq -r 'select(.type=="probe" and .function=="exc_page_fault") | .pid' "$j")" "$pid"
+expect "checks that failed" "$(jq -s '[.[] | select(.type=="check" and .ok==false)] | length' "$j")" 0
+expect_true "no QEMU left of this run" no_qemu_of "$j"
+# Without its argument the program fails its own check: faultline says so.
+rc=0; timeout 120 "$FAULTLINE_BIN" run -o /dev/null -- "$work/myprog" 2>"$work/err" || rc=$?
+expect "a failing program: exit status 1" "$rc" 1
+expect_true "a failing program: said on stderr" grep -q "status=3" "$work/err"
+finish
