@@ -97,4 +97,4 @@ clean:
 	rm -rf $(B) bin
 
 # make install / uninstall / lib (shared library, pkg-config): see docs/install.md
-include mk/install.mk
+include scripts/install.mk

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every option faultline accepts is in its --help and in man/faultline.1, and
+# Every option faultline accepts is in its --help and in docs/man/faultline.1, and
 # the other way round, per command; every command is in `faultline --help`
 # and in the man page; the bash completion offers the same options.
 #
@@ -11,8 +11,8 @@
 # per command, and are left out of the comparison.
 . "$(dirname "$0")/lib.sh"
 top=$(cd "$(dirname "$0")/../.." && pwd)
-man1="$top/man/faultline.1"
-completion="$top/completion/faultline.bash"
+man1="$top/docs/man/faultline.1"
+completion="$top/scripts/faultline.bash-completion"
 
 # Options in a text: --long and -s words (not "x86-64", "kernel-write", "--" alone).
 opts_in() { grep -oE '(^|[^A-Za-z0-9_-])--?[a-z][a-z0-9-]*' | sed -E 's/^[^-]*//' | grep -vxE -- '--help|--version' | sort -u || true; }
@@ -73,7 +73,7 @@ expect_true "the man page lists commands" test -n "$mc"
 for c in run capture boot version; do
   expect_true "faultline --help lists $c" in_set "$c" "$hc"
 done
-both_ways "commands" "faultline --help" "$hc" "man/faultline.1's COMMANDS" "$mc"
+both_ways "commands" "faultline --help" "$hc" "docs/man/faultline.1's COMMANDS" "$mc"
 expect_true "faultline --version works" quiet "$FAULTLINE_BIN" --version
 expect_true "faultline version works" quiet "$FAULTLINE_BIN" version
 expect_true "faultline --version names the QEMU and kernel it was tested with" \
@@ -96,8 +96,8 @@ for cmd in $(printf '%s\n' $hc $mc | sort -u); do
   accepted=$(printf '%s' "$accepted" | sort -u)
   echo "$cmd: accepts $(echo $accepted)"
   both_ways "$cmd" "accepted" "$accepted" "'faultline $cmd --help'" "$h"
-  both_ways "$cmd" "accepted" "$accepted" "man/faultline.1 ($cmd)" "$m"
-  both_ways "$cmd" "accepted" "$accepted" "completion/faultline.bash" "$(completion_opts "$cmd")"
+  both_ways "$cmd" "accepted" "$accepted" "docs/man/faultline.1 ($cmd)" "$m"
+  both_ways "$cmd" "accepted" "$accepted" "scripts/faultline.bash-completion" "$(completion_opts "$cmd")"
 done
 
 # The completion file defines its function and registers it, quietly.

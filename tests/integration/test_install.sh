@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make install` / `make uninstall` (mk/install.mk) into fresh prefixes:
+# `make install` / `make uninstall` (scripts/install.mk) into fresh prefixes:
 #  1. PREFIX=$tmp/x: every file in its place; a program built against the
 #     installed library with nothing but `pkg-config --cflags --libs faultline`
 #     runs against the shared library and, with --static, the static one; each
@@ -15,7 +15,7 @@ example="$top/tests/install/example.c"
 
 mk=(make -C "$top" --no-print-directory)
 # Until the top Makefile includes the fragment, name it here.
-grep -qE '^[[:space:]]*-?include[[:space:]]+mk/install\.mk' "$top/Makefile" || mk+=(-f Makefile -f mk/install.mk)
+grep -qE '^[[:space:]]*-?include[[:space:]]+scripts/install\.mk' "$top/Makefile" || mk+=(-f Makefile -f scripts/install.mk)
 quiet() { "$@" >/dev/null 2>&1; }
 # run_logged LOG CMD...: run, keep the output, show its tail when it fails.
 run_logged() {

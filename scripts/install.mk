@@ -1,4 +1,4 @@
-# mk/install.mk: `make lib`, `make install`, `make uninstall`.
+# scripts/install.mk: `make lib`, `make install`, `make uninstall`.
 # Included from the top Makefile, after its variables (LIB_SRCS, LIB_OBJS, B,
 # CC, WARN, INCS, LIBS, CFLAGS) are set. See docs/install.md.
 #
@@ -40,8 +40,8 @@ FL_BIN      := $(B)/install/faultline
 # What the guest needs at run time; build/vm/vmlinux is a link into the
 # user's cache and is installed as a copy (see docs/install.md for why).
 FL_GUEST    := $(B)/vm/vmlinux $(B)/vm/initramfs.cpio.gz $(B)/vm/kernel-version
-FL_MAN1     := man/faultline.1
-FL_MAN5     := man/faultline-json.5
+FL_MAN1     := docs/man/faultline.1
+FL_MAN5     := docs/man/faultline-json.5
 # In the .pc, directories under PREFIX are written as ${prefix}/... so
 # `pkg-config --define-prefix` can relocate a copied tree.
 fl_pcdir     = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
@@ -57,7 +57,7 @@ $(B)/pic/%.o: src/%.c $(wildcard include/faultline/*.h src/*.h) | $(B)/pic
 # Exported: everything but the kernel layer's internal helpers (kernel_internal.h:
 # kd_, kl_, kt_), which the library's own files share and nobody else may call.
 # A lone '*' has the lowest priority in a version script, so the locals win.
-$(B)/pic/libfaultline.map: mk/install.mk | $(B)/pic
+$(B)/pic/libfaultline.map: scripts/install.mk | $(B)/pic
 	printf '{\n  global: *;\n  local: kd_*; kl_*; kt_*;\n};\n' >$@
 
 $(FL_SHLIB): $(FL_PIC_OBJS) $(B)/pic/libfaultline.map
@@ -77,7 +77,7 @@ $(B)/install/dirs: fl-force | $(B)/install
 	@printf '%s\n' '$(PREFIX)' '$(LIBDIR)' '$(INCLUDEDIR)' '$(PKGDATADIR)' '$(FL_VERSION)' >$@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
 
-$(FL_PC): faultline.pc.in $(B)/install/dirs
+$(FL_PC): scripts/faultline.pc.in $(B)/install/dirs
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call fl_pcdir,$(LIBDIR))|g' \
 	    -e 's|@INCLUDEDIR@|$(call fl_pcdir,$(INCLUDEDIR))|g' -e 's|@VERSION@|$(FL_VERSION)|g' \
 	    $< >$@.tmp && mv -f $@.tmp $@
@@ -96,7 +96,7 @@ $(FL_GUEST) &:
 
 # ---- install / uninstall ----
 
-install: $(FL_BIN) $(B)/libfaultline.a $(FL_SHLIB) $(FL_PC) $(FL_GUEST) $(FL_MAN1) $(FL_MAN5) completion/faultline.bash
+install: $(FL_BIN) $(B)/libfaultline.a $(FL_SHLIB) $(FL_PC) $(FL_GUEST) $(FL_MAN1) $(FL_MAN5) scripts/faultline.bash-completion
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 	  $(DESTDIR)$(INCLUDEDIR)/faultline $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 	  $(DESTDIR)$(PKGDATADIR) $(DESTDIR)$(BASHCOMPDIR)
@@ -109,7 +109,7 @@ install: $(FL_BIN) $(B)/libfaultline.a $(FL_SHLIB) $(FL_PC) $(FL_GUEST) $(FL_MAN
 	$(INSTALL) -m 0644 $(addprefix include/faultline/,$(FL_HEADERS)) $(DESTDIR)$(INCLUDEDIR)/faultline/
 	$(INSTALL) -m 0644 $(FL_MAN1) $(DESTDIR)$(MANDIR)/man1/faultline.1
 	$(INSTALL) -m 0644 $(FL_MAN5) $(DESTDIR)$(MANDIR)/man5/faultline-json.5
-	$(INSTALL) -m 0644 completion/faultline.bash $(DESTDIR)$(BASHCOMPDIR)/faultline
+	$(INSTALL) -m 0644 scripts/faultline.bash-completion $(DESTDIR)$(BASHCOMPDIR)/faultline
 	$(INSTALL) -m 0644 $(B)/vm/vmlinux $(DESTDIR)$(PKGDATADIR)/vmlinux
 	$(INSTALL) -m 0644 $(B)/vm/initramfs.cpio.gz $(DESTDIR)$(PKGDATADIR)/initramfs.cpio.gz
 	$(INSTALL) -m 0644 $(B)/vm/kernel-version $(DESTDIR)$(PKGDATADIR)/kernel-version
