@@ -9,6 +9,7 @@
 #include "faultline/target.h"
 #include "faultline/trace.h"
 #include "faultline/vm.h"
+#include "../tests/qemu_guest.h"
 
 #include <inttypes.h>
 #include <poll.h>
@@ -20,12 +21,6 @@
 
 #define MAX_STEPS 60000
 
-typedef struct run {
-    vm *v;
-    tgt *t;
-    cap_session *cs;
-} run;
-
 static double now_s(void)
 {
     struct timespec ts;
@@ -33,33 +28,12 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void run_stop(run *r)
+/* A fresh boot stopped at asm_exc_page_fault of the write fault (fixed mmap
+ * addresses, so every boot walks the same path). */
+static int to_fault(guest *r, kern *k, const char *kernel, const char *initrd, fl_error *err)
 {
-    cap_session_close(r->cs);
-    if (r->t)
-        tgt_kill(r->t);
-    vm_stop(r->v);
-    memset(r, 0, sizeof *r);
-}
-
-static int to_fault(run *r, kern *k, const char *kernel, const char *initrd, fl_error *err)
-{
-    memset(r, 0, sizeof *r);
-    vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = "tcg", .append = "faultline.scenario=write norandmaps" };
-    char line[256];
-    vm_trigger trig;
-    tgt_stop stop;
-    if (vm_start(&r->v, &cfg, err) < 0 || tgt_connect(&r->t, vm_gdb_address(r->v), 10000, err) < 0 ||
-        tgt_resume(r->t, err) < 0 || vm_console_wait_prefix(r->v, VM_ANNOUNCE_PREFIX, line, sizeof line, 30000, err) < 0 ||
-        vm_parse_announcement(line, &trig, err) < 0 || tgt_interrupt(r->t, &stop, 5000, err) < 0)
-        return -1;
-    cap_options co = { .filter = { .pid = trig.pid, .addr = trig.target }, .stations = 1u << CAP_ST_ENTRY,
-                       .timeout_ms = 30000 };
     static cap_fault f;
-    if (cap_session_open(&r->cs, k, r->t, &co, err) < 0 || vm_console_write(r->v, "go\n", err) < 0 ||
-        cap_fault_capture(r->cs, &f, err) < 0)
-        return -1;
-    return 0;
+    return guest_to_fault(r, k, kernel, initrd, "faultline.scenario=write norandmaps", 1u << CAP_ST_ENTRY, &f, err);
 }
 
 /* ---- faultline ---- */
@@ -67,7 +41,7 @@ static int to_fault(run *r, kern *k, const char *kernel, const char *initrd, fl_
 static int bench_faultline(kern *k, const char *kernel, const char *initrd, enum trace_mode mode, size_t *steps,
                            size_t *stops, double *secs)
 {
-    run r;
+    guest r;
     fl_error err = { 0 };
     trace_result *res = NULL;
     int rc = -1;
@@ -86,7 +60,7 @@ static int bench_faultline(kern *k, const char *kernel, const char *initrd, enum
                trace_stop_name(res->stop), res->final_cs);
     }
     trace_result_free(res);
-    run_stop(&r);
+    guest_stop(&r);
     return rc;
 }
 
@@ -94,12 +68,12 @@ static int bench_faultline(kern *k, const char *kernel, const char *initrd, enum
 
 static int bench_gdb(kern *k, const char *kernel, const char *initrd, size_t *steps, double *secs)
 {
-    run r;
+    guest r;
     fl_error err = { 0 };
     int rc = -1;
     if (to_fault(&r, k, kernel, initrd, &err) < 0) {
         printf("  gdb: setup failed: %s\n", err.msg);
-        run_stop(&r);
+        guest_stop(&r);
         return -1;
     }
     /* Let go of the stub without detaching: the guest stays stopped at
@@ -109,7 +83,7 @@ static int bench_gdb(kern *k, const char *kernel, const char *initrd, size_t *st
     char py[] = "/tmp/fl-bench-gdb-XXXXXX.py";  /* gdb -x runs *.py as Python */
     int fd = mkstemps(py, 3);
     if (fd < 0) {
-        run_stop(&r);
+        guest_stop(&r);
         return -1;
     }
     dprintf(fd,
@@ -152,7 +126,7 @@ static int bench_gdb(kern *k, const char *kernel, const char *initrd, size_t *st
         printf("  gdb             : %6zu steps, %.3f s\n", *steps, *secs);
     else
         printf("  gdb: no result (is gdb with Python installed?)\n");
-    run_stop(&r);
+    guest_stop(&r);
     return rc;
 }
 
@@ -160,11 +134,11 @@ static int bench_gdb(kern *k, const char *kernel, const char *initrd, size_t *st
 
 static int bench_raw(kern *k, const char *kernel, const char *initrd, size_t *steps, double *secs)
 {
-    run r;
+    guest r;
     fl_error err = { 0 };
     if (to_fault(&r, k, kernel, initrd, &err) < 0) {
         printf("  raw: setup failed: %s\n", err.msg);
-        run_stop(&r);
+        guest_stop(&r);
         return -1;
     }
     const tgt_reg *cs = tgt_regmap_find(tgt_regs(r.t), "cs");
@@ -188,7 +162,7 @@ static int bench_raw(kern *k, const char *kernel, const char *initrd, size_t *st
     *steps = n;
     tgt_invalidate(r.t);
     printf("  raw vCont;s+g   : %6zu steps, %.3f s%s\n", n, *secs, rc < 0 ? " (loop failed)" : "");
-    run_stop(&r);
+    guest_stop(&r);
     return rc;
 }
 

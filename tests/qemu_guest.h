@@ -1,126 +1,100 @@
-/* A halted QEMU guest for the live test and the bench: through vm_start()
- * when an initramfs is there, else spawned here without one (the kernel
- * panics at mount time, long after start_kernel). Either way QEMU is killed
- * and reaped by guest_stop() on every path. */
+/* The bundled guest for the tests and benchmarks, always through vm_start()
+ * (the one QEMU launcher: private 0700 socket, readiness, reaping):
+ *  - guest_start(): QEMU halted at reset, for the live protocol test and the
+ *    step benchmark;
+ *  - guest_to_fault(): boot a scenario, let the trigger announce, and stop
+ *    at a station of its fault (capture with just those stations), for the
+ *    trace and GDB cross-check tests and the trace benchmark.
+ * guest_stop() kills and reaps QEMU on every path. */
 #ifndef FAULTLINE_TESTS_QEMU_GUEST_H
 #define FAULTLINE_TESTS_QEMU_GUEST_H
 
+#include "faultline/capture.h"
+#include "faultline/kernel.h"
+#include "faultline/target.h"
 #include "faultline/vm.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-/* make vm links the cached kernel here; tests/run.sh also sets FAULTLINE_KERNEL. */
+/* make vm puts the guest here; tests/run.sh also sets the environment. */
 #define GUEST_DEFAULT_KERNEL "build/vm/vmlinux"
+#define GUEST_DEFAULT_INITRD "build/vm/initramfs.cpio.gz"
 
 typedef struct guest {
-    vm *v;                 /* when vm_start was used */
-    pid_t pid;             /* when spawned here */
-    char dir[64];
+    vm *v;
+    tgt *t;              /* guest_to_fault() only */
+    cap_session *cs;     /* guest_to_fault() only */
+    vm_trigger trig;     /* guest_to_fault(): the announcement */
     char address[128];
 } guest;
 
-static const char *guest_kernel(void)
+static inline const char *guest_file(const char *env, const char *fallback)
 {
-    const char *k = getenv("FAULTLINE_KERNEL");
-    if (k && access(k, R_OK) == 0)
-        return k;
-    return access(GUEST_DEFAULT_KERNEL, R_OK) == 0 ? GUEST_DEFAULT_KERNEL : NULL;
+    const char *f = getenv(env);
+    if (f && access(f, R_OK) == 0)
+        return f;
+    return access(fallback, R_OK) == 0 ? fallback : NULL;
 }
 
-static void guest_stop(guest *g)
+static inline const char *guest_kernel(void) { return guest_file("FAULTLINE_KERNEL", GUEST_DEFAULT_KERNEL); }
+static inline const char *guest_initrd(void) { return guest_file("FAULTLINE_INITRD", GUEST_DEFAULT_INITRD); }
+
+static inline void guest_stop(guest *g)
 {
-    if (g->v) {
-        vm_stop(g->v);
-        g->v = NULL;
-    }
-    if (g->pid > 0) {
-        kill(g->pid, SIGKILL);
-        waitpid(g->pid, NULL, 0);
-        g->pid = 0;
-    }
-    if (g->dir[0]) {
-        char sock[128];
-        snprintf(sock, sizeof sock, "%s/gdb.sock", g->dir);
-        unlink(sock);
-        rmdir(g->dir);
-        g->dir[0] = '\0';
-    }
+    cap_session_close(g->cs);
+    tgt_kill(g->t);
+    vm_stop(g->v);
+    memset(g, 0, sizeof *g);
 }
 
-static int guest_start(guest *g, const char *kernel, char *why, size_t cap)
+/* QEMU halted at reset; connect to g->address yourself. */
+static inline int guest_start(guest *g, const char *kernel, char *why, size_t cap)
 {
     memset(g, 0, sizeof *g);
-    const char *initrd = getenv("FAULTLINE_INITRD");
-    if (initrd && access(initrd, R_OK) == 0) {
-        vm_config cfg = {.kernel = kernel, .initrd = initrd, .accel = "tcg", .mem_mb = 256};
-        fl_error e = {0};
-        if (vm_start(&g->v, &cfg, &e) == 0) {
-            snprintf(g->address, sizeof g->address, "%s", vm_gdb_address(g->v));
-            return 0;
-        }
-        fprintf(stderr, "vm_start failed (%s); spawning QEMU directly\n", e.msg);
-        g->v = NULL;
-    }
-    snprintf(g->dir, sizeof g->dir, "/tmp/fl-guest-XXXXXX");
-    if (!mkdtemp(g->dir)) {  /* mkdtemp makes it 0700 */
-        snprintf(why, cap, "mkdtemp: %s", strerror(errno));
-        g->dir[0] = '\0';
+    const char *initrd = guest_initrd();
+    if (!initrd) {
+        snprintf(why, cap, "no initramfs: run 'make vm' (or set FAULTLINE_INITRD)");
         return -1;
     }
-    char gdbarg[160];
-    snprintf(gdbarg, sizeof gdbarg, "unix:%s/gdb.sock,server=on,wait=off", g->dir);
-    snprintf(g->address, sizeof g->address, "unix:%s/gdb.sock", g->dir);
-    char *argv[] = {"qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "256", "-smp", "1",
-                    "-display", "none", "-no-reboot", "-nodefaults", "-S", "-gdb", gdbarg,
-                    "-kernel", (char *)kernel, "-append", "console=ttyS0", NULL};
-    g->pid = fork();
-    if (g->pid < 0) {
-        snprintf(why, cap, "fork: %s", strerror(errno));
-        guest_stop(g);
+    vm_config cfg = {.kernel = kernel, .initrd = initrd, .accel = "tcg"};
+    fl_error e = {0};
+    if (vm_start(&g->v, &cfg, &e) < 0) {
+        snprintf(why, cap, "%s", e.msg);
         return -1;
     }
-    if (g->pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-            dup2(devnull, 1);
-        }
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    /* Wait (bounded) for the socket to appear. */
-    char sock[128];
-    snprintf(sock, sizeof sock, "%s/gdb.sock", g->dir);
-    for (int i = 0; i < 200; i++) {
-        struct stat st;
-        if (stat(sock, &st) == 0)
-            return 0;
-        int status;
-        if (waitpid(g->pid, &status, WNOHANG) == g->pid) {
-            g->pid = 0;
-            snprintf(why, cap, "QEMU exited at start (status %d)", status);
-            guest_stop(g);
-            return -1;
-        }
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    snprintf(why, cap, "QEMU did not open %s within 10 s", sock);
-    guest_stop(g);
-    return -1;
+    snprintf(g->address, sizeof g->address, "%s", vm_gdb_address(g->v));
+    return 0;
+}
+
+/* Boot `append` (e.g. "faultline.scenario=write"), wait for the trigger's
+ * announcement, and capture its fault at `stations` only: the guest is left
+ * stopped at the last of them, *f holds what was read there. */
+static inline int guest_to_fault(guest *g, kern *k, const char *kernel, const char *initrd, const char *append,
+                          unsigned stations, cap_fault *f, fl_error *err)
+{
+    memset(g, 0, sizeof *g);
+    vm_config cfg = {.kernel = kernel, .initrd = initrd, .accel = "tcg", .append = append};
+    char line[256];
+    tgt_stop stop;
+    if (vm_start(&g->v, &cfg, err) < 0 || tgt_connect(&g->t, vm_gdb_address(g->v), 10000, err) < 0 ||
+        tgt_resume(g->t, err) < 0 ||
+        vm_console_wait_prefix(g->v, VM_ANNOUNCE_PREFIX, line, sizeof line, 30000, err) < 0 ||
+        vm_parse_announcement(line, &g->trig, err) < 0 || tgt_interrupt(g->t, &stop, 5000, err) < 0)
+        return -1;
+    snprintf(g->address, sizeof g->address, "%s", vm_gdb_address(g->v));
+    cap_options co = {.filter = {.pid = g->trig.pid, .addr = g->trig.target}, .stations = stations,
+                      .timeout_ms = 30000};
+    return cap_session_open(&g->cs, k, g->t, &co, err) < 0 || vm_console_write(g->v, "go\n", err) < 0 ||
+                   cap_fault_capture(g->cs, f, err) < 0
+               ? -1
+               : 0;
 }
 
 /* Address of a global symbol from `nm` (fine for a test). 0 if not found. */
-static uint64_t guest_symbol(const char *kernel, const char *sym)
+static inline uint64_t guest_symbol(const char *kernel, const char *sym)
 {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "nm -- '%s' 2>/dev/null", kernel);

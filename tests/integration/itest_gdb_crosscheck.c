@@ -4,6 +4,7 @@
  * stop and reads the same registers and struct pt_regs through its own
  * DWARF. Every value must agree. */
 #include "check.h"
+#include "qemu_guest.h"
 #include "faultline/capture.h"
 #include "faultline/kernel.h"
 #include "faultline/target.h"
@@ -59,33 +60,18 @@ int main(void)
     }
     vm_install_cleanup();
     fl_error err = { 0 };
-    vm *v = NULL;
-    tgt *t = NULL;
     kern *k = NULL;
-    cap_session *cs = NULL;
+    guest g = { 0 };
     static cap_fault f;
-    vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = "tcg", .append = "faultline.scenario=write" };
-    char line[256];
-    vm_trigger trig;
-    tgt_stop stop;
-    int ok = vm_start(&v, &cfg, &err) == 0 && tgt_connect(&t, vm_gdb_address(v), 10000, &err) == 0 &&
-             tgt_resume(t, &err) == 0 &&
-             vm_console_wait_prefix(v, VM_ANNOUNCE_PREFIX, line, sizeof line, 30000, &err) == 0 &&
-             vm_parse_announcement(line, &trig, &err) == 0 && tgt_interrupt(t, &stop, 5000, &err) == 0 &&
-             kern_open(&k, kernel, NULL, &err) == 0;
+    /* Only station 2: the guest is left stopped at exc_page_fault. */
+    int ok = kern_open(&k, kernel, NULL, &err) == 0 &&
+             guest_to_fault(&g, k, kernel, initrd, "faultline.scenario=write", 1u << CAP_ST_EXC, &f, &err) == 0;
     CHECK(ok);
+    const vm_trigger trig = g.trig;
     if (ok) {
-        /* Only station 2: the guest is left stopped at exc_page_fault. */
-        cap_options co = { .filter = { .pid = trig.pid, .addr = trig.target }, .stations = 1u << CAP_ST_EXC,
-                           .timeout_ms = 30000 };
-        ok = cap_session_open(&cs, k, t, &co, &err) == 0 && vm_console_write(v, "go\n", &err) == 0 &&
-             cap_fault_capture(cs, &f, &err) == 0;
-        CHECK(ok);
-    }
-    if (ok) {
-        tgt_release(t);
-        t = NULL;
-        const char *sock = vm_gdb_address(v) + strlen("unix:");
+        tgt_release(g.t);
+        g.t = NULL;
+        const char *sock = g.address + strlen("unix:");
         CHECK(run_gdb(kernel, sock) == 0);
         CHECK(ngdb == 11);
         uint64_t size;
@@ -107,11 +93,9 @@ int main(void)
     } else {
         fprintf(stderr, "setup failed: %s\n", err.msg);
     }
-    cap_session_close(cs);
+    pid_t pid = g.v ? vm_pid(g.v) : 0;
+    guest_stop(&g);
     kern_close(k);
-    tgt_kill(t);
-    pid_t pid = v ? vm_pid(v) : 0;
-    vm_stop(v);
     CHECK(pid == 0 || kill(pid, 0) == -1);
     return check_summary("itest_gdb_crosscheck");
 }

@@ -12,6 +12,7 @@
  * while it runs blocks. The pc sequences are compared in full, instruction
  * by instruction (with the call depth), and the first difference is printed. */
 #include "check.h"
+#include "qemu_guest.h"
 #include "faultline/capture.h"
 #include "faultline/kernel.h"
 #include "faultline/target.h"
@@ -22,43 +23,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-typedef struct guest_run {
-    vm *v;
-    tgt *t;
-    cap_session *cs;
-} guest_run;
-
-static void run_stop(guest_run *g)
-{
-    cap_session_close(g->cs);
-    tgt_kill(g->t);
-    pid_t pid = g->v ? vm_pid(g->v) : 0;
-    vm_stop(g->v);
-    CHECK(pid == 0 || kill(pid, 0) == -1);
-    memset(g, 0, sizeof *g);
-}
-
-/* Boot, let the trigger announce, stop at asm_exc_page_fault of its fault. */
-static int run_to_fault(guest_run *g, kern *k, const char *kernel, const char *initrd, fl_error *err)
-{
-    memset(g, 0, sizeof *g);
-    vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = "tcg", .append = "faultline.scenario=write norandmaps" };
-    char line[256];
-    vm_trigger trig;
-    tgt_stop stop;
-    if (vm_start(&g->v, &cfg, err) < 0 || tgt_connect(&g->t, vm_gdb_address(g->v), 10000, err) < 0 ||
-        tgt_resume(g->t, err) < 0 ||
-        vm_console_wait_prefix(g->v, VM_ANNOUNCE_PREFIX, line, sizeof line, 30000, err) < 0 ||
-        vm_parse_announcement(line, &trig, err) < 0 || tgt_interrupt(g->t, &stop, 5000, err) < 0)
-        return -1;
-    cap_options co = { .filter = { .pid = trig.pid, .addr = trig.target }, .stations = 1u << CAP_ST_ENTRY,
-                       .timeout_ms = 30000 };
-    static cap_fault f;
-    if (cap_session_open(&g->cs, k, g->t, &co, err) < 0 || vm_console_write(g->v, "go\n", err) < 0 ||
-        cap_fault_capture(g->cs, &f, err) < 0)
-        return -1;
-    return 0;
-}
+/* The write scenario with fixed mmap addresses, so two boots walk the same path. */
+#define WRITE_FIXED "faultline.scenario=write norandmaps"
 
 static bool steps_in(const trace_result *r, const char *sym)
 {
@@ -94,11 +60,12 @@ static double now_s(void)
 static trace_result *trace_boot(kern *k, const char *kernel, const char *initrd, const trace_options *o,
                                 const char *label)
 {
-    guest_run g;
+    guest g;
+    static cap_fault f;
     fl_error err = { 0 };
     trace_result *r = NULL;
     double t0 = now_s();
-    int ok = run_to_fault(&g, k, kernel, initrd, &err) == 0;
+    int ok = guest_to_fault(&g, k, kernel, initrd, WRITE_FIXED, 1u << CAP_ST_ENTRY, &f, &err) == 0;
     CHECK(ok);
     if (!ok)
         fprintf(stderr, "%s: setup failed: %s\n", label, err.msg);
@@ -113,7 +80,9 @@ static trace_result *trace_boot(kern *k, const char *kernel, const char *initrd,
                     r->seconds > 0 ? r->nsteps / r->seconds : 0.0, trace_stop_name(r->stop),
                     (unsigned long long)r->final_cs, r->resyncs, now_s() - t0);
     }
-    run_stop(&g);
+    pid_t pid = g.v ? vm_pid(g.v) : 0;
+    guest_stop(&g);
+    CHECK(pid == 0 || kill(pid, 0) == -1);
     /* FL_TRACE_DUMP=DIR keeps each trace's instruction view for a look. */
     const char *dump = getenv("FL_TRACE_DUMP");
     if (r && dump) {
