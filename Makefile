@@ -8,7 +8,7 @@ CFLAGS   ?= -O2 -g
 # when long, so GCC's guess that a snprintf "may be truncated" is not a bug.
 WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation
 INCS     := -Iinclude -I/usr/include/libdwarf $(shell pkg-config --cflags capstone 2>/dev/null)
-LIBS     := -ldwarf -lelf -lz -lcapstone -lexpat
+LIBS     := -ldwarf -lelf -lz -lcapstone -lexpat -ljansson
 ALLCFLAGS = $(WARN) $(INCS) $(CFLAGS)
 
 B        := build

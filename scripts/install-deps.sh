@@ -3,7 +3,7 @@
 # Quick and silent when everything is present; one clear line when it cannot.
 set -u
 pkgs=(build-essential pkg-config clang libelf-dev libdwarf-dev libcapstone-dev libexpat1-dev
-      zlib1g-dev qemu-system-x86 linux-source-6.12 busybox-static flex bison bc cpio gzip
+      zlib1g-dev libjansson-dev qemu-system-x86 linux-source-6.12 busybox-static flex bison bc cpio gzip
       xz-utils libssl-dev libelf-dev gdb valgrind binutils jq man-db)
 missing=()
 for p in "${pkgs[@]}"; do

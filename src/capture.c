@@ -1,5 +1,6 @@
 /* capture: one filtered fault, station by station. See capture.h. */
 #include "faultline/capture.h"
+#include "faultline/util.h"
 
 #include <capstone.h>
 #include <inttypes.h>
@@ -609,13 +610,6 @@ static int station_at(const cap_session *s, uint64_t pc)
     return -1;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Run the guest to its next stop, at most ms; with an idle hook, the guest
  * runs in small polls so the hook (console draining) keeps up. */
 static int run_to_stop(cap_session *s, int ms, fl_error *err)
@@ -625,7 +619,7 @@ static int run_to_stop(cap_session *s, int ms, fl_error *err)
         return tgt_continue(s->t, &stop, ms, err);
     if (tgt_resume(s->t, err) < 0)
         return -1;
-    double deadline = now_s() + ms / 1000.0;
+    double deadline = fl_now_s() + ms / 1000.0;
     for (;;) {
         int r = tgt_poll_stop(s->t, &stop, 2, err);
         if (r < 0)
@@ -636,7 +630,7 @@ static int run_to_stop(cap_session *s, int ms, fl_error *err)
             tgt_interrupt(s->t, &stop, 2000, NULL);
             return fl_fail(err, FL_EINTR, "the capture was interrupted while the guest ran");
         }
-        if (now_s() > deadline) {
+        if (fl_now_s() > deadline) {
             tgt_interrupt(s->t, &stop, 2000, NULL);
             return fl_fail(err, FL_ETIMEOUT, "no stop within %d ms", ms);
         }
@@ -665,13 +659,13 @@ int cap_fault_capture(cap_session *s, cap_fault *f, fl_error *err)
     }
     if (first < 0)
         return fl_fail(err, FL_EUSAGE, "no station is enabled");
-    double t0 = now_s();
+    double t0 = fl_now_s();
     int rc = -1;
     bool matched = false;
     if (arm_from(s, 0, f, err) < 0)
         goto out;
     for (;;) {
-        int left = (int)((t0 + s->opt.timeout_ms / 1000.0 - now_s()) * 1000);
+        int left = (int)((t0 + s->opt.timeout_ms / 1000.0 - fl_now_s()) * 1000);
         fl_error wait_err = { 0 };
         if (left <= 0 || run_to_stop(s, left, &wait_err) < 0) {
             if (left > 0 && wait_err.code != FL_ETIMEOUT)
@@ -723,7 +717,7 @@ int cap_fault_capture(cap_session *s, cap_fault *f, fl_error *err)
             goto out;
     }
 out:
-    f->seconds = now_s() - t0;
+    f->seconds = fl_now_s() - t0;
     disarm_all(s);
     if (matched)
         build_checks(s, f);

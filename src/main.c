@@ -20,6 +20,7 @@
 #include "faultline/report.h"
 #include "faultline/target.h"
 #include "faultline/trace.h"
+#include "faultline/util.h"
 #include "faultline/vm.h"
 
 #ifndef FAULTLINE_SRCDIR
@@ -87,13 +88,6 @@ static int stopped_by_signal(fl_error *err)
         return 0;
     const char *abbrev = sigabbrev_np(stop_signal);
     return fl_fail(err, FL_EINTR, "interrupted by SIG%s", abbrev ? abbrev : "?");
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void usage(FILE *o)
@@ -486,8 +480,8 @@ static int console_drain(void *ctx)
  * its last words, at most a second, and name a panic if there was one. */
 static void console_explain(console *c, fl_error *err)
 {
-    double deadline = now_s() + 1.0;
-    while (!c->panic && now_s() < deadline) {
+    double deadline = fl_now_s() + 1.0;
+    while (!c->panic && fl_now_s() < deadline) {
         if (console_drain(c) < 0 && !c->panic)
             break; /* QEMU's console ended without a panic line */
         struct timespec ts = { 0, 10 * 1000 * 1000 };
@@ -500,7 +494,7 @@ static void console_explain(console *c, fl_error *err)
 /* Wait (guest running) for a console line starting with prefix. */
 static int console_wait(console *c, tgt *t, const char *prefix, char *out, size_t cap, int timeout_ms, fl_error *err)
 {
-    double deadline = now_s() + timeout_ms / 1000.0;
+    double deadline = fl_now_s() + timeout_ms / 1000.0;
     for (;;) {
         for (int i = 0; i < c->npending; i++) {
             if (strncmp(c->pending[i], prefix, strlen(prefix)) == 0) {
@@ -535,7 +529,7 @@ static int console_wait(console *c, tgt *t, const char *prefix, char *out, size_
             console_explain(c, err);
             return -1;
         }
-        if (now_s() > deadline)
+        if (fl_now_s() > deadline)
             return fl_fail(err, FL_ETIMEOUT, "no '%s' line on the console within %d s (last lines: %s)", prefix,
                            timeout_ms / 1000, vm_console_tail(c->v, 3));
     }
@@ -716,7 +710,7 @@ static int boot_vm(const options *o, run_state *r, char *append, size_t acap, do
         for (int i = 1; i < o->nprogram && used < acap; i++)
             used += (size_t)snprintf(append + used, acap - used, "%s%s", i == 1 ? " faultline.args=" : ",", o->program[i]);
     }
-    *t0 = now_s();
+    *t0 = fl_now_s();
     if (vm_start(&r->v, &cfg, err) < 0)
         return -1;
     if (tgt_connect(&r->t, vm_gdb_address(r->v), 10000, err) < 0)
@@ -743,7 +737,7 @@ static int cmd_boot(const options *o)
             goto out;
         printf("%s\n", line);
         if (i == 0)
-            printf("booted to the trigger in %.2f s (accelerator %s)\n", now_s() - t0, vm_accel(r.v));
+            printf("booted to the trigger in %.2f s (accelerator %s)\n", fl_now_s() - t0, vm_accel(r.v));
         fflush(stdout);
         if (vm_console_write(r.v, "go\n", &err) < 0)
             goto out;
@@ -811,7 +805,7 @@ static int cmd_run(const options *o)
     if (open_output(o, &out) < 0)
         return EXIT_ENV;
     char append[1024];
-    double t0, start = now_s();
+    double t0, start = fl_now_s();
     snprintf(append, sizeof append, "faultline.scenario=%s", o->nprogram ? "program" : o->scenario);
     if (o->nprogram)
         append[0] = '\0';
@@ -840,7 +834,7 @@ static int cmd_run(const options *o)
             vm_parse_announcement(line, &trig, &err) < 0)
             goto out;
         if (!begun) {
-            meta.boot_seconds = now_s() - t0;
+            meta.boot_seconds = fl_now_s() - t0;
             if (!chrome)
                 report_begin(out, fmt, &meta);
             begun = true;
@@ -897,7 +891,7 @@ static int cmd_run(const options *o)
         rc = EXIT_CHECKS;
     }
 out:
-    sum.seconds = now_s() - start;
+    sum.seconds = fl_now_s() - start;
     rc = conclude(rc, &err, &sum);
     /* Once the kernel is known the report is always whole: header, what was
      * captured, and a summary naming what ended the run. */
@@ -929,7 +923,7 @@ static int cmd_capture(const options *o)
     run_state r = { 0 };
     fl_error err = { 0 };
     report_summary sum = { 0 };
-    double start = now_s();
+    double start = fl_now_s();
     char version[256];
     int rc = EXIT_ENV;
     bool begun = false;
@@ -966,7 +960,7 @@ static int cmd_capture(const options *o)
     }
     rc = sum.failed ? EXIT_CHECKS : 0;
 out:
-    sum.seconds = now_s() - start;
+    sum.seconds = fl_now_s() - start;
     rc = conclude(rc, &err, &sum);
     if (begun)
         report_end(out, fmt, &sum);

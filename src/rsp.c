@@ -3,6 +3,7 @@
  * client side of RSP (GDB's remote.c is not a library, and the small ones on
  * GitHub are unmaintained), and the protocol's framing is ~300 lines. */
 #include "faultline/rsp.h"
+#include "faultline/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,25 +34,6 @@ struct rsp {
 
 /* ---- time ------------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t deadline_of(int timeout_ms)
-{
-    return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-}
-
-static int remaining(int64_t deadline)
-{
-    if (deadline < 0)
-        return -1;
-    int64_t left = deadline - now_ms();
-    return left < 0 ? 0 : (int)left;
-}
 
 /* ---- pure helpers ----------------------------------------------------- */
 
@@ -81,14 +63,6 @@ void rsp_escape_for_msg(const char *data, size_t len, size_t max, char *out, siz
         o += 3;
     }
     out[o] = '\0';
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 static int proto_fail(fl_error *err, const char *what, const char *bytes, size_t len)
@@ -131,7 +105,7 @@ int rsp_decode(const char *in, size_t len, char *out, size_t cap, size_t *outlen
     if (len - hash < 3)
         return RSP_DEC_MORE;
     *consumed = hash + 3;
-    int h1 = hexval(in[hash + 1]), h2 = hexval(in[hash + 2]);
+    int h1 = fl_hexval(in[hash + 1]), h2 = fl_hexval(in[hash + 2]);
     if (h1 < 0 || h2 < 0)
         return proto_fail(err, "checksum is not two hex digits", in, hash + 3);
     unsigned sum = 0;
@@ -238,9 +212,9 @@ static int connect_bounded(int fd, const struct sockaddr *sa, socklen_t salen, i
         return fl_fail(err, FL_EIO, "cannot connect to the GDB stub at %s: %s", address, strerror(errno));
     if (rc < 0) {
         struct pollfd p = {.fd = fd, .events = POLLOUT};
-        int64_t dl = deadline_of(timeout_ms);
+        int64_t dl = fl_deadline_ms(timeout_ms);
         for (;;) {
-            int n = poll(&p, 1, remaining(dl));
+            int n = poll(&p, 1, fl_remaining_ms(dl));
             if (n < 0 && errno == EINTR)
                 continue;
             if (n < 0)
@@ -388,7 +362,7 @@ static int fill(rsp *r, int64_t deadline, int timeout_ms, fl_error *err)
     }
     for (;;) {
         struct pollfd p = {.fd = r->fd, .events = POLLIN};
-        int n = poll(&p, 1, remaining(deadline));
+        int n = poll(&p, 1, fl_remaining_ms(deadline));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -445,7 +419,7 @@ int rsp_send(rsp *r, const char *payload, size_t len, int timeout_ms, fl_error *
         return -1;
     if (r->noack)
         return 0;
-    int64_t dl = deadline_of(timeout_ms);
+    int64_t dl = fl_deadline_ms(timeout_ms);
     int retries = 0;
     for (;;) {
         while (r->in_start < r->in_end) {
@@ -471,7 +445,7 @@ int rsp_send(rsp *r, const char *payload, size_t len, int timeout_ms, fl_error *
 
 int rsp_recv(rsp *r, const char **payload, size_t *len, int timeout_ms, fl_error *err)
 {
-    int64_t dl = deadline_of(timeout_ms);
+    int64_t dl = fl_deadline_ms(timeout_ms);
     int bad = 0, retries = 0;
     for (;;) {
         while (r->in_start < r->in_end && r->in[r->in_start] != '$') {

@@ -1,6 +1,7 @@
 /* target: one x86-64 CPU behind QEMU's gdbstub (see include/faultline/target.h).
  * Every quirk of the stub lives in this file; rsp.c only moves packets. */
 #include "faultline/target.h"
+#include "faultline/util.h"
 #include "faultline/rsp.h"
 
 #include <inttypes.h>
@@ -58,35 +59,16 @@ struct tgt {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 static const char hexdig[] = "0123456789abcdef";
 
 static bool is_error_reply(const char *p, size_t len)
 {
-    return len == 3 && p[0] == 'E' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0;
+    return len == 3 && p[0] == 'E' && fl_hexval(p[1]) >= 0 && fl_hexval(p[2]) >= 0;
 }
 
 static void shown(const char *p, size_t len, char *out, size_t cap)
 {
     rsp_escape_for_msg(p, len, 48, out, cap);
-}
-
-/* Parse up to 16 hex digits; stops at the first non-hex. Returns digits used. */
-static size_t parse_hex(const char *p, size_t len, uint64_t *v)
-{
-    size_t i = 0;
-    uint64_t x = 0;
-    while (i < len && i < 16 && hexval(p[i]) >= 0)
-        x = x << 4 | (uint64_t)hexval(p[i++]);
-    *v = x;
-    return i;
 }
 
 static void invalidate(tgt *t)
@@ -125,7 +107,7 @@ static bool parse_thread(const char *v, size_t n, long *process, long *thread)
     if (n > 0 && v[0] == 'p') {
         const char *dot = memchr(v, '.', n);
         size_t plen = dot ? (size_t)(dot - v) - 1 : n - 1;
-        used = parse_hex(v + 1, plen, &x);
+        used = fl_parse_hex(v + 1, plen, &x);
         if (used == 0 || used != plen || x > (uint64_t)INT32_MAX)
             return false;
         *process = (long)x;
@@ -140,7 +122,7 @@ static bool parse_thread(const char *v, size_t n, long *process, long *thread)
         *thread = -1;
         return true;
     }
-    used = parse_hex(v, n, &x);
+    used = fl_parse_hex(v, n, &x);
     if (used == 0 || used != n || x > (uint64_t)INT32_MAX)
         return false;
     *thread = (long)x;
@@ -158,10 +140,10 @@ int tgt_parse_stop(const char *p, size_t len, tgt_stop *out, fl_error *err)
     switch (p[0]) {
     case 'S':
     case 'T':
-        if (len < 3 || hexval(p[1]) < 0 || hexval(p[2]) < 0)
+        if (len < 3 || fl_hexval(p[1]) < 0 || fl_hexval(p[2]) < 0)
             return bad_stop(p, len, "no two-digit signal number", err);
         out->kind = TGT_STOP_SIGNAL;
-        out->code = hexval(p[1]) << 4 | hexval(p[2]);
+        out->code = fl_hexval(p[1]) << 4 | fl_hexval(p[2]);
         if (p[0] == 'S') {
             if (len != 3)
                 return bad_stop(p, len, "S takes only a signal number", err);
@@ -182,7 +164,7 @@ int tgt_parse_stop(const char *p, size_t len, tgt_stop *out, fl_error *err)
             } else if ((klen == 5 && memcmp(p + i, "watch", 5) == 0) ||
                        (klen == 6 && memcmp(p + i, "rwatch", 6) == 0) ||
                        (klen == 6 && memcmp(p + i, "awatch", 6) == 0)) {
-                if (vlen == 0 || parse_hex(val, vlen, &v) != vlen)
+                if (vlen == 0 || fl_parse_hex(val, vlen, &v) != vlen)
                     return bad_stop(p, len, "bad watchpoint address", err);
                 out->has_watch = true;
                 out->watch_addr = v;
@@ -198,7 +180,7 @@ int tgt_parse_stop(const char *p, size_t len, tgt_stop *out, fl_error *err)
         const char *s = memchr(p, ';', len);
         if (s)
             semi = (size_t)(s - p);
-        if (semi < 2 || parse_hex(p + 1, semi - 1, &v) != semi - 1 || v > 0xff)
+        if (semi < 2 || fl_parse_hex(p + 1, semi - 1, &v) != semi - 1 || v > 0xff)
             return bad_stop(p, len, "bad exit status", err);
         out->kind = p[0] == 'W' ? TGT_STOP_EXITED : TGT_STOP_KILLED;
         out->code = (int)v;
@@ -206,7 +188,7 @@ int tgt_parse_stop(const char *p, size_t len, tgt_stop *out, fl_error *err)
             if (len - semi < 9 || memcmp(p + semi, ";process:", 9) != 0)
                 return bad_stop(p, len, "unknown field after the status", err);
             size_t vl = len - semi - 9;
-            if (vl == 0 || parse_hex(p + semi + 9, vl, &v) != vl || v > (uint64_t)INT32_MAX)
+            if (vl == 0 || fl_parse_hex(p + semi + 9, vl, &v) != vl || v > (uint64_t)INT32_MAX)
                 return bad_stop(p, len, "bad process id", err);
             out->process = (long)v;
         }
@@ -247,7 +229,7 @@ static int wait_stop(tgt *t, tgt_stop *stop, int timeout_ms, fl_error *err)
         size_t len;
         if (rsp_recv(t->r, &p, &len, timeout_ms, err) < 0)
             return -1;
-        if (len >= 3 && p[0] == 'O' && len % 2 == 1 && hexval(p[1]) >= 0)
+        if (len >= 3 && p[0] == 'O' && len % 2 == 1 && fl_hexval(p[1]) >= 0)
             continue;
         if (is_error_reply(p, len)) {
             t->running = false;  /* a refused resume leaves the guest stopped */
@@ -341,7 +323,7 @@ static int parse_supported(tgt *t, const char *p, size_t len, bool *noack)
         const char *f = p + i;
         size_t fl = end - i;
         uint64_t v;
-        if (fl > 11 && memcmp(f, "PacketSize=", 11) == 0 && parse_hex(f + 11, fl - 11, &v) == fl - 11 &&
+        if (fl > 11 && memcmp(f, "PacketSize=", 11) == 0 && fl_parse_hex(f + 11, fl - 11, &v) == fl - 11 &&
             v >= 64)
             t->packet_size = v > RSP_MAX_PAYLOAD ? RSP_MAX_PAYLOAD : (size_t)v;
         else if (fl == 16 && memcmp(f, "QStartNoAckMode+", 16) == 0)
@@ -538,7 +520,7 @@ static int ensure_g(tgt *t, fl_error *err)
                        len, 2 * t->map.g_size, s);
     }
     for (size_t i = 0; i < t->map.g_size; i++) {
-        int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
+        int hi = fl_hexval(p[2 * i]), lo = fl_hexval(p[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             if (p[2 * i] == 'x' && p[2 * i + 1] == 'x') {  /* unavailable */
                 t->g[i] = 0;
@@ -637,7 +619,7 @@ static int read_chunk(tgt *t, uint64_t addr, uint8_t *buf, size_t len, size_t *g
     if (rl % 2 != 0 || rl / 2 > len)
         return fl_fail(err, FL_EPROTO, "memory read at 0x%" PRIx64 " answered %zu hex digits for %zu bytes", addr, rl, len);
     for (size_t i = 0; i < rl / 2; i++) {
-        int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
+        int hi = fl_hexval(p[2 * i]), lo = fl_hexval(p[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return fl_fail(err, FL_EPROTO, "memory read at 0x%" PRIx64 " has a non-hex digit", addr);
         buf[i] = (uint8_t)(hi << 4 | lo);

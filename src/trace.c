@@ -1,6 +1,7 @@
 /* trace: step the kernel instruction by instruction (or branch to branch)
  * and record what each instruction did. See trace.h. */
 #include "faultline/trace.h"
+#include "faultline/util.h"
 
 #include <capstone.h>
 #include <inttypes.h>
@@ -430,13 +431,6 @@ typedef struct tracer {
     uint8_t *cur;         /* fast mode: this stop's `g` with the real IF */
 } tracer;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static uint64_t hash_pc(uint64_t pc)
 {
     return (pc * 0x9e3779b97f4a7c15ull) >> 17;
@@ -611,7 +605,7 @@ static void progress(tracer *tr, uint64_t pc, bool force)
 {
     if (!tr->opt.progress_fn && !tr->tty_progress)
         return;
-    double now = now_s();
+    double now = fl_now_s();
     if (!force && now - tr->last_progress < 0.05)
         return;
     tr->last_progress = now;
@@ -638,7 +632,7 @@ static int record(tracer *tr, pcent *e, size_t nch, unsigned flags, fl_error *er
 
 static int remaining_ms(const tracer *tr)
 {
-    double left = (tr->deadline - now_s()) * 1000;
+    double left = (tr->deadline - fl_now_s()) * 1000;
     return left < 1 ? 1 : left > 1e9 ? 1000000000 : (int)left;
 }
 
@@ -692,7 +686,7 @@ static bool stop_before(tracer *tr, uint64_t pc)
         tr->r->stop = TRACE_STOP_MAX_STEPS;
         return true;
     }
-    if (now_s() > tr->deadline) {
+    if (fl_now_s() > tr->deadline) {
         tr->r->stop = TRACE_STOP_TIMEOUT;
         return true;
     }
@@ -1036,7 +1030,7 @@ int trace_run(tgt *t, kern *k, const trace_options *opt, trace_result **out, fl_
     if (tgt_regs_raw(t, &g, &len, &e) < 0)
         goto done;
     tr.r->start_pc = g_u64(tr.rip, g);
-    tr.t0 = now_s();
+    tr.t0 = fl_now_s();
     tr.deadline = tr.t0 + tr.opt.timeout_ms / 1000.0;
     for (;;) {
         uint64_t pc = g_u64(tr.rip, g);
@@ -1076,7 +1070,7 @@ done:
             tr.r->final_pc = g_u64(tr.rip, gf);
             tr.r->final_cs = g_u64(tr.cs_reg, gf);
         }
-        tr.r->seconds = now_s() - tr.t0;
+        tr.r->seconds = fl_now_s() - tr.t0;
         if (rc < 0) {
             if (tr.r->stop == TRACE_STOP_NONE || tr.r->stop == TRACE_STOP_USER)
                 tr.r->stop = e.code == FL_ETIMEOUT ? TRACE_STOP_TIMEOUT : TRACE_STOP_ERROR;

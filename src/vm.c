@@ -12,6 +12,7 @@
  *    faultline only, which then stops QEMU in order.
  */
 #include "faultline/vm.h"
+#include "faultline/util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -78,13 +79,6 @@ struct vm {
 };
 
 /* ---- time ---------------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -301,7 +295,7 @@ static pid_t spawn(const char *const argv[], int in_fd, int out_fd, int err_fd, 
  * someone else reaped it), 0 still running. Removes it from the table. */
 static int reap_within(pid_t pid, int timeout_ms, int *st)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = fl_now_ms() + timeout_ms;
     for (;;) {
         int s = 0;
         pid_t r = waitpid(pid, &s, WNOHANG);
@@ -317,7 +311,7 @@ static int reap_within(pid_t pid, int timeout_ms, int *st)
         }
         if (r < 0 && errno == EINTR)
             continue;
-        if (now_ms() >= deadline)
+        if (fl_now_ms() >= deadline)
             return 0;
         sleep_ms(10);
     }
@@ -399,7 +393,7 @@ static int write_all(int fd, const char *buf, size_t len, int timeout_ms, const 
     sigprocmask(SIG_BLOCK, &pipeset, &old);
     sigpending(&pending);
     bool was_pending = sigismember(&pending, SIGPIPE);
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = fl_now_ms() + timeout_ms;
     int rc = 0;
     size_t off = 0;
     while (off < len) {
@@ -411,7 +405,7 @@ static int write_all(int fd, const char *buf, size_t len, int timeout_ms, const 
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && errno == EAGAIN) {
-            int64_t left = deadline - now_ms();
+            int64_t left = deadline - fl_now_ms();
             if (left <= 0) {
                 rc = fl_fail(err, FL_ETIMEOUT, "writing to %s: it accepted no input for %d ms (the guest is not reading its console)", what, timeout_ms);
                 break;
@@ -780,7 +774,7 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
 
     /* Ready when the gdbstub is there. Not connect(): opening a connection to
      * QEMU's gdbstub stops the VM and resets the stub's state. */
-    int64_t deadline = now_ms() + timeout;
+    int64_t deadline = fl_now_ms() + timeout;
     for (;;) {
         int st;
         if (reap_within(v->pid, 0, &st)) {
@@ -799,7 +793,7 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
         }
         if (ready)
             break;
-        if (now_ms() >= deadline) {
+        if (fl_now_ms() >= deadline) {
             char last[256];
             last_line_of(v->err_path, last, sizeof last);
             fl_fail(err, FL_ETIMEOUT, "QEMU did not open its gdbstub (%s) within %d ms%s%s", v->gdb_addr, timeout,
@@ -977,7 +971,7 @@ int vm_console_poll_line(vm *v, char *line, size_t cap, fl_error *err)
 int vm_console_wait_prefix(vm *v, const char *prefix, char *line, size_t cap, int timeout_ms, fl_error *err)
 {
     size_t plen = strlen(prefix);
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = fl_now_ms() + timeout_ms;
     for (;;) {
         int r = vm_console_poll_line(v, v->scratch, sizeof v->scratch, err);
         if (r < 0)
@@ -993,7 +987,7 @@ int vm_console_wait_prefix(vm *v, const char *prefix, char *line, size_t cap, in
                 return fl_fail(err, FL_ECLOSED, "the guest kernel panicked while we waited for '%s': %.300s", prefix, v->scratch);
             continue;
         }
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - fl_now_ms();
         if (left <= 0) {
             /* The newest lines matter most: keep the end of the tail. */
             const char *tail = v->tail_count ? vm_console_tail(v, 5) : "(none)";
@@ -1040,31 +1034,6 @@ static int field(const char *fields, const char *key, char *out, size_t cap)
     return 0;
 }
 
-static int parse_hex64(const char *s, uint64_t *out)
-{
-    if (s[0] != '0' || (s[1] != 'x' && s[1] != 'X') || s[2] == '\0')
-        return -1;
-    uint64_t v = 0;
-    size_t digits = 0;
-    for (const char *p = s + 2; *p; p++) {
-        int d;
-        if (*p >= '0' && *p <= '9')
-            d = *p - '0';
-        else if (*p >= 'a' && *p <= 'f')
-            d = *p - 'a' + 10;
-        else if (*p >= 'A' && *p <= 'F')
-            d = *p - 'A' + 10;
-        else
-            return -1;
-        if (v >> 60)
-            return -1; /* would overflow 64 bits */
-        v = v << 4 | (uint64_t)d;
-        digits++;
-    }
-    *out = v;
-    return digits ? 0 : -1;
-}
-
 int vm_parse_announcement(const char *line, vm_trigger *out, fl_error *err)
 {
     if (!line || !out)
@@ -1104,9 +1073,9 @@ int vm_parse_announcement(const char *line, vm_trigger *out, fl_error *err)
     long pid = strtol(pid_s, &end, 10);
     if (pid_s[0] < '0' || pid_s[0] > '9' || *end || errno || pid < 1 || pid > 4194304)
         return fl_fail(err, FL_EPROTO, "trigger announcement's pid '%s' is not a process id (1..4194304)", pid_s);
-    if (parse_hex64(page_s, &t.page) != 0)
+    if (fl_parse_hex64(page_s, &t.page) != 0)
         return fl_fail(err, FL_EPROTO, "trigger announcement's page '%s' is not a 64-bit hex address (0x...)", page_s);
-    if (parse_hex64(target_s, &t.target) != 0)
+    if (fl_parse_hex64(target_s, &t.target) != 0)
         return fl_fail(err, FL_EPROTO, "trigger announcement's target '%s' is not a 64-bit hex address (0x...)", target_s);
     t.pid = (int)pid;
     *out = t;
@@ -1133,9 +1102,9 @@ int vm_qemu_version(const char *qemu, char *buf, size_t cap, fl_error *err)
     }
     char out[1024];
     size_t len = 0;
-    int64_t deadline = now_ms() + 5000;
+    int64_t deadline = fl_now_ms() + 5000;
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - fl_now_ms();
         if (left <= 0)
             break;
         struct pollfd pf = {.fd = p[0], .events = POLLIN};
@@ -1238,15 +1207,15 @@ int vm_kvm_usable(const vm_config *cfg, int probe_ms, bool *usable, char *why, s
     vm *v = NULL;
     fl_error perr;
     fl_error_clear(&perr);
-    int64_t t0 = now_ms();
+    int64_t t0 = fl_now_ms();
     if (vm_start_accel(&v, &c, "kvm", &perr) != 0) {
         snprintf(why, cap, "QEMU would not start under KVM: %.200s", perr.msg);
     } else {
-        int left = probe_ms - (int)(now_ms() - t0);
+        int left = probe_ms - (int)(fl_now_ms() - t0);
         char line[256];
         if (left > 0 && vm_console_wait_prefix(v, "FAULTLINE-INIT ", line, sizeof line, left, &perr) == 0) {
             *usable = true;
-            snprintf(why, cap, "the guest reached userspace under KVM in %.1f s", (double)(now_ms() - t0) / 1000.0);
+            snprintf(why, cap, "the guest reached userspace under KVM in %.1f s", (double)(fl_now_ms() - t0) / 1000.0);
         } else if (perr.code == FL_ETIMEOUT || left <= 0) {
             snprintf(why, cap, "the guest did not reach userspace under KVM within %.1f s (nested KVM is too slow here)", probe_ms / 1000.0);
         } else {
