@@ -842,6 +842,45 @@ static void cli_case(const char *bin, const char *name, const fs_step *script, c
     EXPECT(!kids);
 }
 
+static size_t occurrences(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* Issue 16, item 8: tgt_connect names the address exactly once, whether the
+ * socket cannot be reached or the handshake fails (the CLI must not add it
+ * again). */
+static void test_connect_names_address_once(void)
+{
+    begin("connect error names the address once (no socket)");
+    tgt *t = NULL;
+    fl_error e = {0};
+    const char *nowhere = "unix:/tmp/fl-test-faults-nonexistent/gdb.sock";
+    EXPECT(tgt_connect(&t, nowhere, 1000, &e) == -1);
+    EXPECT(occurrences(e.msg, nowhere + 5) == 1);
+    begin("connect error names the address once (handshake reset)");
+    const fs_step reset[] = {
+        {FS_RECV, "qSupported:*", 0, NULL}, {FS_SEND, "PacketSize=1000;qXfer:features:read+", 0, NULL},
+        {FS_RESET, NULL, 0, NULL}, END,
+    };
+    listener l;
+    if (listener_start(&l, reset) != 0) {
+        EXPECT(0);
+        return;
+    }
+    char addr[160];
+    snprintf(addr, sizeof addr, "unix:%s", l.path);
+    fl_error_clear(&e);
+    EXPECT(tgt_connect(&t, addr, 2000, &e) == -1 && e.code == FL_ECLOSED);
+    if (occurrences(e.msg, l.path) != 1)
+        fprintf(stderr, "%s: %s\n", cur, e.msg);
+    EXPECT(occurrences(e.msg, l.path) == 1);
+    listener_stop(&l);
+}
+
 static void test_cli(void)
 {
     const char *bin = getenv("FAULTLINE_BIN");
@@ -1037,6 +1076,7 @@ int main(void)
     test_slow_connect();
     test_cancel();
     test_unavailable_register();
+    test_connect_names_address_once();
     test_cli();
     printf("test_faults: %.1f s\n", (now_ms() - t0) / 1000.0);
     return check_summary("test_faults");
