@@ -400,14 +400,16 @@ bool rsp_pending(const rsp *r) { return r->in_end > r->in_start; }
 static int write_all(rsp *r, const char *buf, size_t len, fl_error *err)
 {
     while (len > 0) {
-        ssize_t n = send(r->fd, buf, len, MSG_NOSIGNAL);
+        /* Non-blocking, so a stub that stops reading cannot hold us past a
+         * cancellation: EAGAIN waits in wait_fd's slices. */
+        ssize_t n = send(r->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno == ENOTSOCK)
             n = write(r->fd, buf, len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                /* Blocking sockets do not get here; be safe with a bound. */
+                /* The stub reads nothing: wait a bounded, cancellable while. */
                 int w = wait_fd(r->fd, POLLOUT, fl_deadline_ms(5000), r->cancelled, r->cancel_ctx);
                 if (w == WAIT_CANCELLED)
                     return cancelled_fail(err, "writing to the GDB stub");

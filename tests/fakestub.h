@@ -16,7 +16,8 @@
  * console-output packet every n ms, for ever), FS_DRIP (send a as one
  * packet, one byte every n ms), FS_XFER_SLOW (like FS_XFER, but 1-byte
  * chunks, each after n ms), FS_KVM (QEMU under KVM, see fs_kvm below).
- * Every read is still bounded (2 s of silence ends a *_FOREVER op).
+ * Every read is still bounded (2 s of silence ends a *_FOREVER op, 10 s an
+ * FS_AUTO* session).
  */
 #ifndef FAULTLINE_TESTS_FAKESTUB_H
 #define FAULTLINE_TESTS_FAKESTUB_H
@@ -278,7 +279,10 @@ static void fs_auto(fakestub *f, const char *g, size_t console_ms)
     bool running = false;
     size_t sent_o = 0;  /* bounded (8 s worth), so a client that never stops still ends */
     for (;;) {
-        f->fill_ms = running && console_ms ? (int)console_ms : 0;
+        /* A whole session has pauses (the client reads a vmlinux's DWARF
+         * before it arms anything, slowly on a loaded machine): 10 s of
+         * silence, not 2, ends it. */
+        f->fill_ms = running && console_ms ? (int)console_ms : 10000;
         k = fs_next(f, pkt, sizeof pkt, &c);
         if (k == 0 && running && console_ms && !f->eof && sent_o++ < 8000 / console_ms) {
             fs_send_raw_packet(f, "O6661756c746c696e650a");
