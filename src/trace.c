@@ -24,14 +24,11 @@
  * handler passing the same pc) before giving up. */
 #define MAX_RESYNC 64
 
-/* EFLAGS bits (SDM vol. 1, 3.4.3). */
-#define FL_CF (1u << 0)
-#define FL_PF (1u << 2)
-#define FL_ZF (1u << 6)
-#define FL_SF (1u << 7)
-#define FL_OF (1u << 11)
-#define FL_IF (1u << 9)
-#define FL_AC (1u << 18)
+/* The EFLAGS bits the tracer reads or writes, by their names in the target
+ * description's eflags <flags> type (tgt_regmap_fields). */
+typedef struct eflags_bits {
+    uint64_t cf, pf, zf, sf, of, if_, ac;
+} eflags_bits;
 
 static const char *const kind_names[TRACE_K_COUNT] = {
     "plain", "jmp", "jcc", "jmp-ind", "call", "call-ind", "ret", "iret", "sysret", "int", "special",
@@ -414,8 +411,7 @@ typedef struct tracer {
     bool has_until;
     int depth;
     double t0, deadline, last_progress;
-    bool tty_progress;
-    bool progress_drawn;
+    eflags_bits fl;       /* from target.xml */
     /* fast mode */
     uint64_t bp;          /* the one block breakpoint inserted, 0 if none */
     uint64_t *blk;        /* pcs of the current block */
@@ -581,6 +577,12 @@ static uint64_t g_u64(const tgt_reg *r, const uint8_t *g)
     return v;
 }
 
+static void g_put(const tgt_reg *r, uint8_t *g, uint64_t v)
+{
+    for (size_t i = 0; i < r->size && i < 8; i++, v >>= 8)
+        g[r->offset + i] = (uint8_t)v;
+}
+
 static size_t diff_regs(tracer *tr, const uint8_t *a, const uint8_t *b)
 {
     size_t n = 0;
@@ -601,9 +603,10 @@ static bool is_over(const tracer *tr, uint64_t pc)
     return false;
 }
 
+/* Progress goes to the caller's callback: the library never draws. */
 static void progress(tracer *tr, uint64_t pc, bool force)
 {
-    if (!tr->opt.progress_fn && !tr->tty_progress)
+    if (!tr->opt.progress_fn)
         return;
     double now = fl_now_s();
     if (!force && now - tr->last_progress < 0.05)
@@ -612,12 +615,7 @@ static void progress(tracer *tr, uint64_t pc, bool force)
     const char *fn = "?";
     uint64_t off;
     kern_sym_at(tr->k, pc, &fn, &off);
-    if (tr->opt.progress_fn) {
-        tr->opt.progress_fn(tr->opt.progress_ctx, tr->r->nsteps, fn);
-    } else {
-        fprintf(stderr, "\rtrace: %zu steps  %-48.48s", tr->r->nsteps, fn);
-        tr->progress_drawn = true;
-    }
+    tr->opt.progress_fn(tr->opt.progress_ctx, tr->r->nsteps, fn);
 }
 
 static int record(tracer *tr, pcent *e, size_t nch, unsigned flags, fl_error *err)
@@ -698,13 +696,41 @@ static const tgt_reg *eflags_reg(const tracer *tr)
     return tr->eflags;
 }
 
+/* One named one-bit field of eflags' <flags> type, as a mask. */
+static int eflags_bit(const tgt_field *f, size_t n, const char *name, uint64_t *mask, fl_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(f[i].name, name) == 0 && f[i].start == f[i].end && f[i].start < 64) {
+            *mask = UINT64_C(1) << f[i].start;
+            return 0;
+        }
+    return fl_fail(err, FL_ENOTFOUND, "the target description's eflags type has no one-bit field %s; "
+                   "the tracer needs it to follow conditional jumps and hold interrupts off", name);
+}
+
+static int eflags_from_tdesc(const tgt_regmap *rm, eflags_bits *out, fl_error *err)
+{
+    const tgt_field *f;
+    size_t n;
+    if (tgt_regmap_fields(rm, "eflags", &f, &n, err) < 0)
+        return -1;
+    struct { const char *name; uint64_t *mask; } want[] = {
+        { "CF", &out->cf }, { "PF", &out->pf }, { "ZF", &out->zf }, { "SF", &out->sf },
+        { "OF", &out->of }, { "IF", &out->if_ }, { "AC", &out->ac },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (eflags_bit(f, n, want[i].name, want[i].mask, err) < 0)
+            return -1;
+    return 0;
+}
+
 /* Put the guest's real IF back (see if_masked). */
 static int unmask_if(tracer *tr, fl_error *err)
 {
     if (!tr->if_masked)
         return 0;
     tr->if_masked = false;
-    if (tgt_reg_write(tr->t, eflags_reg(tr)->name, g_u64(tr->eflags, tr->cur) | FL_IF, err) < 0)
+    if (tgt_reg_write(tr->t, eflags_reg(tr)->name, g_u64(tr->eflags, tr->cur) | tr->fl.if_, err) < 0)
         return fl_error_prefix(err, "restoring EFLAGS.IF");
     return 0;
 }
@@ -712,9 +738,9 @@ static int unmask_if(tracer *tr, fl_error *err)
 static int mask_if(tracer *tr, const uint8_t *g, fl_error *err)
 {
     uint64_t fl = g_u64(tr->eflags, g);
-    if (tr->if_masked || !(fl & FL_IF))
+    if (tr->if_masked || !(fl & tr->fl.if_))
         return 0;
-    if (tgt_reg_write(tr->t, eflags_reg(tr)->name, fl & ~(uint64_t)FL_IF, err) < 0)
+    if (tgt_reg_write(tr->t, eflags_reg(tr)->name, fl & ~tr->fl.if_, err) < 0)
         return fl_error_prefix(err, "holding interrupts off for a block");
     tr->if_masked = true;
     return 0;
@@ -755,9 +781,9 @@ static int single(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
     return 0;
 }
 
-static bool jcc_taken(unsigned id, uint64_t fl, uint64_t rcx)
+static bool jcc_taken(const eflags_bits *m, unsigned id, uint64_t fl, uint64_t rcx)
 {
-    bool cf = fl & FL_CF, pf = fl & FL_PF, zf = fl & FL_ZF, sf = fl & FL_SF, of = fl & FL_OF;
+    bool cf = fl & m->cf, pf = fl & m->pf, zf = fl & m->zf, sf = fl & m->sf, of = fl & m->of;
     switch (id) {
     case X86_INS_JO: return of;
     case X86_INS_JNO: return !of;
@@ -801,7 +827,7 @@ static bool successor(tracer *tr, const pcent *e, const uint8_t *g, uint64_t *ne
     case TRACE_K_JCC:
         if (!jcc_known(d->id))
             return false;
-        *next = jcc_taken(d->id, g_u64(tr->eflags, g), tr->rcx ? g_u64(tr->rcx, g) : 1) ? d->in.target
+        *next = jcc_taken(&tr->fl, d->id, g_u64(tr->eflags, g), tr->rcx ? g_u64(tr->rcx, g) : 1) ? d->in.target
                                                                                        : e->pc + d->in.len;
         return true;
     case TRACE_K_JMP_IND:
@@ -837,7 +863,7 @@ static int fast(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
     const uint64_t epc = e->pc;
     /* User memory is only touched with EFLAGS.AC set (SMAP: stac/clac): a
      * fault there goes to an exception fixup, so step that code. */
-    if (g_u64(tr->eflags, cur) & FL_AC)
+    if (g_u64(tr->eflags, cur) & tr->fl.ac)
         return single(tr, e, g, err);
     uint64_t sp = g_u64(tr->rsp, cur);
     uint64_t start;
@@ -902,7 +928,7 @@ static int fast(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
         /* Our own copy, with the IF the guest would have without us. */
         memcpy(tr->cur, *g, tr->glen);
         if (tr->if_masked)
-            tr->cur[tr->eflags->offset + 1] |= FL_IF >> 8;
+            g_put(tr->eflags, tr->cur, g_u64(tr->eflags, tr->cur) | tr->fl.if_);
         *g = tr->cur;
         uint64_t pc = g_u64(tr->rip, *g), nsp = g_u64(tr->rsp, *g);
         if (pc == end && nsp == sp)
@@ -966,7 +992,6 @@ static int tracer_open(tracer *tr, tgt *t, kern *k, const trace_options *opt, fl
         tr->opt.timeout_ms = DEFAULT_TIMEOUT_MS;
     if (tr->opt.step_timeout_ms <= 0)
         tr->opt.step_timeout_ms = DEFAULT_STEP_TIMEOUT_MS;
-    tr->tty_progress = tr->opt.progress && !tr->opt.progress_fn && isatty(STDERR_FILENO);
     tr->rm = tgt_regs(t);
     tr->rip = tgt_regmap_find(tr->rm, "rip");
     tr->rsp = tgt_regmap_find(tr->rm, "rsp");
@@ -975,6 +1000,8 @@ static int tracer_open(tracer *tr, tgt *t, kern *k, const trace_options *opt, fl
     tr->rcx = tgt_regmap_find(tr->rm, "rcx");
     if (!tr->rip || !tr->rsp || !tr->eflags || !tr->cs_reg)
         return fl_fail(err, FL_ENOTFOUND, "the target description lacks rip, rsp, eflags or cs: not x86-64?");
+    if (eflags_from_tdesc(tr->rm, &tr->fl, err) < 0)
+        return -1;
     const char **names = calloc(tr->rm->count ? tr->rm->count : 1, sizeof *names);
     if (!names)
         return fl_fail(err, FL_EIO, "out of memory");
@@ -1079,8 +1106,6 @@ done:
             snprintf(tr.r->error, sizeof tr.r->error, "the trace ran out of time after %d ms", tr.opt.timeout_ms);
         }
     }
-    if (tr.progress_drawn)
-        fprintf(stderr, "\r%-70s\r", "");
     *out = tr.r;
     tr.r = NULL;
     tracer_close(&tr);

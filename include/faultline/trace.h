@@ -72,10 +72,9 @@ typedef struct trace_options {
                                  NULL or "": none. Unknown name: FL_ENOTFOUND */
     int timeout_ms;           /* whole trace, wall time; 0: 120000 */
     int step_timeout_ms;      /* one step/continue; 0: 5000 */
-    /* Progress: if progress_fn is set it is called about every 50 ms;
-     * otherwise, if `progress` is true AND stderr is a terminal, a one-line
-     * "\rtrace: N steps  function" is drawn on stderr and erased at the end.
-     * Off when stderr is not a terminal. */
+    /* Progress: if progress_fn is set it is called about every 50 ms (the
+     * CLI draws it; the library never prints). `progress` is kept for
+     * source compatibility and ignored. */
     bool progress;
     trace_progress_fn progress_fn;
     void *progress_ctx;
