@@ -1,6 +1,7 @@
 /* trace: step the kernel instruction by instruction (or branch to branch)
  * and record what each instruction did. See trace.h. */
 #include "faultline/trace.h"
+#include "faultline/explain.h"
 #include "faultline/util.h"
 
 #include <capstone.h>
@@ -61,6 +62,7 @@ typedef struct rpriv {
     char **strs;          /* interned strings: open-addressing set */
     size_t nstrs, capstrs;
     size_t cap_steps, cap_pcs, cap_changes, cap_over;
+    size_t cap_vars, cap_values, cap_fcalls, cap_checks;
 } rpriv;
 
 static uint64_t hash_str(const char *s)
@@ -158,6 +160,10 @@ void trace_result_free(trace_result *r)
     free(r->pcs);
     free(r->changes);
     free(r->over_calls);
+    free(r->vars);
+    free(r->values);
+    free(r->fcalls);
+    free(r->checks);
     free(r->regnames);
     free(r);
 }
@@ -204,6 +210,51 @@ int trace_result_add_over(trace_result *r, const char *function)
     if (!f)
         return -1;
     r->over_calls[r->nover_calls++] = (trace_over){ .step = r->nsteps - 1, .function = f };
+    return 0;
+}
+
+const char *trace_result_str(trace_result *r, const char *s)
+{
+    return intern(r, s);
+}
+
+int trace_result_add_var(trace_result *r, const trace_var *v)
+{
+    rpriv *p = r->priv;
+    if (grow((void **)&r->vars, &p->cap_vars, r->nvars + 1, sizeof *r->vars) < 0)
+        return -1;
+    r->vars[r->nvars++] = *v;
+    return 0;
+}
+
+int trace_result_add_value(trace_result *r, const trace_value *v, size_t *index)
+{
+    rpriv *p = r->priv;
+    if (grow((void **)&r->values, &p->cap_values, r->nvalues + 1, sizeof *r->values) < 0)
+        return -1;
+    if (index)
+        *index = r->nvalues;
+    r->values[r->nvalues++] = *v;
+    return 0;
+}
+
+int trace_result_add_fcall(trace_result *r, const trace_fcall *c, size_t *index)
+{
+    rpriv *p = r->priv;
+    if (grow((void **)&r->fcalls, &p->cap_fcalls, r->nfcalls + 1, sizeof *r->fcalls) < 0)
+        return -1;
+    if (index)
+        *index = r->nfcalls;
+    r->fcalls[r->nfcalls++] = *c;
+    return 0;
+}
+
+int trace_result_add_check(trace_result *r, const trace_check *c)
+{
+    rpriv *p = r->priv;
+    if (grow((void **)&r->checks, &p->cap_checks, r->nchecks + 1, sizeof *r->checks) < 0)
+        return -1;
+    r->checks[r->nchecks++] = *c;
     return 0;
 }
 
@@ -425,6 +476,7 @@ typedef struct tracer {
      * single-stepped, and the registers recorded show the real IF. */
     bool if_masked;
     uint8_t *cur;         /* fast mode: this stop's `g` with the real IF */
+    explain *x;           /* opt.explain: the C-level narrative's collector */
 } tracer;
 
 static uint64_t hash_pc(uint64_t pc)
@@ -1022,6 +1074,8 @@ static int tracer_open(tracer *tr, tgt *t, kern *k, const trace_options *opt, fl
     tr->ci = cs_malloc(tr->cs);
     if (!tr->ci)
         return fl_fail(err, FL_EIO, "out of memory");
+    if (tr->opt.explain && explain_open(&tr->x, k, t, err) < 0)
+        return -1;
     if (tr->opt.until && *tr->opt.until) {
         if (kern_sym_addr(k, tr->opt.until, &tr->until, err) < 0)
             return fl_error_prefix(err, "--until");
@@ -1042,6 +1096,7 @@ static void tracer_close(tracer *tr)
     free(tr->chbuf);
     free(tr->over);
     free(tr->blk);
+    explain_close(tr->x);
 }
 
 int trace_run(tgt *t, kern *k, const trace_options *opt, trace_result **out, fl_error *err)
@@ -1068,6 +1123,8 @@ int trace_run(tgt *t, kern *k, const trace_options *opt, trace_result **out, fl_
             fl_fail(&e, FL_EINTR, "the trace was interrupted after %zu steps", tr.r->nsteps);
             goto done;
         }
+        if (tr.x && explain_stop(tr.x, tr.r, pc, tr.depth, g, &e) < 0)
+            goto done;
         pcent *pe = decode_at(&tr, pc, &e);
         if (!pe)
             goto done;
@@ -1096,6 +1153,11 @@ done:
         if (tgt_regs_raw(t, &gf, &len, NULL) == 0 && tr.rip) {
             tr.r->final_pc = g_u64(tr.rip, gf);
             tr.r->final_cs = g_u64(tr.cs_reg, gf);
+            fl_error e2;
+            if (tr.x && explain_finish(tr.x, tr.r, tr.r->final_pc, tr.depth, gf, &e2) < 0 && rc == 0) {
+                e = e2;
+                rc = -1;
+            }
         }
         tr.r->seconds = fl_now_s() - tr.t0;
         if (rc < 0) {

@@ -1,6 +1,8 @@
 /* trace output: line view, instruction view and call tree, as text,
  * Markdown, JSON Lines or Chrome trace-event JSON. See trace.h. */
 #include "faultline/trace.h"
+#include "faultline/explain.h"
+#include "faultline/flame.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -16,8 +18,8 @@ const char *trace_stop_name(enum trace_stop s)
 
 int trace_parse_view(const char *name, enum trace_view *out)
 {
-    static const char *const v[] = { "line", "insn", "tree" };
-    for (int i = 0; i < 3; i++)
+    static const char *const v[] = { "line", "insn", "tree", "explain" };
+    for (int i = 0; i < 4; i++)
         if (name && strcmp(name, v[i]) == 0) {
             *out = (enum trace_view)i;
             return 0;
@@ -27,8 +29,8 @@ int trace_parse_view(const char *name, enum trace_view *out)
 
 int trace_parse_format(const char *name, enum trace_format *out)
 {
-    static const char *const f[] = { "text", "md", "json", "chrome" };
-    for (int i = 0; i < 4; i++)
+    static const char *const f[] = { "text", "md", "json", "chrome", "folded", "svg" };
+    for (int i = 0; i < 6; i++)
         if (name && strcmp(name, f[i]) == 0) {
             *out = (enum trace_format)i;
             return 0;
@@ -191,13 +193,18 @@ static size_t net_changes(const trace_result *r, size_t first, size_t count, boo
     return n;
 }
 
-/* Markdown inline code cannot hold a backtick: swap it for a quote. */
-static void md_code(FILE *o, const char *s)
+/* Markdown inline code, verbatim: a longer fence when s holds a backtick;
+ * inside a table cell `|` is escaped (the only place Markdown needs it). */
+static void md_code(FILE *o, const char *s, bool in_table)
 {
-    fputc('`', o);
+    bool tick = s && strchr(s, '`');
+    fputs(tick ? "`` " : "`", o);
     for (; s && *s; s++)
-        fputc(*s == '`' ? '\'' : *s == '|' ? '/' : *s, o);
-    fputc('`', o);
+        if (in_table && *s == '|')
+            fputs("\\|", o);
+        else
+            fputc(*s, o);
+    fputs(tick ? " ``" : "`", o);
 }
 
 static const char *trim(const char *s)
@@ -306,7 +313,7 @@ static void md_lines(FILE *o, const trace_result *r, const trace_line *l, size_t
         loc(where, sizeof where, p);
         fprintf(o, "### %s (t=%zu, %s)\n", p->function, l[i].t, where);
         if (p->source) {
-            md_code(o, trim(p->source));
+            md_code(o, trim(p->source), false);
             fputs("\n\n", o);
         }
         fprintf(o, "pc 0x%" PRIx64 " (%s+0x%" PRIx64 "), %zu instruction%s from step %zu, depth %d",
@@ -329,7 +336,7 @@ static void insn_row(FILE *o, enum trace_format fmt, const trace_result *r, size
     snprintf(sym, sizeof sym, "%s+0x%" PRIx64, p->sym, p->sym_off);
     if (fmt == TRACE_FMT_MD) {
         fprintf(o, "| %zu | %d | 0x%" PRIx64 " | %s | %s | ", i, s->depth, p->pc, sym, where);
-        md_code(o, p->text);
+        md_code(o, p->text, true);
         fputs(" | ", o);
     } else {
         fprintf(o, "%7zu %*s0x%016" PRIx64 " %-34s %-44s %s%s ", i, indent(s->depth), "", p->pc, sym, p->text,
@@ -419,15 +426,34 @@ static json_t *json_call(const trace_call *c)
                      c->over);
 }
 
+/* Line records (with the explain fields when the trace was explained),
+ * then the narrative's checks. */
+static int json_lines(FILE *o, const trace_result *r, const trace_line *l, size_t nl, bool *seen,
+                      trace_change *acc)
+{
+    explain_index *ix = r->explained ? explain_index_new(r) : NULL;
+    if (r->explained && !ix)
+        return -1;
+    for (size_t i = 0; i < nl; i++) {
+        json_t *rec = json_line(r, &l[i], seen, acc);
+        if (ix)
+            explain_json_line(rec, r, ix, i);
+        emit(o, rec);
+    }
+    for (size_t i = 0; i < r->nchecks; i++)
+        emit(o, explain_json_check(&r->checks[i]));
+    explain_index_free(ix);
+    return 0;
+}
+
 static void json_out(FILE *o, enum trace_view view, const trace_result *r, const trace_line *l, size_t nl,
                      const trace_call *c, size_t nc, bool *seen, trace_change *acc)
 {
     emit(o, json_header(r, nl));
-    for (size_t i = 0; i < r->nsteps; i++)
+    for (size_t i = 0; view != TRACE_VIEW_EXPLAIN && i < r->nsteps; i++)
         emit(o, json_step(r, i));
-    if (view == TRACE_VIEW_LINE)
-        for (size_t i = 0; i < nl; i++)
-            emit(o, json_line(r, &l[i], seen, acc));
+    if (view == TRACE_VIEW_LINE || view == TRACE_VIEW_EXPLAIN)
+        json_lines(o, r, l, nl, seen, acc);
     if (view == TRACE_VIEW_TREE)
         for (size_t i = 0; i < nc; i++)
             emit(o, json_call(&c[i]));
@@ -455,6 +481,16 @@ static void chrome_out(FILE *o, const trace_result *r, const trace_call *c, size
 
 int trace_report(FILE *out, enum trace_format fmt, enum trace_view view, const trace_result *r)
 {
+    return trace_report_opt(out, fmt, view, r, NULL);
+}
+
+int trace_report_opt(FILE *out, enum trace_format fmt, enum trace_view view, const trace_result *r,
+                     const trace_report_options *o)
+{
+    if (fmt == TRACE_FMT_FOLDED || fmt == TRACE_FMT_SVG)
+        return flame_write(out, fmt == TRACE_FMT_SVG ? FLAME_SVG : FLAME_FOLDED, r, o);
+    if (view == TRACE_VIEW_EXPLAIN && (fmt == TRACE_FMT_TEXT || fmt == TRACE_FMT_MD))
+        return explain_write(out, fmt, r, o);
     trace_line *l = NULL;
     trace_call *c = NULL;
     size_t nl = 0, nc = 0;
@@ -495,6 +531,8 @@ int trace_report(FILE *out, enum trace_format fmt, enum trace_view view, const t
         break;
     case TRACE_FMT_CHROME:
         chrome_out(out, r, c, nc);
+        break;
+    default:
         break;
     }
     rc = ferror(out) ? -1 : 0;
