@@ -68,6 +68,13 @@ typedef struct xpc {
     kern_scope sc;
 } xpc;
 
+/* A variable's compiled location list, by DIE (shared by every pc). */
+typedef struct xloc {
+    uint64_t die;              /* 0: empty */
+    kern_loc *locs;
+    size_t n;
+} xloc;
+
 typedef struct xenum {
     char name[64];
     decode_bits bits;
@@ -88,6 +95,8 @@ struct explain {
     size_t npcs, cappcs;
     xenum *enums;
     size_t nenums;
+    xloc *locs;
+    size_t nlocs, caplocs;
     size_t prev_step;          /* steps when the last stop was seen */
 };
 
@@ -143,6 +152,9 @@ void explain_close(explain *x)
         free(x->enums[i].list);
     }
     free(x->enums);
+    for (size_t i = 0; i < x->caplocs; i++)
+        free(x->locs[i].locs);
+    free(x->locs);
     free(x);
 }
 
@@ -198,6 +210,43 @@ static xpc *pc_info(explain *x, uint64_t pc, bool scope, fl_error *err)
         e->scoped = true;
     }
     return e;
+}
+
+static int locs_grow(explain *x)
+{
+    size_t nc = x->caplocs ? x->caplocs * 2 : 1024;
+    xloc *nm = calloc(nc, sizeof *nm);
+    if (!nm)
+        return -1;
+    for (size_t i = 0; i < x->caplocs; i++)
+        if (x->locs[i].die) {
+            size_t j = hash_pc(x->locs[i].die) & (nc - 1);
+            while (nm[j].die)
+                j = (j + 1) & (nc - 1);
+            nm[j] = x->locs[i];
+        }
+    free(x->locs);
+    x->locs = nm;
+    x->caplocs = nc;
+    return 0;
+}
+
+/* v's compiled locations (compiled on first use), or NULL. */
+static const xloc *loc_of(explain *x, const kern_var *v)
+{
+    if ((x->nlocs + 1) * 2 > x->caplocs && locs_grow(x) < 0)
+        return NULL;
+    size_t j = hash_pc(v->die) & (x->caplocs - 1);
+    while (x->locs[j].die && x->locs[j].die != v->die)
+        j = (j + 1) & (x->caplocs - 1);
+    xloc *l = &x->locs[j];
+    if (!l->die) {
+        if (kern_scope_locs(x->k, v, &l->locs, &l->n, NULL) < 0)
+            return NULL;
+        l->die = v->die;
+        x->nlocs++;
+    }
+    return l;
 }
 
 /* ---- decoding ---- */
@@ -284,7 +333,10 @@ static int read_value(explain *x, trace_result *r, const kern_var *v, uint64_t p
     memset(out, 0, sizeof *out);
     out->name = trace_result_str(r, v->name);
     out->type = trace_result_str(r, v->type.name);
-    if (kern_scope_value(x->k, v, pc, &x->frame, &val, &e) < 0)
+    const xloc *l = loc_of(x, v);
+    int rc = l ? kern_scope_locs_value(x->k, v, l->locs, l->n, pc, &x->frame, &val, &e)
+               : kern_scope_value(x->k, v, pc, &x->frame, &val, &e);
+    if (rc < 0)
         return 0;  /* optimized out (or unreadable): available stays false */
     char buf[256];
     out->available = true;

@@ -211,3 +211,151 @@ int kern_scope_value(kern *k, const kern_var *v, uint64_t pc, const kern_frame *
                        v->type.name, (unsigned long long)v->type.size);
     return kern_var_value(k, v->function, v->name, pc, frame, value, err);
 }
+
+/* ---- compiled locations ---- */
+
+/* One location expression in one of the simple forms, else KERN_LOC_SLOW. */
+static void compile_expr(kern *k, Dwarf_Locdesc_c ld, Dwarf_Unsigned nops, kern_loc *out)
+{
+    Dwarf_Small op[2] = { 0, 0 };
+    Dwarf_Unsigned o1[2] = { 0, 0 };
+    out->kind = nops == 0 ? KERN_LOC_NONE : KERN_LOC_SLOW;
+    for (Dwarf_Unsigned i = 0; i < nops && i < 2; i++) {
+        Dwarf_Unsigned o2 = 0, o3 = 0, br = 0;
+        Dwarf_Error de = NULL;
+        if (dwarf_get_location_op_value_c(ld, i, &op[i], &o1[i], &o2, &o3, &br, &de) != DW_DLV_OK) {
+            drop(k, de);
+            return;
+        }
+    }
+    if (nops == 1 && op[0] >= DW_OP_reg0 && op[0] <= DW_OP_reg31) {
+        *out = (kern_loc){ .kind = KERN_LOC_REG, .reg = op[0] - DW_OP_reg0 };
+    } else if (nops == 1 && op[0] == DW_OP_regx) {
+        *out = (kern_loc){ .kind = KERN_LOC_REG, .reg = (int)o1[0] };
+    } else if (nops == 2 && op[1] == DW_OP_stack_value && op[0] >= DW_OP_breg0 && op[0] <= DW_OP_breg31) {
+        *out = (kern_loc){ .kind = KERN_LOC_REG_PLUS, .reg = op[0] - DW_OP_breg0, .off = (int64_t)o1[0] };
+    } else if (nops == 2 && op[1] == DW_OP_stack_value && op[0] >= DW_OP_lit0 && op[0] <= DW_OP_lit31) {
+        *out = (kern_loc){ .kind = KERN_LOC_CONST, .off = op[0] - DW_OP_lit0 };
+    } else if (nops == 2 && op[1] == DW_OP_stack_value &&
+               (op[0] == DW_OP_constu || op[0] == DW_OP_consts || op[0] == DW_OP_const1u ||
+                op[0] == DW_OP_const2u || op[0] == DW_OP_const4u || op[0] == DW_OP_const8u)) {
+        *out = (kern_loc){ .kind = KERN_LOC_CONST, .off = (int64_t)o1[0] };
+    }
+}
+
+static int push_loc(kern_loc **v, size_t *n, kern_loc l)
+{
+    kern_loc *nv = realloc(*v, (*n + 1) * sizeof *nv);
+    if (!nv)
+        return -1;
+    *v = nv;
+    nv[(*n)++] = l;
+    return 0;
+}
+
+/* The entries of a location list head (its address ranges already cooked
+ * by libdwarf), or one entry for a single expression. */
+static int compile_list(kern *k, Dwarf_Loc_Head_c head, Dwarf_Unsigned cnt, kern_loc **locs, size_t *count)
+{
+    unsigned kind = DW_LKIND_unknown;
+    Dwarf_Error de = NULL;
+    dwarf_get_loclist_head_kind(head, &kind, &de);
+    drop(k, de);
+    for (Dwarf_Unsigned i = 0; i < cnt; i++) {
+        Dwarf_Small lle = 0, src = 0;
+        Dwarf_Unsigned rlo = 0, rhi = 0, nops = 0, eoff = 0, loff = 0;
+        Dwarf_Bool unavail = 0;
+        Dwarf_Addr lo = 0, hi = 0;
+        Dwarf_Locdesc_c ld = NULL;
+        de = NULL;
+        if (dwarf_get_locdesc_entry_d(head, i, &lle, &rlo, &rhi, &unavail, &lo, &hi, &nops, &ld, &src, &eoff,
+                                      &loff, &de) != DW_DLV_OK) {
+            drop(k, de);
+            continue;
+        }
+        if (kind == DW_LKIND_loclists &&
+            (lle == DW_LLE_end_of_list || lle == DW_LLE_base_address || lle == DW_LLE_base_addressx))
+            continue;
+        bool everywhere = kind == DW_LKIND_expression || (kind == DW_LKIND_loclists && lle == DW_LLE_default_location);
+        kern_loc l = { .lo = everywhere ? 0 : lo, .hi = everywhere ? UINT64_MAX : hi };
+        if (unavail)
+            l.kind = KERN_LOC_NONE;
+        else
+            compile_expr(k, ld, nops, &l);
+        l.lo = everywhere ? 0 : lo;
+        l.hi = everywhere ? UINT64_MAX : hi;
+        if (push_loc(locs, count, l) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int kern_scope_locs(kern *k, const kern_var *v, kern_loc **locs, size_t *count, fl_error *err)
+{
+    *locs = NULL;
+    *count = 0;
+    Dwarf_Die d;
+    if (kd_die(k, v->die, &d) != 0)
+        return fl_fail(err, FL_EFORMAT, "cannot read the DWARF entry of %s in %s", v->name, k->path);
+    int rc = 0;
+    int64_t cv;
+    Dwarf_Attribute a = NULL;
+    Dwarf_Error de = NULL;
+    if (kd_sdata(k, d, DW_AT_const_value, &cv)) {
+        rc = push_loc(locs, count, (kern_loc){ .lo = 0, .hi = UINT64_MAX, .kind = KERN_LOC_SLOW });
+    } else if (dwarf_attr(d, DW_AT_location, &a, &de) == DW_DLV_OK) {
+        Dwarf_Loc_Head_c head = NULL;
+        Dwarf_Unsigned cnt = 0;
+        if (dwarf_get_loclist_c(a, &head, &cnt, &de) == DW_DLV_OK) {
+            rc = compile_list(k, head, cnt, locs, count);
+            dwarf_loc_head_c_dealloc(head);
+        } else {
+            drop(k, de);
+            rc = push_loc(locs, count, (kern_loc){ .lo = 0, .hi = UINT64_MAX, .kind = KERN_LOC_SLOW });
+        }
+        dwarf_dealloc_attribute(a);
+    } else {
+        drop(k, de);  /* no location: optimized out everywhere */
+    }
+    dwarf_dealloc_die(d);
+    if (rc < 0) {
+        free(*locs);
+        *locs = NULL;
+        *count = 0;
+        return fl_fail(err, FL_EIO, "out of memory compiling the location of %s", v->name);
+    }
+    return 0;
+}
+
+/* The value as the variable's type has it: truncated, sign-extended. */
+static uint64_t fit_type(const kern_vtype *t, uint64_t v)
+{
+    if (t->size == 0 || t->size >= 8)
+        return v;
+    uint64_t mask = (UINT64_C(1) << (t->size * 8)) - 1;
+    v &= mask;
+    if (t->kind == KERN_V_SIGNED && (v >> (t->size * 8 - 1)) & 1)
+        v |= ~mask;
+    return v;
+}
+
+int kern_scope_locs_value(kern *k, const kern_var *v, const kern_loc *locs, size_t count, uint64_t pc,
+                          const kern_frame *frame, uint64_t *value, fl_error *err)
+{
+    const kern_loc *l = NULL;
+    for (size_t i = 0; i < count && !l; i++)
+        if (pc >= locs[i].lo && pc < locs[i].hi)
+            l = &locs[i];
+    if (!l || l->kind == KERN_LOC_NONE)
+        return fl_fail(err, FL_ENOTFOUND, "%s in %s is optimised out at pc 0x%llx", v->name, v->function,
+                       (unsigned long long)pc);
+    if (l->kind == KERN_LOC_SLOW)
+        return kern_scope_value(k, v, pc, frame, value, err);
+    if (v->type.kind == KERN_V_OTHER && v->type.size > 8)
+        return fl_fail(err, FL_EUSAGE, "%s in %s is not a scalar", v->name, v->function);
+    uint64_t r = 0;
+    if (l->kind != KERN_LOC_CONST && frame->reg(frame->ctx, l->reg, &r, err) < 0)
+        return -1;
+    *value = fit_type(&v->type, l->kind == KERN_LOC_CONST ? (uint64_t)l->off : r + (uint64_t)l->off);
+    return 0;
+}

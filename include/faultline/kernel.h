@@ -189,6 +189,23 @@ void kern_scope_free(kern_scope *s);
  * FL_ENOTFOUND when its location is not available there (optimised out). */
 int kern_scope_value(kern *k, const kern_var *v, uint64_t pc, const kern_frame *frame, uint64_t *value,
                      fl_error *err);
+/* A variable's location list compiled once into the forms a stop can read
+ * without DWARF: in a register, register + offset as the value, a constant,
+ * nothing (optimized out); any other form is evaluated by kern_scope_value. */
+enum kern_loc_kind { KERN_LOC_NONE, KERN_LOC_REG, KERN_LOC_REG_PLUS, KERN_LOC_CONST, KERN_LOC_SLOW };
+typedef struct kern_loc {
+    uint64_t lo, hi;      /* [lo, hi) of pcs */
+    enum kern_loc_kind kind;
+    int reg;              /* DWARF register number */
+    int64_t off;          /* REG_PLUS: added; CONST: the value */
+} kern_loc;
+/* *locs is malloc'd (free()); zero entries: optimized out everywhere. */
+int kern_scope_locs(kern *k, const kern_var *v, kern_loc **locs, size_t *count, fl_error *err);
+/* Value of v at pc from its compiled locations: 0, or -1 with FL_ENOTFOUND
+ * (optimized out at pc) or, for a KERN_LOC_SLOW entry, whatever
+ * kern_scope_value says. */
+int kern_scope_locs_value(kern *k, const kern_var *v, const kern_loc *locs, size_t count, uint64_t pc,
+                          const kern_frame *frame, uint64_t *value, fl_error *err);
 /* Return type of the function or inlined instance `frame_die` (void: kind
  * KERN_V_VOID). */
 int kern_scope_return_type(kern *k, uint64_t frame_die, kern_vtype *out, fl_error *err);
