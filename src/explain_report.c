@@ -520,6 +520,6 @@ void explain_json_line(json_t *rec, const trace_result *r, const explain_index *
 
 json_t *explain_json_check(const trace_check *c)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "type", "check", "name", c->name, "claim", c->claim,
-                     "expected", c->expected, "actual", c->actual, "pass", c->pass);
+    return json_pack("{s:s, s:s, s:b, s:s, s:s, s:s, s:s}", "type", "check", "name", c->name, "ok", c->pass,
+                     "claim", c->claim, "expected", c->expected, "actual", c->actual, "of", "trace");
 }

@@ -61,7 +61,8 @@ void explain_index_free(explain_index *ix);
 size_t explain_index_lines(const explain_index *ix, const trace_line **l);
 /* Add "vars", "branch", "call" and "ret" to the JSON record of line entry e. */
 void explain_json_line(json_t *rec, const trace_result *r, const explain_index *ix, size_t e);
-/* {"type":"check", name, claim, expected, actual, pass} */
+/* {"type":"check", name, ok, claim, expected, actual, "of":"trace"}: the
+ * capture's check record, from the narrative. */
 json_t *explain_json_check(const trace_check *c);
 
 #endif
