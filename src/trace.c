@@ -323,6 +323,35 @@ static bool is_iret(unsigned id)
     return id == X86_INS_IRET || id == X86_INS_IRETD || id == X86_INS_IRETQ;
 }
 
+/* rsp after a plain instruction: the exact effect of the common forms;
+ * false for anything else that writes rsp (stepped, so fast mode can verify
+ * each stop's rsp). */
+static bool rsp_effect(csh cs, const cs_insn *ci, dec *d)
+{
+    const cs_x86 *x = &ci->detail->x86;
+    const cs_x86_op *op0 = x->op_count ? &x->operands[0] : NULL;
+    bool opsize = x->prefix[2] == X86_PREFIX_OPSIZE;
+    if (ci->id == X86_INS_PUSH) {
+        d->in.rsp_delta = -8;
+        d->in.rsp_known = !opsize;
+    } else if (ci->id == X86_INS_POP) {
+        d->in.rsp_delta = 8;
+        d->in.rsp_known = !opsize && !(op0 && op0->type == X86_OP_REG && op0->reg == X86_REG_RSP);
+    } else if ((ci->id == X86_INS_SUB || ci->id == X86_INS_ADD) && x->op_count == 2 && op0 &&
+               op0->type == X86_OP_REG && op0->reg == X86_REG_RSP && x->operands[1].type == X86_OP_IMM) {
+        int64_t imm = x->operands[1].imm;
+        d->in.rsp_delta = (int32_t)(ci->id == X86_INS_SUB ? -imm : imm);
+    } else if (ci->id == X86_INS_LEA && x->op_count == 2 && op0 && op0->type == X86_OP_REG &&
+               op0->reg == X86_REG_RSP) {
+        const x86_op_mem *m = &x->operands[1].mem;
+        d->in.rsp_known = m->base == X86_REG_RSP && m->index == X86_REG_INVALID && m->segment == X86_REG_INVALID;
+        d->in.rsp_delta = (int32_t)m->disp;
+    } else if (writes_reg(cs, ci, X86_REG_RSP)) {
+        d->in.rsp_known = false;
+    }
+    return d->in.rsp_known;
+}
+
 static void classify(csh cs, const cs_insn *ci, dec *d)
 {
     const cs_x86 *x = &ci->detail->x86;
@@ -383,31 +412,8 @@ static void classify(csh cs, const cs_insn *ci, dec *d)
             if (x->operands[i].type == X86_OP_REG && is_ctl_or_dbg(x->operands[i].reg))
                 k = TRACE_K_SPECIAL;
     }
-    if (k == TRACE_K_PLAIN) {
-        /* rsp: the exact effect of the common forms; anything else that
-         * writes rsp is stepped, so fast mode can verify each stop's rsp. */
-        bool opsize = x->prefix[2] == X86_PREFIX_OPSIZE;
-        if (ci->id == X86_INS_PUSH) {
-            d->in.rsp_delta = -8;
-            d->in.rsp_known = !opsize;
-        } else if (ci->id == X86_INS_POP) {
-            d->in.rsp_delta = 8;
-            d->in.rsp_known = !opsize && !(op0 && op0->type == X86_OP_REG && op0->reg == X86_REG_RSP);
-        } else if ((ci->id == X86_INS_SUB || ci->id == X86_INS_ADD) && x->op_count == 2 && op0 &&
-                   op0->type == X86_OP_REG && op0->reg == X86_REG_RSP && x->operands[1].type == X86_OP_IMM) {
-            int64_t imm = x->operands[1].imm;
-            d->in.rsp_delta = (int32_t)(ci->id == X86_INS_SUB ? -imm : imm);
-        } else if (ci->id == X86_INS_LEA && x->op_count == 2 && op0 && op0->type == X86_OP_REG &&
-                   op0->reg == X86_REG_RSP) {
-            const x86_op_mem *m = &x->operands[1].mem;
-            d->in.rsp_known = m->base == X86_REG_RSP && m->index == X86_REG_INVALID && m->segment == X86_REG_INVALID;
-            d->in.rsp_delta = (int32_t)m->disp;
-        } else if (writes_reg(cs, ci, X86_REG_RSP)) {
-            d->in.rsp_known = false;
-        }
-        if (!d->in.rsp_known)
-            k = TRACE_K_SPECIAL;
-    }
+    if (k == TRACE_K_PLAIN && !rsp_effect(cs, ci, d))
+        k = TRACE_K_SPECIAL;
     d->in.kind = k;
 }
 
@@ -904,6 +910,69 @@ static int drop_bp(tracer *tr, fl_error *err)
     return tgt_bp_remove(tr->t, TGT_BP_HW, a, 1, err);
 }
 
+/* Walk a block from start: straight-line code plus direct jmps and calls,
+ * up to the next instruction whose outcome needs the registers (*end).
+ * tr->blk[0..*nb) gets its pcs, *sp the rsp expected at *end. */
+static int walk_block(tracer *tr, uint64_t start, uint64_t *sp, size_t *nb, uint64_t *end, fl_error *err)
+{
+    uint64_t q = start;
+    for (;;) {
+        if ((tr->has_until && q == tr->until) || *nb >= MAX_BLOCK)
+            break;
+        pcent *x = decode_at(tr, q, err);
+        if (!x)
+            return -1;
+        enum trace_kind xk = x->d.in.kind;
+        bool follow = xk == TRACE_K_PLAIN || (xk == TRACE_K_CALL && !(tr->nover && is_over(tr, x->d.in.target))) ||
+                      xk == TRACE_K_JMP;
+        if (follow && xk != TRACE_K_PLAIN)
+            for (size_t i = 0; i < *nb; i++)
+                if (tr->blk[i] == x->d.in.target)
+                    follow = false;  /* a loop: stop at its back edge */
+        if (!follow)
+            break;
+        if (grow((void **)&tr->blk, &tr->blkcap, *nb + 1, sizeof *tr->blk) < 0)
+            return fl_fail(err, FL_EIO, "out of memory for a block");
+        tr->blk[(*nb)++] = q;
+        *sp += (uint64_t)(int64_t)x->d.in.rsp_delta;
+        q = xk == TRACE_K_PLAIN ? q + x->d.in.len : x->d.in.target;
+    }
+    *end = q;
+    return 0;
+}
+
+/* Run to the block's end with interrupts held off; a stop counts only with
+ * the expected rsp (an interrupt handler may pass the same pc). */
+static int run_block(tracer *tr, uint64_t epc, uint64_t end, uint64_t sp, const uint8_t **g, fl_error *err)
+{
+    if (mask_if(tr, *g, err) < 0)
+        return -1;
+    if (tgt_bp_insert(tr->t, TGT_BP_HW, end, 1, err) < 0)
+        return fl_error_prefix(err, "fast mode: breakpoint at 0x%" PRIx64, end);
+    tr->bp = end;
+    size_t len;
+    for (int tries = 0;; tries++) {
+        tgt_stop st;
+        if (tgt_continue(tr->t, &st, tr->opt.step_timeout_ms, err) < 0 || tgt_regs_raw(tr->t, g, &len, err) < 0)
+            return fl_error_prefix(err, "fast mode: running from 0x%" PRIx64 " to 0x%" PRIx64
+                                   " (use single-step mode if this repeats)", epc, end);
+        tr->r->stops++;
+        /* Our own copy, with the IF the guest would have without us. */
+        memcpy(tr->cur, *g, tr->glen);
+        if (tr->if_masked)
+            g_put(tr->eflags, tr->cur, g_u64(tr->eflags, tr->cur) | tr->fl.if_);
+        *g = tr->cur;
+        uint64_t pc = g_u64(tr->rip, *g), nsp = g_u64(tr->rsp, *g);
+        if (pc == end && nsp == sp)
+            return 0;
+        if (pc != end || tries >= MAX_RESYNC)
+            return fl_fail(err, FL_EPROTO, "fast mode lost the path: expected 0x%" PRIx64 " with rsp 0x%" PRIx64
+                           ", stopped at 0x%" PRIx64 " with rsp 0x%" PRIx64 " (use single-step mode)",
+                           end, sp, pc, nsp);
+        tr->r->resyncs++;  /* an interrupt handler ran through our breakpoint */
+    }
+}
+
 /* One fast-mode move from the current stop (pc, registers g). */
 static int fast(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
 {
@@ -930,67 +999,18 @@ static int fast(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
     } else {
         start = e->pc;
     }
-    /* Walk the block: straight-line code plus direct jmps and calls, up to
-     * the next instruction whose outcome needs the registers. */
     size_t nb = 0;
-    uint64_t q = start, end = 0;
-    for (;;) {
-        if ((tr->has_until && q == tr->until) || nb >= MAX_BLOCK) {
-            end = q;
-            break;
-        }
-        pcent *x = decode_at(tr, q, err);
-        if (!x)
-            return -1;
-        enum trace_kind xk = x->d.in.kind;
-        bool follow = xk == TRACE_K_PLAIN || (xk == TRACE_K_CALL && !(tr->nover && is_over(tr, x->d.in.target))) ||
-                      xk == TRACE_K_JMP;
-        if (follow && xk != TRACE_K_PLAIN)
-            for (size_t i = 0; i < nb; i++)
-                if (tr->blk[i] == x->d.in.target)
-                    follow = false;  /* a loop: stop at its back edge */
-        if (!follow) {
-            end = q;
-            break;
-        }
-        if (grow((void **)&tr->blk, &tr->blkcap, nb + 1, sizeof *tr->blk) < 0)
-            return fl_fail(err, FL_EIO, "out of memory for a block");
-        tr->blk[nb++] = q;
-        sp += (uint64_t)(int64_t)x->d.in.rsp_delta;
-        q = xk == TRACE_K_PLAIN ? q + x->d.in.len : x->d.in.target;
-    }
+    uint64_t end = 0;
+    if (walk_block(tr, start, &sp, &nb, &end, err) < 0)
+        return -1;
     /* decode_at may have grown (moved) the map. */
     e = map_find(tr, epc);
     size_t total = (first ? 1 : 0) + nb;
     if (end == epc || (!first && nb == 0) || tr->r->nsteps + total > tr->opt.max_steps)
         return single(tr, e, g, err);
     memcpy(tr->prev, cur, tr->glen);
-    if (mask_if(tr, cur, err) < 0)
+    if (run_block(tr, epc, end, sp, g, err) < 0)
         return -1;
-    if (tgt_bp_insert(tr->t, TGT_BP_HW, end, 1, err) < 0)
-        return fl_error_prefix(err, "fast mode: breakpoint at 0x%" PRIx64, end);
-    tr->bp = end;
-    size_t len;
-    for (int tries = 0;; tries++) {
-        tgt_stop st;
-        if (tgt_continue(tr->t, &st, tr->opt.step_timeout_ms, err) < 0 || tgt_regs_raw(tr->t, g, &len, err) < 0)
-            return fl_error_prefix(err, "fast mode: running from 0x%" PRIx64 " to 0x%" PRIx64
-                                   " (use single-step mode if this repeats)", epc, end);
-        tr->r->stops++;
-        /* Our own copy, with the IF the guest would have without us. */
-        memcpy(tr->cur, *g, tr->glen);
-        if (tr->if_masked)
-            g_put(tr->eflags, tr->cur, g_u64(tr->eflags, tr->cur) | tr->fl.if_);
-        *g = tr->cur;
-        uint64_t pc = g_u64(tr->rip, *g), nsp = g_u64(tr->rsp, *g);
-        if (pc == end && nsp == sp)
-            break;
-        if (pc != end || tries >= MAX_RESYNC)
-            return fl_fail(err, FL_EPROTO, "fast mode lost the path: expected 0x%" PRIx64 " with rsp 0x%" PRIx64
-                           ", stopped at 0x%" PRIx64 " with rsp 0x%" PRIx64 " (use single-step mode)",
-                           end, sp, pc, nsp);
-        tr->r->resyncs++;  /* an interrupt handler ran through our breakpoint */
-    }
     size_t nch = diff_regs(tr, tr->prev, *g);
     if (first) {
         if (record(tr, e, nb ? 0 : nch, nb ? 0 : TRACE_F_NET, err) < 0)
