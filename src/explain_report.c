@@ -382,15 +382,27 @@ static void loop(const writer *w, size_t e, size_t period, size_t rounds)
         fputs(".\n\n", w->o);
 }
 
+/* Entries [from, to) outside --function/--depth: their instruction count
+ * and the outermost calls made there, each with its own count. */
 static void gap(const writer *w, size_t from, size_t to)
 {
-    size_t insns = 0;
+    const trace_result *r = w->r;
+    size_t insns = 0, lo = w->ix->l[from].first, hi = w->ix->l[to - 1].first + w->ix->l[to - 1].count;
     for (size_t e = from; e < to; e++)
         insns += w->ix->l[e].count;
-    if (w->md)
-        fprintf(w->o, "*%zu instructions not narrated (outside --function/--depth).*\n\n", insns);
-    else
-        fprintf(w->o, "        ... %zu instructions not narrated (outside --function/--depth)\n", insns);
+    fprintf(w->o, w->md ? "*%zu instructions not narrated" : "        ... %zu instructions not narrated", insns);
+    int top = 1 << 30;
+    for (size_t i = 0; i < r->nfcalls; i++)
+        if (!r->fcalls[i].inlined && r->fcalls[i].step >= lo && r->fcalls[i].step < hi && r->fcalls[i].depth < top)
+            top = r->fcalls[i].depth;
+    size_t shown = 0;
+    for (size_t i = 0; i < r->nfcalls && shown < 8; i++) {
+        const trace_fcall *c = &r->fcalls[i];
+        if (c->inlined || c->step < lo || c->step >= hi || c->depth != top)
+            continue;
+        fprintf(w->o, "%s%s (%zu)", shown++ ? ", " : "; calls: ", c->function, call_insns(r, c));
+    }
+    fputs(w->md ? ".*\n\n" : "\n", w->o);
 }
 
 static void checks(const writer *w)

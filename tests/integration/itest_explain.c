@@ -148,6 +148,9 @@ static void write_scenario(const trace_result *r, const cap_fault *f, const char
     const cap_value *cr2 = cap_value_get(f, CAP_ST_ENTRY, "cr2");
     CHECK(cr2 && addr && addr->available && addr->value == cr2->value);
     CHECK(lock && lock->has_ret && vma && vma->available && lock->ret.value == vma->value);
+    CHECK(lock && lock->has_ret && strcmp(lock->ret.type, "struct vm_area_struct *") == 0);
+    /* handle_mm_fault returns vm_fault_t, decoded by enum vm_fault_reason (0: nothing went wrong) */
+    CHECK(hmf && hmf->has_ret && strcmp(hmf->ret.type, "vm_fault_t") == 0 && hmf->ret.decoded);
     int to = 0;
     CHECK(branch_after(r, "do_user_addr_fault", "if (user_mode(regs))", &to) >= 0);
     CHECK_EQ_U64((uint64_t)to, 1304);  /* flags |= FAULT_FLAG_USER: the condition held */

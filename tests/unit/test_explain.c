@@ -107,7 +107,7 @@ static void test_md_text(const trace_result *r)
     char *in = render(r, TRACE_FMT_TEXT, TRACE_VIEW_EXPLAIN, &only);
     CHECK(in && strstr(in, "inner  mm/y.c:20"));
     CHECK(in && !strstr(in, "outer  mm/x.c:11"));
-    CHECK(in && strstr(in, "... 4 instructions not narrated"));
+    CHECK(in && strstr(in, "... 4 instructions not narrated; calls: inner (3)\n"));
     free(in);
 }
 
