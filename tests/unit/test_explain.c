@@ -1,13 +1,19 @@
 /* The explain view's writing side and the flame formats, on a synthetic
  * explained trace (no guest): variables per line, a branch, a call with its
  * argument and return, a loop collapsed, --function narrowing, JSON fields,
- * the checks, folded stacks and the svg. */
+ * the checks, folded stacks and the svg. And the kernel layer's scope
+ * queries on the fixture build/fixtures/kfix (tests/fixtures/kfix.c):
+ * frames and variables at a pc, types, return types, and the compiled
+ * locations agreeing with the full DWARF evaluator at every pc. */
 #include "check.h"
 #include "faultline/explain.h"
 #include "faultline/flame.h"
 #include "faultline/trace.h"
 
 #include <stdlib.h>
+#include <unistd.h>
+
+static const char *FIX = "build/fixtures/kfix";
 
 /* outer: L10, L11 (flags |= A | B), L12 (if: taken to L14), L14 calls
  * inner (L20, L21 ret 0x7), back on L14, then L30/L31 four times, iretq. */
@@ -142,8 +148,115 @@ static void test_flame(const trace_result *r)
     free(svg);
 }
 
+/* Registers with recognisable values; memory is a byte pattern of the address. */
+static int fix_reg(void *ctx, int regno, uint64_t *v, fl_error *err)
+{
+    (void)ctx;
+    if (regno < 0 || regno > 16)
+        return fl_fail(err, FL_ENOTFOUND, "no register %d", regno);
+    *v = 0x7ff0000000ull + (uint64_t)regno * 0x1111;
+    return 0;
+}
+
+static int fix_mem(void *ctx, uint64_t addr, void *buf, size_t len, fl_error *err)
+{
+    (void)ctx;
+    (void)err;
+    for (size_t i = 0; i < len; i++)
+        ((uint8_t *)buf)[i] = (uint8_t)(addr + i);
+    return 0;
+}
+
+/* The innermost variable of that name (kf_alpha's `f` and kf_step's `f`). */
+static const kern_var *var_named(const kern_scope *sc, const char *name)
+{
+    for (size_t i = sc->nvars; i-- > 0;)
+        if (strcmp(sc->vars[i].name, name) == 0)
+            return &sc->vars[i];
+    return NULL;
+}
+
+/* At every pc of func, every variable in scope: the compiled location and
+ * kern_var_value agree (both give the same value, or both none). */
+static void locs_agree(kern *k, const char *func, const kern_frame *fr)
+{
+    uint64_t lo, hi;
+    CHECK(kern_func_range(k, func, &lo, &hi, NULL) == 0);
+    size_t compared = 0, disagree = 0;
+    for (uint64_t pc = lo; pc < hi; pc++) {
+        kern_scope sc;
+        if (kern_scope_at(k, pc, &sc, NULL) < 0)
+            continue;
+        for (size_t i = 0; i < sc.nvars; i++) {
+            kern_loc *l;
+            size_t n;
+            uint64_t a = 0, b = 0;
+            CHECK(kern_scope_locs(k, &sc.vars[i], &l, &n, NULL) == 0);
+            int ra = kern_scope_locs_value(k, &sc.vars[i], l, n, pc, fr, &a, NULL);
+            int rb = kern_scope_value(k, &sc.vars[i], pc, fr, &b, NULL);
+            compared++;
+            if (ra != rb || (ra == 0 && a != b)) {
+                disagree++;
+                fprintf(stderr, "%s at 0x%llx: %s fast %d/0x%llx slow %d/0x%llx\n", func, (unsigned long long)pc,
+                        sc.vars[i].name, ra, (unsigned long long)a, rb, (unsigned long long)b);
+            }
+            free(l);
+        }
+        kern_scope_free(&sc);
+    }
+    CHECK(compared > 0);
+    CHECK(disagree == 0);
+}
+
+static void test_scope(void)
+{
+    if (access(FIX, R_OK) != 0) {
+        fprintf(stderr, "test_explain: %s missing (make %s): scope checks not run\n", FIX, FIX);
+        CHECK(0);
+        return;
+    }
+    kern *k = NULL;
+    CHECK(kern_open(&k, FIX, NULL, NULL) == 0);
+    if (!k)
+        return;
+    uint64_t *pcs = NULL;
+    size_t n = 0;
+    CHECK(kern_inlined_entries(k, "kf_step", &pcs, &n, NULL) == 0 && n >= 1);
+    kern_scope sc;
+    /* inside an inlined kf_step: its concrete caller, then kf_step */
+    CHECK(n && kern_scope_at(k, pcs[0], &sc, NULL) == 0);
+    CHECK(sc.nframes >= 2);
+    if (sc.nframes >= 2) {
+        CHECK(!sc.frames[0].inlined && sc.frames[sc.nframes - 1].inlined);
+        CHECK_STR(sc.frames[sc.nframes - 1].function, "kf_step");
+        const kern_var *f = var_named(&sc, "f");
+        CHECK(f && f->is_param && strcmp(f->function, "kf_step") == 0);
+        CHECK(f && f->type.kind == KERN_V_POINTER && strcmp(f->type.name, "struct kf_fault *") == 0);
+        const kern_var *x = var_named(&sc, "x");
+        CHECK(x && x->type.kind == KERN_V_SIGNED && x->type.size == 8);
+        kern_vtype rt;
+        CHECK(kern_scope_return_type(k, sc.frames[0].die, &rt, NULL) == 0);
+        CHECK(rt.kind == KERN_V_SIGNED && strcmp(rt.name, "long int") == 0);
+    }
+    kern_scope_free(&sc);
+    free(pcs);
+    uint64_t use;
+    CHECK(kern_sym_addr(k, "kf_use", &use, NULL) == 0);
+    CHECK(kern_scope_at(k, use, &sc, NULL) == 0 && sc.nframes == 1);
+    kern_vtype vt;
+    CHECK(sc.nframes && kern_scope_return_type(k, sc.frames[0].die, &vt, NULL) == 0 && vt.kind == KERN_V_VOID);
+    kern_scope_free(&sc);
+    kern_frame fr = { fix_reg, fix_mem, NULL };
+    locs_agree(k, "kf_work", &fr);
+    locs_agree(k, "kf_alpha", &fr);
+    locs_agree(k, "kf_beta", &fr);
+    locs_agree(k, "kf_frame", &fr);
+    kern_close(k);
+}
+
 int main(void)
 {
+    test_scope();
     trace_result *r = synth();
     CHECK(r != NULL);
     if (r) {
