@@ -73,9 +73,7 @@ typedef struct trace_options {
     int timeout_ms;           /* whole trace, wall time; 0: 120000 */
     int step_timeout_ms;      /* one step/continue; 0: 5000 */
     /* Progress: if progress_fn is set it is called about every 50 ms (the
-     * CLI draws it; the library never prints). `progress` is kept for
-     * source compatibility and ignored. */
-    bool progress;
+     * CLI draws it; the library never prints). */
     trace_progress_fn progress_fn;
     void *progress_ctx;
     /* Asked before every step: non-zero ends the trace (FL_EINTR) with what
@@ -312,13 +310,17 @@ int trace_parse_format(const char *name, enum trace_format *out);
 const char *trace_stop_name(enum trace_stop s);
 
 /* Write the trace. text/md: the chosen view (md line view = the seed's
- * "### FUNC (t=N, file:line)" entries with source and changed values).
- * json: JSON Lines: one {"type":"trace",...} header, then one
- * {"type":"step",...} per instruction, plus {"type":"line",...} records
- * (view line) or {"type":"call",...} records (view tree).
- * chrome: trace-event JSON (Perfetto, chrome://tracing): one "X" slice per
- * call, ts/dur in instructions; the view is ignored. Returns 0, or -1 if a
- * write failed or memory ran out. */
+ * "### FUNC (t=N, file:line)" entries with source and changed registers;
+ * explain view = the same entries in C terms, see explain.h; source text
+ * verbatim). json: JSON Lines: one {"type":"trace",...} header, then one
+ * {"type":"step",...} per instruction (not in the explain view), plus
+ * {"type":"line",...} records (views line and explain; with the explain
+ * fields vars/branch/call/ret when the trace was explained, then the
+ * narrative's {"type":"check",...} records) or {"type":"call",...} records
+ * (view tree). chrome: trace-event JSON (Perfetto, chrome://tracing): one
+ * "X" slice per call, ts/dur in instructions. folded / svg: see flame.h.
+ * chrome, folded and svg ignore the view. Returns 0, or -1 if a write
+ * failed or memory ran out. */
 int trace_report(FILE *out, enum trace_format fmt, enum trace_view view, const trace_result *r);
 
 /* What the explain view narrates (NULL: everything). */
