@@ -363,21 +363,30 @@ static void loop(const writer *w, size_t e, size_t period, size_t rounds)
     if (w->md)
         fprintf(w->o, ": repeated %zu times (%zu instructions)", rounds, insns);
     /* each variable: its value before the first round and after the last */
+    const trace_var *first[32], *lastv[32];
+    size_t nv = 0;
     for (size_t a = e; a < e + period * rounds; a++)
         for (size_t i = 0; i < w->ix->vars[a].n; i++) {
             const trace_var *tv = &r->vars[w->ix->vars[a].v[i]];
-            bool seen_later = false;
-            for (size_t b = a; b < e + period * rounds && !seen_later; b++)
-                for (size_t j = 0; j < w->ix->vars[b].n && !seen_later; j++) {
-                    const trace_var *u = &r->vars[w->ix->vars[b].v[j]];
-                    seen_later = u != tv && u->step > tv->step && strcmp(u->v.name, tv->v.name) == 0;
-                }
-            if (seen_later)
-                continue;  /* only the last change of each variable says "after" */
-            fputs(w->md ? "; " : "        ", w->o);
-            var_text(w->o, tv);
-            fputs(w->md ? " after the loop" : "  (after the loop)\n", w->o);
+            size_t k = 0;
+            while (k < nv && !(first[k]->function == tv->function && strcmp(first[k]->v.name, tv->v.name) == 0))
+                k++;
+            if (k == nv && nv < 32)
+                first[nv++] = tv;
+            if (k < nv)
+                lastv[k] = tv;
         }
+    for (size_t k = 0; k < nv; k++) {
+        fputs(w->md ? "; " : "        ", w->o);
+        fprintf(w->o, "%s = ", lastv[k]->v.name);
+        value_text(w->o, &lastv[k]->v);
+        if (first[k]->v.has_was && first[k]->v.was_available)
+            fprintf(w->o, " after the loop, 0x%" PRIx64 " before it", first[k]->v.was);
+        else
+            fputs(" after the loop", w->o);
+        if (!w->md)
+            fputc('\n', w->o);
+    }
     if (w->md)
         fputs(".\n\n", w->o);
 }

@@ -60,6 +60,10 @@ static trace_result *synth(void)
                                .value = 3, .was = 0, .available = true, .has_was = true, .was_available = true,
                                .decoded = trace_result_str(r, "A|B") } };
     rc |= trace_result_add_var(r, &flags);
+    trace_var i_first = { .step = 7, .function = flags.function,
+                          .v = { .name = trace_result_str(r, "i"), .type = trace_result_str(r, "int"), .value = 1,
+                                 .was = 0, .available = true, .has_was = true, .was_available = true } };
+    rc |= trace_result_add_var(r, &i_first);
     trace_var i_last = { .step = 13, .function = flags.function,
                          .v = { .name = trace_result_str(r, "i"), .type = trace_result_str(r, "int"), .value = 4,
                                 .was = 3, .available = true, .has_was = true, .was_available = true } };
@@ -101,7 +105,7 @@ static void test_md_text(const trace_result *r)
     CHECK(md && strstr(md, "`if (x)`: branch taken, to mm/x.c:14."));
     CHECK(md && strstr(md, "`y = inner(5);`: calls inner(a=0x5 5), 3 instructions."));
     CHECK(md && strstr(md, "`y = inner(5);`: inner returned 0x7."));
-    CHECK(md && strstr(md, "`i++;` then `while (i < n)`: repeated 4 times (8 instructions); i = 0x4 (was 0x3) after"));
+    CHECK(md && strstr(md, "`i++;` then `while (i < n)`: repeated 4 times (8 instructions); i = 0x4 after the loop, 0x0 before it."));
     CHECK(md && strstr(md, "| flags-or-bit | flags \\|= A \\| B sets A\\|B | 0x3 | 0x3 | PASS |"));
     free(md);
     char *tx = render(r, TRACE_FMT_TEXT, TRACE_VIEW_EXPLAIN, NULL);
