@@ -12,9 +12,9 @@
 static const char *const scenarios[] = { "write", "read", "kernel-write", "write-forked", "all", NULL };
 static const char *const accels[] = { "tcg", "kvm", "auto", NULL };
 static const char *const report_formats[] = { "text", "md", "json", NULL };
-static const char *const trace_formats[] = { "text", "md", "json", "chrome", NULL };
+static const char *const trace_formats[] = { "text", "md", "json", "chrome", "folded", "svg", NULL };
 static const char *const trace_modes[] = { "single", "fast", NULL };
-static const char *const trace_views[] = { "line", "insn", "tree", NULL };
+static const char *const trace_views[] = { "line", "insn", "tree", "explain", NULL };
 
 static const char *station_at(int i)
 {
@@ -29,13 +29,15 @@ static int check_format(const cli_options *o, const char *v, fl_error *err)
     enum trace_format tf;
     if (o->trace ? trace_parse_format(v, &tf) == 0 : report_parse_format(v, &rf) == 0)
         return 0;
-    return fl_fail(err, FL_EUSAGE, "--format must be %s, not '%s'", o->trace ? "text, md, json or chrome" : "text, md or json", v);
+    return fl_fail(err, FL_EUSAGE, "--format must be %s, not '%s'",
+                   o->trace ? "text, md, json, chrome, folded or svg" : "text, md or json", v);
 }
 
 static int check_run(cli_options *o, fl_error *err)
 {
-    if (!o->trace && (o->until || o->over || o->mode || o->view || o->max_steps))
-        return fl_fail(err, FL_EUSAGE, "--until, --over, --mode, --view and --max-steps need --trace");
+    if (!o->trace && (o->until || o->over || o->mode || o->view || o->max_steps || o->function || o->depth))
+        return fl_fail(err, FL_EUSAGE, "--until, --over, --mode, --view, --max-steps, --function and --depth "
+                       "need --trace");
     return 0;
 }
 
@@ -71,12 +73,14 @@ const cli_option cli_option_rows[] = {
       .def = "tcg", .help = "tcg (default), kvm, or auto (kvm only if a bounded probe boots)" },
     { .name = "format", .kind = CLI_WORD, .metavar = "F", .at = CLI_AT(format), .commands = CLI_TRACE,
       .words = trace_formats, .def = "text",
-      .help = "text (default), md (the worksheet's trace), json (JSON Lines,\n"
-              "\"step\" records), chrome (trace-event JSON for Perfetto)" },
+      .help = "text (default), md (the worksheet's trace, explained), json\n"
+              "(JSON Lines, \"step\" records), chrome (trace-event JSON for\n"
+              "Perfetto), folded (\"a;b;c count\" stacks for flame-graph tools),\n"
+              "svg (a self-contained flame chart)" },
     { .name = "format", .kind = CLI_WORD, .metavar = "F", .at = CLI_AT(format), .commands = CLI_RUN,
       .words = report_formats, .def = "text", .check = check_format,
       .help = "text (default), md (the worksheet), json (JSON Lines);\n"
-              "with --trace also chrome (as for 'faultline trace')" },
+              "with --trace also chrome, folded and svg (as for 'faultline trace')" },
     { .name = "format", .kind = CLI_WORD, .metavar = "F", .at = CLI_AT(format), .commands = CLI_CAPTURE,
       .words = report_formats, .def = "text", .help = "text (default), md (the worksheet), json (JSON Lines)" },
     { .name = "output", .short_name = 'o', .kind = CLI_PATH, .metavar = "FILE", .at = CLI_AT(output),
@@ -117,7 +121,15 @@ const cli_option cli_option_rows[] = {
       .help = "run through these callees at full speed (comma-separated)" },
     { .name = "view", .kind = CLI_WORD, .metavar = "V", .at = CLI_AT(view), .commands = TRACING, .words = trace_views,
       .help = "line (default: one entry per source line, t=0, t=1, ...),\n"
-              "insn (every instruction) or tree (calls with counts)" },
+              "insn (every instruction), tree (calls with counts) or explain\n"
+              "(per source line the C variables that changed, branches, calls\n"
+              "with arguments and returns; the default for --format md)" },
+    { .name = "function", .kind = CLI_STRING, .metavar = "NAME", .at = CLI_AT(function), .commands = TRACING,
+      .max = 127, .help = "explain, folded, svg: only NAME's calls and what they call" },
+    { .name = "depth", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(depth), .commands = TRACING, .min = 1,
+      .max = 1000, .what = "a call depth",
+      .help = "explain, folded, svg: calls deeper than N below --function\n"
+              "(or the start) are summarised" },
     { .name = "kernel", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(kernel), .commands = GUEST,
       .help = "vmlinux to boot (default $FAULTLINE_KERNEL or build/vm/vmlinux)" },
     { .name = "initrd", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(initrd), .commands = GUEST,

@@ -16,7 +16,7 @@ typedef struct run_ctx {
     cmd_vm r;
     cmd_console con;
     FILE *out;
-    bool chrome; /* Chrome's trace-event file holds the trace alone */
+    bool chrome; /* chrome, folded and svg files hold the trace alone */
     enum report_format fmt;
     enum trace_format tfmt;
     enum trace_view tview;
@@ -59,13 +59,15 @@ static int run_trace(run_ctx *c)
         .progress_fn = draw_progress,
         .progress_ctx = &pl,
         .cancel = cmd_check_stop,
+        .explain = c->tview == TRACE_VIEW_EXPLAIN,
     };
+    trace_report_options ro = { .function = o->function, .depth = o->depth };
     trace_result *tr = NULL;
     int rc = trace_run(c->r.t, c->r.k, &topt, &tr, &c->err);
     if (pl.drawn)
         fprintf(stderr, "\r%-70s\r", "");
     if (tr) {
-        trace_report(c->out, c->tfmt, c->tview, tr);
+        trace_report_opt(c->out, c->tfmt, c->tview, tr, &ro);
         trace_result_free(tr);
     }
     if (rc < 0)
@@ -172,13 +174,16 @@ static void run_init(run_ctx *c, const cli_options *o)
 {
     memset(c, 0, sizeof *c);
     c->o = o;
-    c->chrome = o->trace && strcmp(o->format, "chrome") == 0;
+    c->chrome = o->trace && (strcmp(o->format, "chrome") == 0 || strcmp(o->format, "folded") == 0 ||
+                             strcmp(o->format, "svg") == 0);
     if (!c->chrome)
         report_parse_format(o->format, &c->fmt);
     if (o->trace) {
         trace_parse_format(o->format, &c->tfmt);
         if (o->view)
             trace_parse_view(o->view, &c->tview);
+        else if (c->tfmt == TRACE_FMT_MD)
+            c->tview = TRACE_VIEW_EXPLAIN;  /* the worksheet's trace is the narrative */
     }
     c->meta.kernel = c->version;
     c->meta.qemu = c->qemu;

@@ -82,6 +82,8 @@ typedef struct cli_options {
     const char *mode;
     const char *view;
     int max_steps;
+    const char *function;  /* --view explain / folded / svg: narrate only this function */
+    int depth;             /* ... and calls at most this deep below it */
 } cli_options;
 
 enum cli_kind {

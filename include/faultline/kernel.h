@@ -143,4 +143,71 @@ typedef struct kern_task {
  * offsetof(pcpu_hot, current_task)), then pid, comm and mm by DWARF offsets. */
 int kern_current(kern *k, uint64_t percpu_base, const kern_frame *frame, kern_task *out, fl_error *err);
 
+
+/* ---- scope queries (kernel_scope.c) ---- */
+/* What a C programmer sees at a pc: the chain of functions (the concrete
+ * function and the inlined instances around pc, outermost first) and the
+ * parameters and locals in scope, each with its DWARF type described. */
+enum kern_vkind {
+    KERN_V_UNSIGNED, KERN_V_SIGNED, KERN_V_BOOL, KERN_V_ENUM, KERN_V_POINTER, KERN_V_VOID, KERN_V_OTHER
+};
+typedef struct kern_vtype {
+    enum kern_vkind kind;
+    uint64_t size;        /* bytes (0 for void) */
+    char name[96];        /* as written: "unsigned int", "vm_fault_t", "struct mm_struct *" */
+    char enum_name[64];   /* KERN_V_ENUM: the enum's tag ("" if anonymous) */
+} kern_vtype;
+
+typedef struct kern_scope_frame {
+    const char *function; /* owned by k */
+    uint64_t die;         /* the concrete subprogram / inlined-instance DIE */
+    uint64_t entry_pc;
+    bool inlined;
+} kern_scope_frame;
+
+typedef struct kern_var {
+    const char *name;     /* owned by k */
+    const char *function; /* frames[frame].function */
+    uint64_t die;         /* identifies the variable */
+    int frame;            /* index into kern_scope.frames */
+    bool is_param;
+    kern_vtype type;
+} kern_var;
+
+typedef struct kern_scope {
+    kern_scope_frame *frames;  /* outermost first */
+    size_t nframes;
+    kern_var *vars;            /* outermost frame's first, each in DIE order */
+    size_t nvars;
+} kern_scope;
+
+/* Scope at pc (lexical blocks that do not contain pc are left out). A pc
+ * without DWARF scope gives zero frames and vars (not an error). */
+int kern_scope_at(kern *k, uint64_t pc, kern_scope *out, fl_error *err);
+void kern_scope_free(kern_scope *s);
+/* Value of v at pc (the scope was taken at a pc of the same function):
+ * FL_ENOTFOUND when its location is not available there (optimised out). */
+int kern_scope_value(kern *k, const kern_var *v, uint64_t pc, const kern_frame *frame, uint64_t *value,
+                     fl_error *err);
+/* A variable's location list compiled once into the forms a stop can read
+ * without DWARF: in a register, register + offset as the value, a constant,
+ * nothing (optimized out); any other form is evaluated by kern_scope_value. */
+enum kern_loc_kind { KERN_LOC_NONE, KERN_LOC_REG, KERN_LOC_REG_PLUS, KERN_LOC_CONST, KERN_LOC_SLOW };
+typedef struct kern_loc {
+    uint64_t lo, hi;      /* [lo, hi) of pcs */
+    enum kern_loc_kind kind;
+    int reg;              /* DWARF register number */
+    int64_t off;          /* REG_PLUS: added; CONST: the value */
+} kern_loc;
+/* *locs is malloc'd (free()); zero entries: optimized out everywhere. */
+int kern_scope_locs(kern *k, const kern_var *v, kern_loc **locs, size_t *count, fl_error *err);
+/* Value of v at pc from its compiled locations: 0, or -1 with FL_ENOTFOUND
+ * (optimized out at pc) or, for a KERN_LOC_SLOW entry, whatever
+ * kern_scope_value says. */
+int kern_scope_locs_value(kern *k, const kern_var *v, const kern_loc *locs, size_t count, uint64_t pc,
+                          const kern_frame *frame, uint64_t *value, fl_error *err);
+/* Return type of the function or inlined instance `frame_die` (void: kind
+ * KERN_V_VOID). */
+int kern_scope_return_type(kern *k, uint64_t frame_die, kern_vtype *out, fl_error *err);
+
 #endif
