@@ -34,8 +34,8 @@ static kline_table *line_table(kern *k, uint64_t cu_die, fl_error *err)
             return t;
     Dwarf_Die cu;
     if (kd_die(k, cu_die, &cu) != 0) {
-        fl_fail(err, FL_EFORMAT, "cannot read the compilation unit at .debug_info offset 0x%llx of %s",
-                (unsigned long long)cu_die, k->path);
+        if (err)
+            *err = k->derr;
         return NULL;
     }
     Dwarf_Unsigned ver = 0;
@@ -49,13 +49,13 @@ static kline_table *line_table(kern *k, uint64_t cu_die, fl_error *err)
     if (r == DW_DLV_OK)
         r = dwarf_srclines_from_linecontext(ctx, &lines, &n, &de);
     if (r != DW_DLV_OK) {
-        char m[200];
-        kd_errmsg(k, de, m, sizeof m);
         if (ctx)
             dwarf_srclines_dealloc_b(ctx);
-        fl_fail(err, r == DW_DLV_NO_ENTRY ? FL_ENOTFOUND : FL_EFORMAT,
-                "no line table for the compilation unit at 0x%llx of %s (%s)", (unsigned long long)cu_die,
-                k->path, r == DW_DLV_NO_ENTRY ? "none" : m);
+        if (r == DW_DLV_ERROR)
+            kd_fail_dwarf(k, err, de, ".debug_line");
+        else
+            fl_fail(err, FL_ENOTFOUND, "the compilation unit at 0x%llx of %s has no line table",
+                    (unsigned long long)cu_die, k->path);
         return NULL;
     }
     kline_table *t = calloc(1, sizeof *t);
@@ -65,7 +65,7 @@ static kline_table *line_table(kern *k, uint64_t cu_die, fl_error *err)
         if (t)
             free(t);
         dwarf_srclines_dealloc_b(ctx);
-        fl_fail(err, FL_EIO, "out of memory reading a line table of %s", k->path);
+        fl_fail(err, FL_ENOMEM, "out of memory reading a line table of %s", k->path);
         return NULL;
     }
     t->cu_die = cu_die;
@@ -74,12 +74,12 @@ static kline_table *line_table(kern *k, uint64_t cu_die, fl_error *err)
         Dwarf_Addr a = 0;
         Dwarf_Unsigned ln = 0, col = 0, fno = 0;
         Dwarf_Bool end = 0;
-        dwarf_lineaddr(lines[i], &a, &de);
-        dwarf_lineno(lines[i], &ln, &de);
-        dwarf_lineoff_b(lines[i], &col, &de);
-        dwarf_line_srcfileno(lines[i], &fno, &de);
-        dwarf_lineendsequence(lines[i], &end, &de);
-        kd_dropErr(k, de);
+        /* Each accessor only reads the row libdwarf already decoded. */
+        kd_note(k, dwarf_lineaddr(lines[i], &a, &de), de, ".debug_line");
+        kd_note(k, dwarf_lineno(lines[i], &ln, &de), de, ".debug_line");
+        kd_note(k, dwarf_lineoff_b(lines[i], &col, &de), de, ".debug_line");
+        kd_note(k, dwarf_line_srcfileno(lines[i], &fno, &de), de, ".debug_line");
+        kd_note(k, dwarf_lineendsequence(lines[i], &end, &de), de, ".debug_line");
         de = NULL;
         if (fno > 0xfffe)
             fno = 0xfffe;
@@ -96,11 +96,12 @@ static kline_table *line_table(kern *k, uint64_t cu_die, fl_error *err)
         if (!t->files[fno]) {
             /* One dwarf_linesrc per distinct file: it allocates each time. */
             char *src = NULL;
-            if (dwarf_linesrc(lines[i], &src, &de) == DW_DLV_OK) {
+            int lr = dwarf_linesrc(lines[i], &src, &de);
+            if (lr == DW_DLV_OK) {
                 t->files[fno] = strdup(src);
                 dwarf_dealloc(k->dbg, src, DW_DLA_STRING);
             } else {
-                kd_dropErr(k, de);
+                kd_note(k, lr, de, ".debug_line");
                 de = NULL;
                 t->files[fno] = strdup("??");
             }
@@ -115,7 +116,7 @@ static kline_table *line_table(kern *k, uint64_t cu_die, fl_error *err)
     dwarf_srclines_dealloc_b(ctx);
     if (oom) {
         free_table(t);
-        fl_fail(err, FL_EIO, "out of memory reading a line table of %s", k->path);
+        fl_fail(err, FL_ENOMEM, "out of memory reading a line table of %s", k->path);
         return NULL;
     }
     qsort(t->rows, t->nrows, sizeof *t->rows, cmp_row);
@@ -140,7 +141,7 @@ static const char *innermost_function(kern *k, uint64_t cu_die, uint64_t pc)
     return best ? best->name : NULL;
 }
 
-int kern_line_at(kern *k, uint64_t pc, kern_line *out, fl_error *err)
+static int line_at(kern *k, uint64_t pc, kern_line *out, fl_error *err)
 {
     memset(out, 0, sizeof *out);
     uint64_t cu;
@@ -276,12 +277,6 @@ void kl_free(kern *k)
         free_table(t);
     }
     k->lines = NULL;
-    for (kscope_table *t = k->scopes, *n; t; t = n) {
-        n = t->next;
-        free(t->v);
-        free(t);
-    }
-    k->scopes = NULL;
     for (ksrc_file *f = k->srcs, *n; f; f = n) {
         n = f->next;
         free(f->path);
@@ -290,11 +285,12 @@ void kl_free(kern *k)
         free(f);
     }
     k->srcs = NULL;
-    for (kstr *s = k->strs, *n; s; s = n) {
-        n = s->next;
-        free(s);
-    }
-    k->strs = NULL;
+}
+
+int kern_line_at(kern *k, uint64_t pc, kern_line *out, fl_error *err)
+{
+    kd_enter(k);
+    return kd_leave(k, line_at(k, pc, out, err), err);
 }
 
 const char *kern_short_path(const kern *k, const char *file)

@@ -52,7 +52,7 @@ static int collect_inlined(kern *k, uint64_t cu_die, const char *func, struct u6
         if (seen)
             continue;
         if (vec_push(dies, s->die) != 0 || vec_push(pcs, s->entry_pc) != 0)
-            return fl_fail(err, FL_EIO, "out of memory collecting inlined instances of %s", func);
+            return fl_fail(err, FL_ENOMEM, "out of memory collecting inlined instances of %s", func);
     }
     return 0;
 }
@@ -60,45 +60,29 @@ static int collect_inlined(kern *k, uint64_t cu_die, const char *func, struct u6
 /* Does CU i define (at top level) a subprogram named func? */
 static bool cu_has_subprogram(kern *k, size_t i, const char *func)
 {
-    Dwarf_Die cu, c = NULL;
-    if (kd_die(k, k->cus[i], &cu) != 0)
-        return false;
-    Dwarf_Error de = NULL;
-    int r = dwarf_child(cu, &c, &de);
-    kd_dropErr(k, de);
-    de = NULL;
-    dwarf_dealloc_die(cu);
     bool found = false;
-    while (r == DW_DLV_OK) {
-        if (!found && kd_tag(c) == DW_TAG_subprogram) {
-            const char *n = kd_name(k, c);
+    kd_iter it;
+    for (int r = kd_child_first_at(k, k->cus[i], &it); r == 1 && !found; r = kd_child_next(&it)) {
+        if (kd_tag(it.die) == DW_TAG_subprogram) {
+            const char *n = kd_name(k, it.die);
             found = n && strcmp(n, func) == 0;
         }
-        Dwarf_Die s = NULL;
-        r = dwarf_siblingof_b(k->dbg, c, 1, &s, &de);
-        kd_dropErr(k, de);
-        de = NULL;
-        dwarf_dealloc_die(c);
-        c = s;
     }
+    kd_child_end(&it);
     return found;
 }
 
-int kern_inlined_entries(kern *k, const char *func, uint64_t **pcs, size_t *count, fl_error *err)
+static int inlined_entries(kern *k, const char *func, uint64_t **pcs, size_t *count, fl_error *err)
 {
     *pcs = NULL;
     *count = 0;
     static const uint8_t kinds[] = { KIX_SUBPROG, 0 };
     kix_entry e;
-    fl_error e2 = { 0 };
-    if (!kd_lookup(k, func, kinds, &e, &e2)) {
-        if (e2.code != FL_OK) {
-            if (err)
-                *err = e2;
-            return -1;
-        }
+    int found = kd_lookup(k, func, kinds, &e, err);
+    if (found < 0)
+        return -1;
+    if (!found)
         return fl_fail(err, FL_ENOTFOUND, "no function '%s' in the DWARF of %s; check the name", func, k->path);
-    }
     /* A static function not declared `inline` (DW_INL_inlined) lives in one
      * .c file, so only its CU can inline it: scan that CU alone. A function
      * declared inline in a header may be inlined in every CU that includes
@@ -116,8 +100,8 @@ int kern_inlined_entries(kern *k, const char *func, uint64_t **pcs, size_t *coun
     int rc = 0;
     if (single) {
         rc = collect_inlined(k, k->cus[e.cu], func, &v, &dies, err);
-    } else {
-        for (size_t i = 0; i < k->ncus && rc == 0; i++)
+    } else if ((rc = kd_load_cus(k, err)) == 0) {
+        for (size_t i = 0; i < k->ncus && rc == 0 && !kd_failed(k); i++)
             if (i == e.cu || cu_has_subprogram(k, i, func))
                 rc = collect_inlined(k, k->cus[i], func, &v, &dies, err);
     }
@@ -141,6 +125,18 @@ int kern_inlined_entries(kern *k, const char *func, uint64_t **pcs, size_t *coun
     return 0;
 }
 
+int kern_inlined_entries(kern *k, const char *func, uint64_t **pcs, size_t *count, fl_error *err)
+{
+    kd_enter(k);
+    int rc = kd_leave(k, inlined_entries(k, func, pcs, count, err), err);
+    if (rc != 0 && *pcs) {
+        free(*pcs);
+        *pcs = NULL;
+        *count = 0;
+    }
+    return rc;
+}
+
 /* ---- CFA from .debug_frame ---- */
 
 static int read_reg(const kern_frame *f, int regno, uint64_t *v, fl_error *err)
@@ -151,33 +147,50 @@ static int read_reg(const kern_frame *f, int regno, uint64_t *v, fl_error *err)
     return f->reg(f->ctx, regno, v, err);
 }
 
+/* The kernel is built without .eh_frame; .debug_frame has the CFI. */
+static void load_frames(kern *k)
+{
+    Dwarf_Error de = NULL;
+    k->frames_tried = true;
+    int r = dwarf_get_fde_list(k->dbg, &k->cies, &k->ncies, &k->fdes, &k->nfdes, &de);
+    kd_note(k, r, de, ".debug_frame");
+    if (r == DW_DLV_OK)
+        return;
+    k->cies = NULL;
+    k->fdes = NULL;
+    k->ncies = k->nfdes = 0;
+    if (r == DW_DLV_ERROR)
+        return;
+    r = dwarf_get_fde_list_eh(k->dbg, &k->cies, &k->ncies, &k->fdes, &k->nfdes, &de);
+    kd_note(k, r, de, ".eh_frame");
+    if (r != DW_DLV_OK) {
+        k->cies = NULL;
+        k->fdes = NULL;
+        k->ncies = k->nfdes = 0;
+    }
+}
+
+void kx_free(kern *k)
+{
+    if (k->dbg && (k->fdes || k->cies))
+        dwarf_fde_cie_list_dealloc(k->dbg, k->cies, k->ncies, k->fdes, k->nfdes);
+    k->cies = NULL;
+    k->fdes = NULL;
+}
+
 static int cfa_at(kern *k, uint64_t pc, const kern_frame *f, uint64_t *cfa, fl_error *err)
 {
     Dwarf_Error de = NULL;
-    if (!k->frames_tried) {
-        k->frames_tried = true;
-        /* The kernel is built without .eh_frame; .debug_frame has the CFI. */
-        if (dwarf_get_fde_list(k->dbg, &k->cies, &k->ncies, &k->fdes, &k->nfdes, &de) != DW_DLV_OK) {
-            kd_dropErr(k, de);
-            de = NULL;
-            k->cies = NULL;
-            k->fdes = NULL;
-            if (dwarf_get_fde_list_eh(k->dbg, &k->cies, &k->ncies, &k->fdes, &k->nfdes, &de) != DW_DLV_OK) {
-                kd_dropErr(k, de);
-                de = NULL;
-                k->cies = NULL;
-                k->fdes = NULL;
-                k->ncies = k->nfdes = 0;
-            }
-        }
-    }
+    if (!k->frames_tried)
+        load_frames(k);
     if (!k->fdes)
         return fl_fail(err, FL_EFORMAT, "%s has no call frame information (.debug_frame/.eh_frame), so "
                        "the frame base at 0x%llx is unknown", k->path, (unsigned long long)pc);
     Dwarf_Fde fde;
     Dwarf_Addr lo, hi;
-    if (dwarf_get_fde_at_pc(k->fdes, pc, &fde, &lo, &hi, &de) != DW_DLV_OK) {
-        kd_dropErr(k, de);
+    int r = dwarf_get_fde_at_pc(k->fdes, pc, &fde, &lo, &hi, &de);
+    if (r != DW_DLV_OK) {
+        kd_note(k, r, de, ".debug_frame");
         return fl_fail(err, FL_ENOTFOUND, "no call frame information covers pc 0x%llx in %s, so the "
                        "frame base there is unknown", (unsigned long long)pc, k->path);
     }
@@ -186,13 +199,12 @@ static int cfa_at(kern *k, uint64_t pc, const kern_frame *f, uint64_t *cfa, fl_e
     Dwarf_Ptr blk = NULL;
     Dwarf_Addr row = 0, next = 0;
     Dwarf_Bool more = 0;
-    if (dwarf_get_fde_info_for_cfa_reg3_b(fde, pc, &vt, &rel, &reg, &off, &blk, &row, &more, &next, &de) !=
-        DW_DLV_OK) {
-        char m[200];
-        kd_errmsg(k, de, m, sizeof m);
-        return fl_fail(err, FL_EFORMAT, "cannot compute the CFA at pc 0x%llx in %s (%s)",
-                       (unsigned long long)pc, k->path, m);
-    }
+    r = dwarf_get_fde_info_for_cfa_reg3_b(fde, pc, &vt, &rel, &reg, &off, &blk, &row, &more, &next, &de);
+    if (r == DW_DLV_ERROR)
+        return kd_fail_dwarf(k, err, de, ".debug_frame");
+    if (r != DW_DLV_OK)
+        return fl_fail(err, FL_ENOTFOUND, "the call frame information of %s has no row for pc 0x%llx, so "
+                       "the frame base there is unknown", k->path, (unsigned long long)pc);
     if (vt != DW_EXPR_OFFSET && vt != DW_EXPR_VAL_OFFSET)
         return fl_fail(err, FL_EFORMAT, "the CFA at pc 0x%llx in %s is a DWARF expression, which "
                        "faultline does not evaluate", (unsigned long long)pc, k->path);
@@ -243,10 +255,8 @@ static int eval_expr(eval_env *env, Dwarf_Locdesc_c ld, Dwarf_Unsigned nops, klo
         Dwarf_Small op = 0;
         Dwarf_Unsigned o1 = 0, o2 = 0, o3 = 0, br = 0;
         Dwarf_Error de = NULL;
-        if (dwarf_get_location_op_value_c(ld, i, &op, &o1, &o2, &o3, &br, &de) != DW_DLV_OK) {
-            kd_dropErr(k, de);
-            return fl_fail(err, FL_EFORMAT, "cannot decode the location of %s in %s", env->what, k->path);
-        }
+        if (dwarf_get_location_op_value_c(ld, i, &op, &o1, &o2, &o3, &br, &de) != DW_DLV_OK)
+            return kd_fail_dwarf(k, err, de, "a location expression");
         uint64_t a, b;
         if (op >= DW_OP_lit0 && op <= DW_OP_lit31) {
             PUSH((uint64_t)(op - DW_OP_lit0));
@@ -391,23 +401,17 @@ static int eval_attr(eval_env *env, Dwarf_Die die, Dwarf_Half at, kloc *out, fl_
     kern *k = env->k;
     Dwarf_Attribute a;
     Dwarf_Error de = NULL;
-    int r = dwarf_attr(die, at, &a, &de);
-    kd_dropErr(k, de);
-    de = NULL;
-    if (r != DW_DLV_OK)
+    if (!kd_attr(k, die, at, &a))
         return fl_fail(err, FL_ENOTFOUND, "%s is optimised out (no %s)", env->what,
                        at == DW_AT_frame_base ? "frame base" : "location");
     Dwarf_Loc_Head_c head = NULL;
     Dwarf_Unsigned cnt = 0;
     if (dwarf_get_loclist_c(a, &head, &cnt, &de) != DW_DLV_OK) {
-        char m[200];
-        kd_errmsg(k, de, m, sizeof m);
         dwarf_dealloc_attribute(a);
-        return fl_fail(err, FL_EFORMAT, "cannot read the location of %s in %s (%s)", env->what, k->path, m);
+        return kd_fail_dwarf(k, err, de, "the location list of a variable");
     }
     unsigned kind = DW_LKIND_unknown;
-    dwarf_get_loclist_head_kind(head, &kind, &de);
-    kd_dropErr(k, de);
+    kd_note(k, dwarf_get_loclist_head_kind(head, &kind, &de), de, ".debug_loclists");
     de = NULL;
     Dwarf_Locdesc_c chosen = NULL, deflt = NULL;
     Dwarf_Unsigned chosen_n = 0, deflt_n = 0;
@@ -417,12 +421,12 @@ static int eval_attr(eval_env *env, Dwarf_Die die, Dwarf_Half at, kloc *out, fl_
         Dwarf_Bool unavail = 0;
         Dwarf_Addr lo = 0, hi = 0;
         Dwarf_Locdesc_c ld = NULL;
-        if (dwarf_get_locdesc_entry_d(head, i, &lle, &rlo, &rhi, &unavail, &lo, &hi, &nops, &ld, &src, &eoff,
-                                      &loff, &de) != DW_DLV_OK) {
-            kd_dropErr(k, de);
-            de = NULL;
-            continue;
-        }
+        int r = dwarf_get_locdesc_entry_d(head, i, &lle, &rlo, &rhi, &unavail, &lo, &hi, &nops, &ld, &src,
+                                          &eoff, &loff, &de);
+        kd_note(k, r, de, ".debug_loclists");
+        de = NULL;
+        if (r != DW_DLV_OK)
+            break;
         if (kind == DW_LKIND_expression) {
             chosen = ld;
             chosen_n = nops;
@@ -466,42 +470,24 @@ static bool find_var(kern *k, uint64_t off, const char *var, uint64_t pc, uint64
 {
     if (depth > 32)
         return false;
-    Dwarf_Die p, c = NULL;
-    if (kd_die(k, off, &p) != 0)
-        return false;
-    Dwarf_Error de = NULL;
-    int r = dwarf_child(p, &c, &de);
-    kd_dropErr(k, de);
-    de = NULL;
-    dwarf_dealloc_die(p);
     bool found = false;
-    while (r == DW_DLV_OK && !found) {
-        Dwarf_Half t = kd_tag(c);
-        Dwarf_Off co = 0;
-        dwarf_dieoffset(c, &co, &de);
-        kd_dropErr(k, de);
-        de = NULL;
+    kd_iter it;
+    for (int r = kd_child_first_at(k, off, &it); r == 1 && !found; r = kd_child_next(&it)) {
+        Dwarf_Half t = kd_tag(it.die);
         if (t == DW_TAG_formal_parameter || t == DW_TAG_variable) {
-            const char *n = kd_name_deep(k, c);
+            const char *n = kd_name_deep(k, it.die);
             if (n && strcmp(n, var) == 0) {
-                *out = co;
+                *out = kd_offset(k, it.die);
                 found = true;
             }
         } else if (t == DW_TAG_lexical_block) {
             struct range_hit h = { pc, false };
-            int nr = kd_ranges(k, c, range_hit_cb, &h);
+            int nr = kd_ranges(k, it.die, range_hit_cb, &h);
             if (h.hit || nr == 0)
-                found = find_var(k, co, var, pc, out, depth + 1);
+                found = find_var(k, kd_offset(k, it.die), var, pc, out, depth + 1);
         }
-        Dwarf_Die s = NULL;
-        r = dwarf_siblingof_b(k->dbg, c, 1, &s, &de);
-        kd_dropErr(k, de);
-        de = NULL;
-        dwarf_dealloc_die(c);
-        c = s;
     }
-    if (r == DW_DLV_OK && c)
-        dwarf_dealloc_die(c);
+    kd_child_end(&it);
     return found;
 }
 
@@ -599,8 +585,8 @@ static uint64_t fit(uint64_t v, uint64_t size, bool is_signed)
     return v;
 }
 
-int kern_var_value(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
-                   uint64_t *value, fl_error *err)
+static int var_value(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
+                     uint64_t *value, fl_error *err)
 {
     kloc loc;
     uint64_t vdie;
@@ -630,8 +616,8 @@ int kern_var_value(kern *k, const char *func, const char *var, uint64_t pc, cons
     return 0;
 }
 
-int kern_var_addr(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
-                  uint64_t *addr, fl_error *err)
+static int var_addr(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
+                    uint64_t *addr, fl_error *err)
 {
     kloc loc;
     uint64_t vdie;
@@ -665,11 +651,15 @@ static int current_offsets(kern *k, fl_error *err)
     }
     if (kern_member_get(k, "task_struct.pid", &m, err) != 0)
         return -1;
+    if (m.size == 0 || m.size > 8)
+        return fl_fail(err, FL_EFORMAT, "task_struct.pid in %s is %llu bytes; a pid_t of 1 to 8 bytes was "
+                       "expected", k->path, (unsigned long long)m.size);
     k->pid_off = m.offset;
     k->pid_size = m.size;
     if (kern_member_get(k, "task_struct.comm", &m, err) != 0)
         return -1;
     k->comm_off = m.offset;
+    k->comm_size = m.size;
     if (kern_member_get(k, "task_struct.mm", &m, err) != 0)
         return -1;
     k->mm_off = m.offset;
@@ -690,14 +680,30 @@ int kern_current(kern *k, uint64_t percpu_base, const kern_frame *frame, kern_ta
                        "probably wrong (gs_base vs k_gs_base: which one holds it depends on swapgs)",
                        (unsigned long long)percpu_base);
     out->task = task;
-    int32_t pid = 0;
-    if (read_mem(frame, task + k->pid_off, &pid, k->pid_size == 4 ? 4 : sizeof pid, err) != 0)
+    /* pid_t and comm[] as this kernel's DWARF sizes them. */
+    uint64_t pid = 0;
+    if (read_mem(frame, task + k->pid_off, &pid, k->pid_size, err) != 0)
         return fl_error_prefix(err, "reading task_struct.pid of task 0x%llx", (unsigned long long)task);
-    out->pid = pid;
-    if (read_mem(frame, task + k->comm_off, out->comm, 16, err) != 0)
+    out->pid = (int)fit(pid, k->pid_size, true);
+    size_t comm = k->comm_size < sizeof out->comm - 1 ? (size_t)k->comm_size : sizeof out->comm - 1;
+    if (read_mem(frame, task + k->comm_off, out->comm, comm, err) != 0)
         return fl_error_prefix(err, "reading task_struct.comm of task 0x%llx", (unsigned long long)task);
-    out->comm[16] = '\0';
+    out->comm[comm] = '\0';
     if (read_mem(frame, task + k->mm_off, &out->mm, 8, err) != 0)
         return fl_error_prefix(err, "reading task_struct.mm of task 0x%llx", (unsigned long long)task);
     return 0;
+}
+
+int kern_var_value(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
+                   uint64_t *value, fl_error *err)
+{
+    kd_enter(k);
+    return kd_leave(k, var_value(k, func, var, pc, frame, value, err), err);
+}
+
+int kern_var_addr(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
+                  uint64_t *addr, fl_error *err)
+{
+    kd_enter(k);
+    return kd_leave(k, var_addr(k, func, var, pc, frame, addr, err), err);
 }
