@@ -134,6 +134,11 @@ static int resolve_station(cap_session *s, int id, fl_error *err)
     /* Entry pcs of inlined copies too: a probe must fire wherever the
      * function's body runs (handle_pte_fault has only inlined copies here). */
     if (kern_inlined_entries(s->k, fn, &inl, &ninl, &tmp) < 0) {
+        if (tmp.code != FL_ENOTFOUND) {   /* corrupt DWARF says so, not "neither" */
+            if (err)
+                *err = tmp;
+            return fl_error_prefix(err, "station %s", fn);
+        }
         inl = NULL;
         ninl = 0;
     }

@@ -141,7 +141,8 @@ struct kern {
  *   kernel_dwarf.c  libdwarf session, errors, the child iterator, the name
  *                   index, pc -> CU, scope lists
  *   kernel_types.c  types, members, enums
- *   kernel_lines.c  line tables and source text
+ *   kernel_lines.c  line tables
+ *   kernel_source.c source text, --source-dir, Debian's linux-source
  *   kernel_loc.c    inlined instances, variable locations, `current`
  *   kernel_open.c   kern_open/kern_close: the one place that knows them all
  * Each layer frees what it owns in its one *_free function. */
@@ -224,6 +225,9 @@ bool kt_strip(kern *k, uint64_t off, uint64_t *out, Dwarf_Half *tag_out);
 
 /* ---- kernel_lines.c ---- */
 void kl_free(kern *k);
+
+/* ---- kernel_source.c ---- */
+void ks_free(kern *k);
 
 /* ---- kernel_loc.c ---- */
 void kx_free(kern *k);

@@ -1,7 +1,6 @@
 /* kernel layer, lines: pc -> file:line:column through the line table of the
- * one CU that .debug_aranges names for the pc (loaded once, compacted, kept),
- * the innermost (inlined) function from that CU's scope list, and source
- * text read once per file. */
+ * one CU that .debug_aranges names for the pc (loaded once, compacted, kept)
+ * and the innermost (inlined) function from that CU's scope list. */
 #include "kernel_internal.h"
 
 #include <stdio.h>
@@ -176,100 +175,6 @@ static int line_at(kern *k, uint64_t pc, kern_line *out, fl_error *err)
     return 0;
 }
 
-/* ---- source text ---- */
-
-static char *read_whole(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap)
-            break;
-        char *nb = realloc(buf, 2 * cap + 1);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = n;
-    }
-    return buf;
-}
-
-static char *read_source(kern *k, const char *file, size_t *len)
-{
-    char *t = read_whole(file, len);
-    if (t || !k->src_root)
-        return t;
-    /* The tree moved: try src_root + each tail of the recorded path
-     * ("/build/linux/mm/memory.c" -> "mm/memory.c" -> "memory.c"). */
-    char p[4096];
-    for (const char *s = file; s && *s; s = strchr(s + 1, '/')) {
-        const char *tail = *s == '/' ? s + 1 : s;
-        if (!*tail)
-            break;
-        snprintf(p, sizeof p, "%s/%s", k->src_root, tail);
-        if ((t = read_whole(p, len)))
-            return t;
-    }
-    return NULL;
-}
-
-const char *kern_source_text(kern *k, const char *file, int line)
-{
-    if (!k || !file || line < 1)
-        return NULL;
-    ksrc_file *f;
-    for (f = k->srcs; f; f = f->next)
-        if (strcmp(f->path, file) == 0)
-            break;
-    if (!f) {
-        f = calloc(1, sizeof *f);
-        if (!f)
-            return NULL;
-        f->path = strdup(file);
-        size_t len = 0;
-        f->text = f->path ? read_source(k, file, &len) : NULL;
-        if (f->text) {
-            size_t nl = 1;
-            for (size_t i = 0; i < len; i++)
-                nl += f->text[i] == '\n';
-            f->lines = malloc(nl * sizeof *f->lines);
-            if (f->lines) {
-                char *p = f->text;
-                for (;;) {
-                    f->lines[f->nlines++] = p;
-                    char *e = strchr(p, '\n');
-                    if (!e)
-                        break;
-                    *e = '\0';
-                    if (e > p && e[-1] == '\r')
-                        e[-1] = '\0';
-                    p = e + 1;
-                    if (!*p)
-                        break;
-                }
-            }
-        }
-        f->next = k->srcs;
-        k->srcs = f;   /* cached even when unreadable: do not retry every call */
-    }
-    if (!f->lines || (size_t)line > f->nlines)
-        return NULL;
-    return f->lines[line - 1];
-}
-
 void kl_free(kern *k)
 {
     for (kline_table *t = k->lines, *n; t; t = n) {
@@ -277,14 +182,6 @@ void kl_free(kern *k)
         free_table(t);
     }
     k->lines = NULL;
-    for (ksrc_file *f = k->srcs, *n; f; f = n) {
-        n = f->next;
-        free(f->path);
-        free(f->text);
-        free(f->lines);
-        free(f);
-    }
-    k->srcs = NULL;
 }
 
 int kern_line_at(kern *k, uint64_t pc, kern_line *out, fl_error *err)

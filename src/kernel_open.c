@@ -45,6 +45,7 @@ void kern_close(kern *k)
     if (!k)
         return;
     kx_free(k);
+    ks_free(k);
     kl_free(k);
     kd_free(k);
     ke_free(k);

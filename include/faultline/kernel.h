@@ -94,8 +94,38 @@ int kern_line_at(kern *k, uint64_t pc, kern_line *out, fl_error *err);
  * tree's absolute prefix and leading "./". Points into `file`. */
 const char *kern_short_path(const kern *k, const char *file);
 /* Source text of file:line (without newline), NULL if the file is not
- * readable; files are read once and cached. */
+ * readable; files are read once and cached. A path not readable as written
+ * is looked up under the source directory (kern_set_source_dir). */
 const char *kern_source_text(kern *k, const char *file, int line);
+
+/* ---- source of a kernel built elsewhere ---- */
+/* Like GDB's substitute-path: a DWARF path that is not readable as written
+ * is looked up under `dir` by its tails, longest first, so
+ * "/build/reproducible-path/linux-6.1.176/mm/memory.c" (or Debian's
+ * "debian/build/build_amd64_none_cloud-amd64/mm/memory.c") finds
+ * DIR/mm/memory.c. NULL clears it. FL_ENOTFOUND if dir is not a directory.
+ * Same as kern_open's src_root. */
+int kern_set_source_dir(kern *k, const char *dir, fl_error *err);
+/* The source directory in use, or NULL. Owned by k. */
+const char *kern_source_dir(const kern *k);
+/* The release from the banner ("6.12.118+deb12-cloud-amd64"), "" if none. */
+const char *kern_release(kern *k, char *buf, size_t cap);
+
+/* Where kern_use_debian_source looks; NULL members take the defaults. */
+typedef struct kern_source_paths {
+    const char *usr_src;      /* linux-source-X.tar.xz; default /usr/src */
+    const char *dpkg_status;  /* default /var/lib/dpkg/status */
+    const char *cache_dir;    /* default ${XDG_CACHE_HOME:-$HOME/.cache}/faultline */
+} kern_source_paths;
+/* When Debian's linux-source-X matching this kernel is installed (X from
+ * the banner's release; the package version equal to the banner's "Debian
+ * V", or to the release's upstream version when the banner names none),
+ * unpack its tarball once into CACHE/source-V/ (under an flock, a stamp
+ * written last; the first call takes about a minute, later ones nothing)
+ * and make it the source directory. FL_ENOTFOUND, with the package to
+ * install, when none matches; FL_EIO when unpacking fails. Never prints.
+ * `paths` may be NULL. */
+int kern_use_debian_source(kern *k, const kern_source_paths *paths, fl_error *err);
 /* First and one-past-last pc of a function that has a symbol. */
 int kern_func_range(kern *k, const char *func, uint64_t *lo, uint64_t *hi, fl_error *err);
 
