@@ -26,6 +26,54 @@ static void free_table(kline_table *t)
     free(t);
 }
 
+/* The path of DWARF file number fno, resolved once per file (dwarf_linesrc
+ * allocates each time). -1 when out of memory. */
+static int file_of(kern *k, kline_table *t, Dwarf_Line line, Dwarf_Unsigned fno)
+{
+    if (fno >= t->nfiles) {
+        char **nf = realloc(t->files, (fno + 1) * sizeof *nf);
+        if (!nf)
+            return -1;
+        memset(nf + t->nfiles, 0, (fno + 1 - t->nfiles) * sizeof *nf);
+        t->files = nf;
+        t->nfiles = fno + 1;
+    }
+    if (t->files[fno])
+        return 0;
+    char *src = NULL;
+    Dwarf_Error de = NULL;
+    int r = dwarf_linesrc(line, &src, &de);
+    kd_note(k, r, de, ".debug_line");
+    t->files[fno] = strdup(r == DW_DLV_OK ? src : "??");
+    if (r == DW_DLV_OK)
+        dwarf_dealloc(k->dbg, src, DW_DLA_STRING);
+    return t->files[fno] ? 0 : -1;
+}
+
+/* Compacts libdwarf's rows into t. -1 when out of memory. */
+static int fill_rows(kern *k, kline_table *t, Dwarf_Line *lines, Dwarf_Signed n)
+{
+    for (Dwarf_Signed i = 0; i < n; i++) {
+        Dwarf_Addr a = 0;
+        Dwarf_Unsigned ln = 0, col = 0, fno = 0;
+        Dwarf_Bool end = 0;
+        Dwarf_Error de = NULL;
+        /* Each accessor only reads the row libdwarf already decoded. */
+        kd_note(k, dwarf_lineaddr(lines[i], &a, &de), de, ".debug_line");
+        kd_note(k, dwarf_lineno(lines[i], &ln, &de), de, ".debug_line");
+        kd_note(k, dwarf_lineoff_b(lines[i], &col, &de), de, ".debug_line");
+        kd_note(k, dwarf_line_srcfileno(lines[i], &fno, &de), de, ".debug_line");
+        kd_note(k, dwarf_lineendsequence(lines[i], &end, &de), de, ".debug_line");
+        if (fno > 0xfffe)
+            fno = 0xfffe;
+        if (file_of(k, t, lines[i], fno) != 0)
+            return -1;
+        t->rows[t->nrows++] = (kline_row){ .addr = a, .line = (uint32_t)ln, .col = (uint16_t)(col > 0xffff ? 0 : col),
+                                           .file = (uint16_t)fno, .end_seq = end ? 1 : 0, .ord = (uint32_t)i };
+    }
+    return 0;
+}
+
 static kline_table *line_table(kern *k, uint64_t cu_die, fl_error *err)
 {
     for (kline_table *t = k->lines; t; t = t->next)
@@ -60,64 +108,15 @@ static kline_table *line_table(kern *k, uint64_t cu_die, fl_error *err)
     kline_table *t = calloc(1, sizeof *t);
     if (t)
         t->rows = malloc((n ? (size_t)n : 1) * sizeof *t->rows);
-    if (!t || !t->rows) {
+    if (!t || !t->rows || fill_rows(k, t, lines, n) != 0) {
         if (t)
-            free(t);
+            free_table(t);
         dwarf_srclines_dealloc_b(ctx);
         fl_fail(err, FL_ENOMEM, "out of memory reading a line table of %s", k->path);
         return NULL;
     }
-    t->cu_die = cu_die;
-    bool oom = false;
-    for (Dwarf_Signed i = 0; i < n; i++) {
-        Dwarf_Addr a = 0;
-        Dwarf_Unsigned ln = 0, col = 0, fno = 0;
-        Dwarf_Bool end = 0;
-        /* Each accessor only reads the row libdwarf already decoded. */
-        kd_note(k, dwarf_lineaddr(lines[i], &a, &de), de, ".debug_line");
-        kd_note(k, dwarf_lineno(lines[i], &ln, &de), de, ".debug_line");
-        kd_note(k, dwarf_lineoff_b(lines[i], &col, &de), de, ".debug_line");
-        kd_note(k, dwarf_line_srcfileno(lines[i], &fno, &de), de, ".debug_line");
-        kd_note(k, dwarf_lineendsequence(lines[i], &end, &de), de, ".debug_line");
-        de = NULL;
-        if (fno > 0xfffe)
-            fno = 0xfffe;
-        if (fno >= t->nfiles) {
-            char **nf = realloc(t->files, (fno + 1) * sizeof *nf);
-            if (!nf) {
-                oom = true;
-                break;
-            }
-            memset(nf + t->nfiles, 0, (fno + 1 - t->nfiles) * sizeof *nf);
-            t->files = nf;
-            t->nfiles = fno + 1;
-        }
-        if (!t->files[fno]) {
-            /* One dwarf_linesrc per distinct file: it allocates each time. */
-            char *src = NULL;
-            int lr = dwarf_linesrc(lines[i], &src, &de);
-            if (lr == DW_DLV_OK) {
-                t->files[fno] = strdup(src);
-                dwarf_dealloc(k->dbg, src, DW_DLA_STRING);
-            } else {
-                kd_note(k, lr, de, ".debug_line");
-                de = NULL;
-                t->files[fno] = strdup("??");
-            }
-            if (!t->files[fno]) {
-                oom = true;
-                break;
-            }
-        }
-        t->rows[t->nrows++] = (kline_row){ .addr = a, .line = (uint32_t)ln, .col = (uint16_t)(col > 0xffff ? 0 : col),
-                                           .file = (uint16_t)fno, .end_seq = end ? 1 : 0, .ord = (uint32_t)i };
-    }
     dwarf_srclines_dealloc_b(ctx);
-    if (oom) {
-        free_table(t);
-        fl_fail(err, FL_ENOMEM, "out of memory reading a line table of %s", k->path);
-        return NULL;
-    }
+    t->cu_die = cu_die;
     qsort(t->rows, t->nrows, sizeof *t->rows, cmp_row);
     t->next = k->lines;
     k->lines = t;

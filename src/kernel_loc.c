@@ -178,7 +178,9 @@ void kx_free(kern *k)
     k->fdes = NULL;
 }
 
-static int cfa_at(kern *k, uint64_t pc, const kern_frame *f, uint64_t *cfa, fl_error *err)
+/* The CFA rule at pc (register + offset), resolved when a location is
+ * compiled; evaluating it at a stop is one register read. */
+static int cfa_rule(kern *k, uint64_t pc, int *reg_out, int64_t *off_out, fl_error *err)
 {
     Dwarf_Error de = NULL;
     if (!k->frames_tried)
@@ -208,31 +210,49 @@ static int cfa_at(kern *k, uint64_t pc, const kern_frame *f, uint64_t *cfa, fl_e
     if (vt != DW_EXPR_OFFSET && vt != DW_EXPR_VAL_OFFSET)
         return fl_fail(err, FL_EFORMAT, "the CFA at pc 0x%llx in %s is a DWARF expression, which "
                        "faultline does not evaluate", (unsigned long long)pc, k->path);
-    uint64_t rv;
-    if (read_reg(f, (int)reg, &rv, err) != 0)
-        return -1;
-    *cfa = rv + (uint64_t)off;
+    *reg_out = (int)reg;
+    *off_out = off;
     return 0;
 }
 
-/* ---- DWARF expressions ---- */
+/* ---- compiled locations ---- */
+
+/* One DWARF op with its operands. Operands that libdwarf hands out as
+ * pointers into the file are copied when compiling: DW_OP_implicit_value
+ * keeps its (<= 8) bytes in o2, DW_OP_entry_value the register op of its
+ * one-op block (NO_REG otherwise). */
+typedef struct kop {
+    uint8_t op;
+    uint64_t o1, o2;
+} kop;
+#define NO_REG 0xffff
+
+typedef struct kexpr {
+    kop *ops;
+    size_t n;
+} kexpr;
+
+struct kern_varloc {
+    kern *k;             /* for messages; a varloc lives no longer than k */
+    char what[160];      /* "vmf in __handle_mm_fault" */
+    uint64_t pc;
+    uint64_t func_entry; /* entry pc of the concrete function (entry values) */
+    bool is_const;
+    uint64_t const_value;
+    kexpr loc;           /* the location expression chosen for pc */
+    kexpr fbase;         /* the function's DW_AT_frame_base at pc, if loc needs it */
+    bool has_cfa;
+    int cfa_reg;
+    int64_t cfa_off;
+    uint64_t size;       /* of the variable's type */
+    bool is_signed;
+};
 
 enum loc_kind { LOC_MEM, LOC_REG, LOC_VALUE };
 typedef struct kloc {
     enum loc_kind kind;
     uint64_t v;          /* address, register number or value */
 } kloc;
-
-typedef struct eval_env {
-    kern *k;
-    uint64_t pc;
-    const kern_frame *f;
-    uint64_t func_entry; /* low pc of the concrete function (for entry values) */
-    Dwarf_Die func_die;  /* for DW_AT_frame_base; NULL while evaluating it */
-    const char *what;    /* variable name for messages */
-} eval_env;
-
-static int eval_attr(eval_env *env, Dwarf_Die die, Dwarf_Half at, kloc *out, fl_error *err);
 
 static int read_mem(const kern_frame *f, uint64_t addr, void *buf, size_t len, fl_error *err)
 {
@@ -242,29 +262,45 @@ static int read_mem(const kern_frame *f, uint64_t addr, void *buf, size_t len, f
     return f->mem(f->ctx, addr, buf, len, err);
 }
 
-static int eval_expr(eval_env *env, Dwarf_Locdesc_c ld, Dwarf_Unsigned nops, kloc *out, fl_error *err)
+static int run_expr(const kern_varloc *v, const kexpr *e, bool in_fbase, const kern_frame *f, kloc *out,
+                    fl_error *err);
+
+/* DW_OP_fbreg's base: the frame base, evaluated (no recursion through it). */
+static int frame_base(const kern_varloc *v, bool in_fbase, const kern_frame *f, uint64_t *base, fl_error *err)
 {
-    kern *k = env->k;
+    if (in_fbase || !v->fbase.ops)
+        return fl_fail(err, FL_EFORMAT, "DW_OP_fbreg for %s without a usable frame base in %s", v->what,
+                       v->k->path);
+    kloc fb;
+    if (run_expr(v, &v->fbase, true, f, &fb, err) != 0)
+        return fl_error_prefix(err, "frame base for %s", v->what);
+    if (fb.kind == LOC_REG)
+        return read_reg(f, (int)fb.v, base, err);
+    *base = fb.v;
+    return 0;
+}
+
+/* The DWARF expression evaluator: a stack machine over the compiled ops;
+ * registers and memory come from the stopped guest through f. */
+static int run_expr(const kern_varloc *v, const kexpr *e, bool in_fbase, const kern_frame *f, kloc *out,
+                    fl_error *err)
+{
     uint64_t st[64];
     int sp = 0;
     kloc res = { LOC_MEM, 0 };
     bool have_res = false;
-#define PUSH(x) do { if (sp >= 64) return fl_fail(err, FL_EFORMAT, "DWARF expression for %s overflows", env->what); st[sp++] = (x); } while (0)
-#define NEED(n) do { if (sp < (n)) return fl_fail(err, FL_EFORMAT, "DWARF expression for %s underflows", env->what); } while (0)
-    for (Dwarf_Unsigned i = 0; i < nops && !have_res; i++) {
-        Dwarf_Small op = 0;
-        Dwarf_Unsigned o1 = 0, o2 = 0, o3 = 0, br = 0;
-        Dwarf_Error de = NULL;
-        if (dwarf_get_location_op_value_c(ld, i, &op, &o1, &o2, &o3, &br, &de) != DW_DLV_OK)
-            return kd_fail_dwarf(k, err, de, "a location expression");
-        uint64_t a, b;
+#define PUSH(x) do { if (sp >= 64) return fl_fail(err, FL_EFORMAT, "DWARF expression for %s overflows", v->what); st[sp++] = (x); } while (0)
+#define NEED(n) do { if (sp < (n)) return fl_fail(err, FL_EFORMAT, "DWARF expression for %s underflows", v->what); } while (0)
+    for (size_t i = 0; i < e->n && !have_res; i++) {
+        uint8_t op = e->ops[i].op;
+        uint64_t o1 = e->ops[i].o1, o2 = e->ops[i].o2, a, b;
         if (op >= DW_OP_lit0 && op <= DW_OP_lit31) {
             PUSH((uint64_t)(op - DW_OP_lit0));
         } else if (op >= DW_OP_reg0 && op <= DW_OP_reg31) {
             res = (kloc){ LOC_REG, (uint64_t)(op - DW_OP_reg0) };
             have_res = true;
         } else if (op >= DW_OP_breg0 && op <= DW_OP_breg31) {
-            if (read_reg(env->f, op - DW_OP_breg0, &a, err) != 0)
+            if (read_reg(f, op - DW_OP_breg0, &a, err) != 0)
                 return -1;
             PUSH(a + o1);
         } else {
@@ -280,33 +316,21 @@ static int eval_expr(eval_env *env, Dwarf_Locdesc_c ld, Dwarf_Unsigned nops, klo
                 have_res = true;
                 break;
             case DW_OP_bregx:
-                if (read_reg(env->f, (int)o1, &a, err) != 0)
+                if (read_reg(f, (int)o1, &a, err) != 0)
                     return -1;
                 PUSH(a + o2);
                 break;
-            case DW_OP_fbreg: {
-                if (!env->func_die)
-                    return fl_fail(err, FL_EFORMAT, "DW_OP_fbreg inside a frame base in %s", k->path);
-                kloc fb;
-                Dwarf_Die fd = env->func_die;
-                env->func_die = NULL;   /* no recursion through the frame base */
-                int r = eval_attr(env, fd, DW_AT_frame_base, &fb, err);
-                env->func_die = fd;
-                if (r != 0)
-                    return fl_error_prefix(err, "frame base for %s", env->what);
-                if (fb.kind == LOC_REG) {
-                    if (read_reg(env->f, (int)fb.v, &a, err) != 0)
-                        return -1;
-                } else {
-                    a = fb.v;
-                }
+            case DW_OP_fbreg:
+                if (frame_base(v, in_fbase, f, &a, err) != 0)
+                    return -1;
                 PUSH(a + o1);
                 break;
-            }
             case DW_OP_call_frame_cfa:
-                if (cfa_at(k, env->pc, env->f, &a, err) != 0)
+                if (!v->has_cfa)
+                    return fl_fail(err, FL_EFORMAT, "the CFA for %s was not resolved", v->what);
+                if (read_reg(f, v->cfa_reg, &a, err) != 0)
                     return -1;
-                PUSH(a);
+                PUSH(a + (uint64_t)v->cfa_off);
                 break;
             case DW_OP_plus_uconst: NEED(1); st[sp - 1] += o1; break;
             case DW_OP_plus: NEED(2); b = st[--sp]; st[sp - 1] += b; break;
@@ -330,11 +354,11 @@ static int eval_expr(eval_env *env, Dwarf_Locdesc_c ld, Dwarf_Unsigned nops, klo
                 NEED(1);
                 size_t n = op == DW_OP_deref ? 8 : (size_t)o1;
                 if (n == 0 || n > 8)
-                    return fl_fail(err, FL_EFORMAT, "bad DW_OP_deref_size %zu for %s", n, env->what);
-                uint64_t v = 0;
-                if (read_mem(env->f, st[sp - 1], &v, n, err) != 0)
+                    return fl_fail(err, FL_EFORMAT, "bad DW_OP_deref_size %zu for %s", n, v->what);
+                uint64_t x = 0;
+                if (read_mem(f, st[sp - 1], &x, n, err) != 0)
                     return -1;
-                st[sp - 1] = v;
+                st[sp - 1] = x;
                 break;
             }
             case DW_OP_stack_value:
@@ -343,12 +367,10 @@ static int eval_expr(eval_env *env, Dwarf_Locdesc_c ld, Dwarf_Unsigned nops, klo
                 have_res = true;
                 break;
             case DW_OP_implicit_value:
-                if (o1 > 8 || !o2)
+                if (o1 > 8)
                     return fl_fail(err, FL_EFORMAT, "%s has an implicit value of %llu bytes; only "
-                                   "scalars are supported", env->what, (unsigned long long)o1);
-                a = 0;
-                memcpy(&a, (const void *)(uintptr_t)o2, (size_t)o1);
-                res = (kloc){ LOC_VALUE, a };
+                                   "scalars are supported", v->what, (unsigned long long)o1);
+                res = (kloc){ LOC_VALUE, o2 };
                 have_res = true;
                 break;
             case DW_OP_piece:
@@ -360,33 +382,30 @@ static int eval_expr(eval_env *env, Dwarf_Locdesc_c ld, Dwarf_Unsigned nops, klo
                 }
                 break;
             case DW_OP_entry_value:
-            case DW_OP_GNU_entry_value: {
+            case DW_OP_GNU_entry_value:
                 /* Only the easy case: the value a register had at entry, and
                  * we are still at the entry, so it has it now. */
-                const unsigned char *blk = (const unsigned char *)(uintptr_t)o2;
-                if (o1 == 1 && blk && blk[0] >= DW_OP_reg0 && blk[0] <= DW_OP_reg31 &&
-                    env->pc == env->func_entry) {
-                    if (read_reg(env->f, blk[0] - DW_OP_reg0, &a, err) != 0)
+                if (o2 != NO_REG && v->pc == v->func_entry) {
+                    if (read_reg(f, (int)(o2 - DW_OP_reg0), &a, err) != 0)
                         return -1;
                     PUSH(a);
                     break;
                 }
                 return fl_fail(err, FL_ENOTFOUND, "%s at pc 0x%llx is only known as its value at function "
-                               "entry, which is gone; stop at the function's entry to read it", env->what,
-                               (unsigned long long)env->pc);
-            }
+                               "entry, which is gone; stop at the function's entry to read it", v->what,
+                               (unsigned long long)v->pc);
             case DW_OP_nop:
                 break;
             default:
                 return fl_fail(err, FL_EFORMAT, "the location of %s at pc 0x%llx uses DWARF op 0x%x, which "
-                               "faultline does not evaluate", env->what, (unsigned long long)env->pc, op);
+                               "faultline does not evaluate", v->what, (unsigned long long)v->pc, op);
             }
         }
     }
     if (!have_res) {
         if (sp == 0)
             return fl_fail(err, FL_ENOTFOUND, "%s is optimised out at pc 0x%llx (empty location)",
-                           env->what, (unsigned long long)env->pc);
+                           v->what, (unsigned long long)v->pc);
         res = (kloc){ LOC_MEM, st[sp - 1] };
     }
 #undef PUSH
@@ -395,27 +414,42 @@ static int eval_expr(eval_env *env, Dwarf_Locdesc_c ld, Dwarf_Unsigned nops, klo
     return 0;
 }
 
-/* Evaluate attribute `at` (a location expression or list) of die at env->pc. */
-static int eval_attr(eval_env *env, Dwarf_Die die, Dwarf_Half at, kloc *out, fl_error *err)
+/* Copies a libdwarf location description into e (see kop). */
+static int copy_ops(kern *k, const char *what, Dwarf_Locdesc_c ld, Dwarf_Unsigned nops, kexpr *e, fl_error *err)
 {
-    kern *k = env->k;
-    Dwarf_Attribute a;
-    Dwarf_Error de = NULL;
-    if (!kd_attr(k, die, at, &a))
-        return fl_fail(err, FL_ENOTFOUND, "%s is optimised out (no %s)", env->what,
-                       at == DW_AT_frame_base ? "frame base" : "location");
-    Dwarf_Loc_Head_c head = NULL;
-    Dwarf_Unsigned cnt = 0;
-    if (dwarf_get_loclist_c(a, &head, &cnt, &de) != DW_DLV_OK) {
-        dwarf_dealloc_attribute(a);
-        return kd_fail_dwarf(k, err, de, "the location list of a variable");
+    e->ops = calloc(nops ? nops : 1, sizeof *e->ops);
+    if (!e->ops)
+        return fl_fail(err, FL_ENOMEM, "out of memory compiling the location of %s", what);
+    for (Dwarf_Unsigned i = 0; i < nops; i++) {
+        Dwarf_Small op = 0;
+        Dwarf_Unsigned o1 = 0, o2 = 0, o3 = 0, br = 0;
+        Dwarf_Error de = NULL;
+        if (dwarf_get_location_op_value_c(ld, i, &op, &o1, &o2, &o3, &br, &de) != DW_DLV_OK)
+            return kd_fail_dwarf(k, err, de, "a location expression");
+        const unsigned char *blk = (const unsigned char *)(uintptr_t)o2;
+        if (op == DW_OP_implicit_value) {
+            uint64_t val = 0;
+            if (o1 <= 8 && blk)
+                memcpy(&val, blk, (size_t)o1);
+            o2 = val;
+        } else if (op == DW_OP_entry_value || op == DW_OP_GNU_entry_value) {
+            o2 = o1 == 1 && blk && blk[0] >= DW_OP_reg0 && blk[0] <= DW_OP_reg31 ? blk[0] : NO_REG;
+        }
+        e->ops[e->n++] = (kop){ op, o1, o2 };
     }
+    return 0;
+}
+
+/* The entry of a location list (or the single expression) that covers pc. */
+static bool pick_entry(kern *k, Dwarf_Loc_Head_c head, Dwarf_Unsigned cnt, uint64_t pc, Dwarf_Locdesc_c *out,
+                       Dwarf_Unsigned *nops_out)
+{
+    Dwarf_Error de = NULL;
     unsigned kind = DW_LKIND_unknown;
     kd_note(k, dwarf_get_loclist_head_kind(head, &kind, &de), de, ".debug_loclists");
-    de = NULL;
-    Dwarf_Locdesc_c chosen = NULL, deflt = NULL;
-    Dwarf_Unsigned chosen_n = 0, deflt_n = 0;
-    for (Dwarf_Unsigned i = 0; i < cnt && !chosen; i++) {
+    Dwarf_Locdesc_c deflt = NULL;
+    Dwarf_Unsigned deflt_n = 0;
+    for (Dwarf_Unsigned i = 0; i < cnt; i++) {
         Dwarf_Small lle = 0, src = 0;
         Dwarf_Unsigned rlo = 0, rhi = 0, nops = 0, eoff = 0, loff = 0;
         Dwarf_Bool unavail = 0;
@@ -424,36 +458,60 @@ static int eval_attr(eval_env *env, Dwarf_Die die, Dwarf_Half at, kloc *out, fl_
         int r = dwarf_get_locdesc_entry_d(head, i, &lle, &rlo, &rhi, &unavail, &lo, &hi, &nops, &ld, &src,
                                           &eoff, &loff, &de);
         kd_note(k, r, de, ".debug_loclists");
-        de = NULL;
         if (r != DW_DLV_OK)
             break;
-        if (kind == DW_LKIND_expression) {
-            chosen = ld;
-            chosen_n = nops;
-        } else if (kind == DW_LKIND_loclists && lle == DW_LLE_default_location) {
+        bool list = kind == DW_LKIND_loclists;
+        if (list && lle == DW_LLE_default_location) {
             deflt = ld;
             deflt_n = nops;
-        } else if (kind == DW_LKIND_loclists &&
-                   (lle == DW_LLE_end_of_list || lle == DW_LLE_base_address || lle == DW_LLE_base_addressx)) {
+        } else if (list && (lle == DW_LLE_end_of_list || lle == DW_LLE_base_address ||
+                            lle == DW_LLE_base_addressx)) {
             continue;
-        } else if (!unavail && env->pc >= lo && env->pc < hi) {
-            chosen = ld;
-            chosen_n = nops;
+        } else if (kind == DW_LKIND_expression || (!unavail && pc >= lo && pc < hi)) {
+            *out = ld;
+            *nops_out = nops;
+            return true;
         }
     }
-    if (!chosen && deflt) {
-        chosen = deflt;
-        chosen_n = deflt_n;
+    *out = deflt;
+    *nops_out = deflt_n;
+    return deflt != NULL;
+}
+
+/* Compiles attribute `at` (a location expression or list) of die at pc. */
+static int compile_attr(kern *k, Dwarf_Die die, Dwarf_Half at, uint64_t pc, const char *what, kexpr *e,
+                        fl_error *err)
+{
+    Dwarf_Attribute a;
+    Dwarf_Error de = NULL;
+    if (!kd_attr(k, die, at, &a))
+        return fl_fail(err, FL_ENOTFOUND, "%s is optimised out (no %s)", what,
+                       at == DW_AT_frame_base ? "frame base" : "location");
+    Dwarf_Loc_Head_c head = NULL;
+    Dwarf_Unsigned cnt = 0;
+    if (dwarf_get_loclist_c(a, &head, &cnt, &de) != DW_DLV_OK) {
+        dwarf_dealloc_attribute(a);
+        return kd_fail_dwarf(k, err, de, "the location list of a variable");
     }
+    Dwarf_Locdesc_c ld = NULL;
+    Dwarf_Unsigned nops = 0;
     int rc;
-    if (!chosen)
+    if (!pick_entry(k, head, cnt, pc, &ld, &nops))
         rc = fl_fail(err, FL_ENOTFOUND, "%s is optimised out at pc 0x%llx (no location list entry covers it)",
-                     env->what, (unsigned long long)env->pc);
+                     what, (unsigned long long)pc);
     else
-        rc = eval_expr(env, chosen, chosen_n, out, err);
+        rc = copy_ops(k, what, ld, nops, e, err);
     dwarf_loc_head_c_dealloc(head);
     dwarf_dealloc_attribute(a);
     return rc;
+}
+
+static bool uses_op(const kexpr *e, uint8_t op)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (e->ops[i].op == op)
+            return true;
+    return false;
 }
 
 struct range_hit { uint64_t pc; bool hit; };
@@ -491,9 +549,10 @@ static bool find_var(kern *k, uint64_t off, const char *var, uint64_t pc, uint64
     return found;
 }
 
-/* Resolve func/var at pc to the variable's DIE and evaluate its location. */
-static int var_location(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
-                        kloc *loc, uint64_t *var_die, fl_error *err)
+/* The innermost instance of func whose pc range holds pc, and the
+ * outermost subprogram there (its frame base and entry pc). */
+static int find_scope(kern *k, const char *func, uint64_t pc, const char *var, const kscope **best_out,
+                      const kscope **outer_out, fl_error *err)
 {
     uint64_t cu;
     if (!kd_cu_for_pc(k, pc, &cu))
@@ -519,28 +578,39 @@ static int var_location(kern *k, const char *func, const char *var, uint64_t pc,
     if (!best)
         return fl_fail(err, FL_ENOTFOUND, "pc 0x%llx is not inside function %s (nor an inlined instance of "
                        "it) in %s", (unsigned long long)pc, func, k->path);
-    if (!find_var(k, best->die, var, pc, var_die, 0))
-        return fl_fail(err, FL_ENOTFOUND, "%s has no parameter or local variable '%s' in scope at pc "
-                       "0x%llx in %s", func, var, (unsigned long long)pc, k->path);
-    Dwarf_Die vd, fd = NULL;
-    if (kd_die(k, *var_die, &vd) != 0)
-        return fl_fail(err, FL_EFORMAT, "cannot read the DWARF entry of %s in %s", var, k->path);
+    *best_out = best;
+    *outer_out = outer;
+    return 0;
+}
+
+/* The variable's location at v->pc, its frame base and CFA rule if it
+ * needs them: everything but the guest's registers and memory. */
+static int compile_var(kern *k, kern_varloc *v, uint64_t var_die, const kscope *outer, fl_error *err)
+{
+    Dwarf_Die vd, fd;
+    if (kd_die(k, var_die, &vd) != 0)
+        return -1;
     int64_t cv;
     if (kd_sdata(k, vd, DW_AT_const_value, &cv)) {
         dwarf_dealloc_die(vd);
-        *loc = (kloc){ LOC_VALUE, (uint64_t)cv };
+        v->is_const = true;
+        v->const_value = (uint64_t)cv;
         return 0;
     }
-    if (outer)
-        kd_die(k, outer->die, &fd);
-    char what[160];
-    snprintf(what, sizeof what, "%s in %s", var, func);
-    eval_env env = { .k = k, .pc = pc, .f = frame, .func_die = fd, .what = what,
-                     .func_entry = outer ? outer->entry_pc : 0 };
-    int rc = eval_attr(&env, vd, DW_AT_location, loc, err);
-    if (fd)
-        dwarf_dealloc_die(fd);
+    int rc = compile_attr(k, vd, DW_AT_location, v->pc, v->what, &v->loc, err);
     dwarf_dealloc_die(vd);
+    if (rc == 0 && outer && uses_op(&v->loc, DW_OP_fbreg)) {
+        if (kd_die(k, outer->die, &fd) != 0)
+            return -1;
+        rc = compile_attr(k, fd, DW_AT_frame_base, v->pc, v->what, &v->fbase, err);
+        dwarf_dealloc_die(fd);
+        if (rc != 0)
+            return fl_error_prefix(err, "frame base for %s", v->what);
+    }
+    if (rc == 0 && (uses_op(&v->loc, DW_OP_call_frame_cfa) || uses_op(&v->fbase, DW_OP_call_frame_cfa))) {
+        rc = cfa_rule(k, v->pc, &v->cfa_reg, &v->cfa_off, err);
+        v->has_cfa = rc == 0;
+    }
     return rc;
 }
 
@@ -585,50 +655,117 @@ static uint64_t fit(uint64_t v, uint64_t size, bool is_signed)
     return v;
 }
 
-static int var_value(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
-                     uint64_t *value, fl_error *err)
+static int varloc_build(kern *k, const char *func, const char *var, uint64_t pc, kern_varloc *v, fl_error *err)
 {
-    kloc loc;
-    uint64_t vdie;
-    if (var_location(k, func, var, pc, frame, &loc, &vdie, err) != 0)
+    const kscope *best = NULL, *outer = NULL;
+    uint64_t var_die = 0;
+    if (find_scope(k, func, pc, var, &best, &outer, err) != 0)
         return -1;
-    uint64_t size;
-    bool sgn;
-    var_type_info(k, vdie, &size, &sgn);
-    if (size > 8 && loc.kind == LOC_MEM)
-        return fl_fail(err, FL_EUSAGE, "%s in %s is %llu bytes; kern_var_value reads scalars and pointers "
-                       "(use kern_var_addr and read its members)", var, func, (unsigned long long)size);
-    uint64_t v = 0;
-    switch (loc.kind) {
-    case LOC_VALUE:
-        v = loc.v;
-        break;
-    case LOC_REG:
-        if (read_reg(frame, (int)loc.v, &v, err) != 0)
-            return fl_error_prefix(err, "%s in %s", var, func);
-        break;
-    case LOC_MEM:
-        if (read_mem(frame, loc.v, &v, size ? (size_t)size : 8, err) != 0)
-            return fl_error_prefix(err, "%s in %s at 0x%llx", var, func, (unsigned long long)loc.v);
-        break;
-    }
-    *value = fit(v, size, sgn);
+    if (!find_var(k, best->die, var, pc, &var_die, 0))
+        return fl_fail(err, FL_ENOTFOUND, "%s has no parameter or local variable '%s' in scope at pc "
+                       "0x%llx in %s", func, var, (unsigned long long)pc, k->path);
+    v->k = k;
+    v->pc = pc;
+    v->func_entry = outer ? outer->entry_pc : 0;
+    snprintf(v->what, sizeof v->what, "%s in %s", var, func);
+    if (compile_var(k, v, var_die, outer, err) != 0)
+        return -1;
+    var_type_info(k, var_die, &v->size, &v->is_signed);
     return 0;
 }
 
-static int var_addr(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
-                    uint64_t *addr, fl_error *err)
+int kern_var_locate(kern *k, const char *func, const char *var, uint64_t pc, kern_varloc **out, fl_error *err)
+{
+    *out = NULL;
+    kern_varloc *v = calloc(1, sizeof *v);
+    if (!v)
+        return fl_fail(err, FL_ENOMEM, "out of memory locating %s in %s", var, func);
+    kd_enter(k);
+    if (kd_leave(k, varloc_build(k, func, var, pc, v, err), err) != 0) {
+        kern_varloc_free(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+void kern_varloc_free(kern_varloc *v)
+{
+    if (!v)
+        return;
+    free(v->loc.ops);
+    free(v->fbase.ops);
+    free(v);
+}
+
+static int varloc_where(const kern_varloc *v, const kern_frame *f, kloc *loc, fl_error *err)
+{
+    if (v->is_const) {
+        *loc = (kloc){ LOC_VALUE, v->const_value };
+        return 0;
+    }
+    return run_expr(v, &v->loc, false, f, loc, err);
+}
+
+int kern_varloc_eval(const kern_varloc *v, const kern_frame *frame, uint64_t *value, fl_error *err)
 {
     kloc loc;
-    uint64_t vdie;
-    if (var_location(k, func, var, pc, frame, &loc, &vdie, err) != 0)
+    if (varloc_where(v, frame, &loc, err) != 0)
+        return -1;
+    if (v->size > 8 && loc.kind == LOC_MEM)
+        return fl_fail(err, FL_EUSAGE, "%s is %llu bytes; kern_var_value reads scalars and pointers "
+                       "(use kern_var_addr and read its members)", v->what, (unsigned long long)v->size);
+    uint64_t x = 0;
+    switch (loc.kind) {
+    case LOC_VALUE:
+        x = loc.v;
+        break;
+    case LOC_REG:
+        if (read_reg(frame, (int)loc.v, &x, err) != 0)
+            return fl_error_prefix(err, "%s", v->what);
+        break;
+    case LOC_MEM:
+        if (read_mem(frame, loc.v, &x, v->size ? (size_t)v->size : 8, err) != 0)
+            return fl_error_prefix(err, "%s at 0x%llx", v->what, (unsigned long long)loc.v);
+        break;
+    }
+    *value = fit(x, v->size, v->is_signed);
+    return 0;
+}
+
+int kern_varloc_addr(const kern_varloc *v, const kern_frame *frame, uint64_t *addr, fl_error *err)
+{
+    kloc loc;
+    if (varloc_where(v, frame, &loc, err) != 0)
         return -1;
     if (loc.kind != LOC_MEM)
-        return fl_fail(err, FL_ENOTFOUND, "%s in %s lives in a %s at pc 0x%llx, not in memory, so it has "
-                       "no address; read it with kern_var_value", var, func,
-                       loc.kind == LOC_REG ? "register" : "computed value", (unsigned long long)pc);
+        return fl_fail(err, FL_ENOTFOUND, "%s lives in a %s at pc 0x%llx, not in memory, so it has no "
+                       "address; read it with kern_var_value", v->what,
+                       loc.kind == LOC_REG ? "register" : "computed value", (unsigned long long)v->pc);
     *addr = loc.v;
     return 0;
+}
+
+int kern_var_value(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
+                   uint64_t *value, fl_error *err)
+{
+    kern_varloc *v;
+    if (kern_var_locate(k, func, var, pc, &v, err) != 0)
+        return -1;
+    int rc = kern_varloc_eval(v, frame, value, err);
+    kern_varloc_free(v);
+    return rc;
+}
+
+int kern_var_addr(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
+                  uint64_t *addr, fl_error *err)
+{
+    kern_varloc *v;
+    if (kern_var_locate(k, func, var, pc, &v, err) != 0)
+        return -1;
+    int rc = kern_varloc_addr(v, frame, addr, err);
+    kern_varloc_free(v);
+    return rc;
 }
 
 /* ---- current ---- */
@@ -692,18 +829,4 @@ int kern_current(kern *k, uint64_t percpu_base, const kern_frame *frame, kern_ta
     if (read_mem(frame, task + k->mm_off, &out->mm, 8, err) != 0)
         return fl_error_prefix(err, "reading task_struct.mm of task 0x%llx", (unsigned long long)task);
     return 0;
-}
-
-int kern_var_value(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
-                   uint64_t *value, fl_error *err)
-{
-    kd_enter(k);
-    return kd_leave(k, var_value(k, func, var, pc, frame, value, err), err);
-}
-
-int kern_var_addr(kern *k, const char *func, const char *var, uint64_t pc, const kern_frame *frame,
-                  uint64_t *addr, fl_error *err)
-{
-    kd_enter(k);
-    return kd_leave(k, var_addr(k, func, var, pc, frame, addr, err), err);
 }

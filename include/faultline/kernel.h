@@ -161,6 +161,20 @@ int kern_var_value(kern *k, const char *func, const char *var, uint64_t pc,
 int kern_var_addr(kern *k, const char *func, const char *var, uint64_t pc,
                   const kern_frame *frame, uint64_t *addr, fl_error *err);
 
+/* Resolve once, evaluate at every stop: kern_var_locate does the DWARF
+ * work of kern_var_value for one (function, variable, pc) (scopes, the
+ * location list entry for pc, the frame base, the CFA rule at pc, the
+ * type's size and signedness) and keeps the result; kern_varloc_eval and
+ * kern_varloc_addr then only run the compiled expression against the
+ * stopped guest (register and memory callbacks), with the same values and
+ * errors as kern_var_value / kern_var_addr. A kern_varloc must not outlive
+ * its kern; free it with kern_varloc_free (NULL-safe). */
+typedef struct kern_varloc kern_varloc;
+int kern_var_locate(kern *k, const char *func, const char *var, uint64_t pc, kern_varloc **out, fl_error *err);
+int kern_varloc_eval(const kern_varloc *loc, const kern_frame *frame, uint64_t *value, fl_error *err);
+int kern_varloc_addr(const kern_varloc *loc, const kern_frame *frame, uint64_t *addr, fl_error *err);
+void kern_varloc_free(kern_varloc *loc);
+
 /* ---- current task ---- */
 typedef struct kern_task {
     uint64_t task;       /* struct task_struct * */

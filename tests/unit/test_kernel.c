@@ -426,6 +426,41 @@ static void test_vars(kern *k)
     CHECK(e.code == FL_ENOTFOUND && strstr(e.msg, "kf_alpha"));
 }
 
+/* Resolve once, evaluate at many stops: the same answers as
+ * kern_var_value / kern_var_addr, whatever the registers are. */
+static void test_varloc(kern *k)
+{
+    uint64_t entry, fentry, v = 0, a = 0, want = 0;
+    CHECK(kern_sym_addr(k, "kf_work", &entry, NULL) == 0);
+    CHECK(kern_sym_addr(k, "kf_frame", &fentry, NULL) == 0);
+    fake fk;
+    fake_init(&fk);
+    kern_frame fr = { fake_reg, fake_mem, &fk };
+    fl_error e = { 0 };
+    kern_varloc *n = NULL, *buf = NULL, *none = (kern_varloc *)1;
+    CHECK(kern_var_locate(k, "kf_work", "n", entry, &n, &e) == 0 && n);
+    CHECK(kern_var_locate(k, "kf_frame", "buf", fentry, &buf, &e) == 0 && buf);
+    for (uint64_t base = 0x2000; base < 0x2300 && n && buf; base += 0x100) {
+        for (int i = 0; i < 17; i++)
+            fk.regs[i] = base + (uint64_t)i;
+        fk.regs[7] = 0x7ff000 + base;
+        CHECK(kern_varloc_eval(n, &fr, &v, &e) == 0);
+        CHECK(kern_var_value(k, "kf_work", "n", entry, &fr, &want, &e) == 0);
+        CHECK_EQ_U64(v, want);
+        CHECK_EQ_U64(v, base + 4);   /* rsi at entry */
+        CHECK(kern_varloc_addr(buf, &fr, &a, &e) == 0);
+        CHECK(kern_var_addr(k, "kf_frame", "buf", fentry, &fr, &want, &e) == 0);
+        CHECK_EQ_U64(a, want);
+        CHECK(kern_varloc_addr(n, &fr, &a, &e) == -1 && e.code == FL_ENOTFOUND);
+        CHECK(kern_varloc_eval(buf, &fr, &v, &e) == -1 && e.code == FL_EUSAGE);
+    }
+    kern_varloc_free(n);
+    kern_varloc_free(buf);
+    kern_varloc_free(NULL);
+    CHECK(kern_var_locate(k, "kf_work", "nosuchvar", entry, &none, &e) == -1 && none == NULL);
+    CHECK(e.code == FL_ENOTFOUND && strstr(e.msg, "nosuchvar"));
+}
+
 static void test_current(kern *k)
 {
     static struct mm_struct mm = { 0x1234 };
@@ -703,6 +738,7 @@ int main(void)
     test_lines(k);
     test_inlined(k);
     test_vars(k);
+    test_varloc(k);
     test_current(k);
     test_source_dir(k);
     char dir[] = "/tmp/test_kernel.XXXXXX";
