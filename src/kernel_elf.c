@@ -316,6 +316,43 @@ static int dw_section_info(void *obj, Dwarf_Half i, Dwarf_Obj_Access_Section *ou
     return DW_DLV_OK;
 }
 
+static uint64_t le(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* DWARF 5 .debug_rnglists/.debug_loclists unit headers hold together.
+ * libdwarf 20210528 frees twice when they do not (found by fuzz_dwarf), so
+ * such a section is refused before libdwarf parses it. */
+static bool lists_sane(const unsigned char *p, uint64_t size)
+{
+    for (uint64_t off = 0; off < size;) {
+        if (size - off < 4)
+            return false;
+        uint64_t len = le(p + off, 4), hdr = 4, offsz = 4;
+        if (len == 0xffffffff) {
+            if (size - off < 12)
+                return false;
+            len = le(p + off + 4, 8);
+            hdr = 12;
+            offsz = 8;
+        } else if (len >= 0xfffffff0) {
+            return false;
+        }
+        if (len < 8 || len > size - off - hdr)
+            return false;
+        const unsigned char *h = p + off + hdr;
+        uint64_t ver = le(h, 2), asz = h[2], seg = h[3], count = le(h + 4, 4);
+        if (ver != 5 || (asz != 4 && asz != 8) || seg != 0 || count * offsz > len - 8)
+            return false;
+        off += hdr + len;
+    }
+    return true;
+}
+
 /* Decompressed once (into libelf's buffer, freed by elf_end); every other
  * section is the mapping itself. */
 static int dw_load_section(void *obj, Dwarf_Half i, Dwarf_Small **data, int *error)
@@ -339,6 +376,11 @@ static int dw_load_section(void *obj, Dwarf_Half i, Dwarf_Small **data, int *err
     Elf_Data *d = elf_getdata(s->scn, NULL);
     if (!d || !d->d_buf || d->d_size < dwarf_size(k, s)) {
         *error = DW_DLE_MDE;
+        return DW_DLV_ERROR;
+    }
+    bool rng = strcmp(s->name, ".debug_rnglists") == 0, loc = strcmp(s->name, ".debug_loclists") == 0;
+    if ((rng || loc) && !lists_sane(d->d_buf, d->d_size)) {
+        *error = rng ? DW_DLE_RNGLISTS_ERROR : DW_DLE_LOCLISTS_ERROR;
         return DW_DLV_ERROR;
     }
     *data = d->d_buf;
