@@ -518,11 +518,11 @@ static uint8_t tag_kind(Dwarf_Half tag)
 
 /* Index the top-level DIEs of CU number i. Only names are read: children
  * (members, function bodies) are skipped through DW_AT_sibling. */
-static int scan_cu(kern *k, size_t i, fl_error *err)
+static int scan_cu(kern *k, uint64_t cu_die, fl_error *err)
 {
     kd_iter it;
     int r;
-    for (r = kd_child_first_at(k, k->cus[i], &it); r == 1; r = kd_child_next(&it)) {
+    for (r = kd_child_first_at(k, cu_die, &it); r == 1; r = kd_child_next(&it)) {
         uint8_t kind = tag_kind(kd_tag(it.die));
         const char *n = kind ? kd_name(k, it.die) : NULL;
         if (!n || kd_flag(k, it.die, DW_AT_declaration))
@@ -530,7 +530,7 @@ static int scan_cu(kern *k, size_t i, fl_error *err)
         uint32_t h = name_hash(n, kind);
         if (ix_find(k, n, kind, h))
             continue;
-        kix_entry e = { .name = n, .die = kd_offset(k, it.die), .cu = (uint32_t)i, .hash = h, .kind = kind };
+        kix_entry e = { .name = n, .die = kd_offset(k, it.die), .cu = cu_die, .hash = h, .kind = kind };
         if (ix_insert(k, &e) != 0) {
             kd_child_end(&it);
             return fl_fail(err, FL_ENOMEM, "out of memory indexing the DWARF of %s", k->path);
@@ -544,20 +544,50 @@ static int scan_cu(kern *k, size_t i, fl_error *err)
     return 0;
 }
 
+static bool cu_by_aranges(kern *k, uint64_t pc, uint64_t *cu_die);
+
+void kd_index_cu(kern *k, uint64_t cu_die)
+{
+    for (size_t i = 0; i < k->nhinted; i++)
+        if (k->hinted[i] == cu_die)
+            return;
+    if (k->nhinted == sizeof k->hinted / sizeof k->hinted[0])
+        return;   /* enough: the ordered scan finds the rest */
+    k->hinted[k->nhinted++] = cu_die;
+    scan_cu(k, cu_die, NULL);   /* a libdwarf error stays parked for the caller */
+}
+
+static bool ix_has(kern *k, const char *name, const uint8_t *kinds, kix_entry *out)
+{
+    for (const uint8_t *kd = kinds; *kd; kd++) {
+        kix_entry *e = ix_find(k, name, *kd, name_hash(name, *kd));
+        if (e) {
+            *out = *e;
+            return true;
+        }
+    }
+    return false;
+}
+
 int kd_lookup(kern *k, const char *name, const uint8_t *kinds, kix_entry *out, fl_error *err)
 {
+    /* A function with a symbol: its CU is one .debug_aranges probe away. */
+    uint64_t addr, cu;
+    if (!ix_has(k, name, kinds, out) && memchr(kinds, KIX_SUBPROG, strlen((const char *)kinds)) &&
+        kern_sym_addr(k, name, &addr, NULL) == 0 && cu_by_aranges(k, addr, &cu))
+        kd_index_cu(k, cu);
+    if (kd_failed(k)) {
+        if (err)
+            *err = k->derr;
+        return -1;
+    }
     for (;;) {
-        for (const uint8_t *kd = kinds; *kd; kd++) {
-            kix_entry *e = ix_find(k, name, *kd, name_hash(name, *kd));
-            if (e) {
-                *out = *e;
-                return 1;
-            }
-        }
+        if (ix_has(k, name, kinds, out))
+            return 1;
         int more = k->scanned < k->ncus ? 1 : list_next_cu(k, err);
         if (more <= 0)
             return more;
-        if (scan_cu(k, k->scanned, err) != 0)
+        if (scan_cu(k, k->cus[k->scanned], err) != 0)
             return -1;
         /* Indexed: its DIEs are not read again unless asked for, so the
          * pages it took in the mapping can go (they stay in page cache). */
@@ -747,5 +777,6 @@ kscope_table *kd_scopes(kern *k, uint64_t cu_die, fl_error *err)
     }
     t->next = k->scopes;
     k->scopes = t;
+    kd_index_cu(k, cu_die);   /* the functions asked about next are likely here */
     return t;
 }

@@ -23,7 +23,7 @@ enum { KIX_STRUCT = 1, KIX_UNION, KIX_TYPEDEF, KIX_ENUM, KIX_SUBPROG };
 typedef struct kix_entry {
     const char *name;   /* points into .debug_str / .debug_info (alive until dwarf_finish) */
     uint64_t die;       /* global .debug_info offset */
-    uint32_t cu;        /* index into kern.cus */
+    uint64_t cu;        /* DIE offset of its CU */
     uint32_t hash;
     uint8_t kind;
 } kix_entry;
@@ -115,6 +115,8 @@ struct kern {
     size_t scanned;      /* CUs [0, scanned) are in the index */
     kix_entry *ix;       /* open addressing; cap is a power of two */
     size_t ix_cap, ix_n;
+    uint64_t hinted[32]; /* CUs indexed out of order (kd_index_cu) */
+    size_t nhinted;
 
     Dwarf_Arange *aranges;
     Dwarf_Signed naranges;
@@ -205,9 +207,15 @@ Dwarf_Half kd_tag(Dwarf_Die d);
 typedef void (*kd_range_fn)(void *ctx, uint64_t lo, uint64_t hi);
 int kd_ranges(kern *k, Dwarf_Die d, kd_range_fn fn, void *ctx);
 /* Finds the first indexed DIE of one of `kinds` (0-terminated) named `name`,
- * scanning more CUs if needed. 1 found (*e set), 0 absent, -1 err filled. */
+ * scanning more CUs if needed. 1 found (*e set), 0 absent, -1 err filled.
+ * CUs already in use are indexed first (kd_index_cu), so a name defined in
+ * several CUs resolves to the one the caller is already looking at. */
 int kd_lookup(kern *k, const char *name, const uint8_t *kinds, kix_entry *e, fl_error *err);
 int kd_load_cus(kern *k, fl_error *err);
+/* Index the top-level names of one CU now, out of CU order: a CU whose
+ * lines or scopes were just read, or that a symbol of the name asked for
+ * points into. Cheap to call twice. */
+void kd_index_cu(kern *k, uint64_t cu_die);
 /* CU DIE offset containing pc, via .debug_aranges. */
 bool kd_cu_for_pc(kern *k, uint64_t pc, uint64_t *cu_die);
 /* Scope list of a CU (built on first use, cached). */

@@ -99,10 +99,10 @@ static int inlined_entries(kern *k, const char *func, uint64_t **pcs, size_t *co
     struct u64vec v = { 0 }, dies = { 0 };
     int rc = 0;
     if (single) {
-        rc = collect_inlined(k, k->cus[e.cu], func, &v, &dies, err);
+        rc = collect_inlined(k, e.cu, func, &v, &dies, err);
     } else if ((rc = kd_load_cus(k, err)) == 0) {
         for (size_t i = 0; i < k->ncus && rc == 0 && !kd_failed(k); i++)
-            if (i == e.cu || cu_has_subprogram(k, i, func))
+            if (k->cus[i] == e.cu || cu_has_subprogram(k, i, func))
                 rc = collect_inlined(k, k->cus[i], func, &v, &dies, err);
     }
     free(dies.v);
