@@ -30,15 +30,33 @@ static int cmp_sym_addr(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* qsort has no context argument in C11: sort indices via a small struct. */
-typedef struct { const char *name; uint32_t idx; } name_idx;
-static int cmp_name_idx(const void *a, const void *b)
+static uint32_t str_hash(const char *s)
 {
-    const name_idx *x = a, *y = b;
-    int c = strcmp(x->name, y->name);
-    if (c)
-        return c;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* By-name index: open addressing over symbol indices + 1 (0 is empty);
+ * hashing, not sorting, because sorting 200,000 names was most of the
+ * time of opening a distribution vmlinux. */
+static int index_names(kern *k)
+{
+    size_t cap = 1024;
+    while (cap < 2 * k->nsyms)
+        cap *= 2;
+    k->by_name = calloc(cap, sizeof *k->by_name);
+    if (!k->by_name)
+        return -1;
+    k->name_cap = cap;
+    for (size_t i = 0; i < k->nsyms; i++) {
+        size_t j = str_hash(k->syms[i].name) & (cap - 1);
+        while (k->by_name[j])
+            j = (j + 1) & (cap - 1);
+        k->by_name[j] = (uint32_t)i + 1;
+    }
+    return 0;
 }
 
 static ksec *section_named(kern *k, const char *name)
@@ -81,43 +99,27 @@ static int load_symbols(kern *k, fl_error *err)
     }
     k->nsyms = m;
     qsort(k->syms, m, sizeof *k->syms, cmp_sym_addr);
-    name_idx *tmp = malloc((m ? m : 1) * sizeof *tmp);
-    k->by_name = malloc((m ? m : 1) * sizeof *k->by_name);
-    if (!tmp || !k->by_name) {
-        free(tmp);
+    if (index_names(k) != 0)
         return fl_fail(err, FL_ENOMEM, "out of memory indexing symbols of %s", k->path);
-    }
-    for (size_t i = 0; i < m; i++)
-        tmp[i] = (name_idx){ k->syms[i].name, (uint32_t)i };
-    qsort(tmp, m, sizeof *tmp, cmp_name_idx);
-    for (size_t i = 0; i < m; i++)
-        k->by_name[i] = tmp[i].idx;
-    free(tmp);
     return 0;
 }
 
+/* Of several symbols with one name, a sized function/object beats a label,
+ * then the lowest address wins. */
 static const ksym *sym_by_name(kern *k, const char *name)
 {
-    size_t lo = 0, hi = k->nsyms;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(k->syms[k->by_name[mid]].name, name);
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
+    if (!k->name_cap)
+        return NULL;
+    const ksym *best = NULL;
+    for (size_t j = str_hash(name) & (k->name_cap - 1); k->by_name[j]; j = (j + 1) & (k->name_cap - 1)) {
+        const ksym *s = &k->syms[k->by_name[j] - 1];
+        if (strcmp(s->name, name) != 0)
+            continue;
+        if (!best || sym_rank(s->type) < sym_rank(best->type) ||
+            (sym_rank(s->type) == sym_rank(best->type) && s < best))
+            best = s;
     }
-    if (lo < k->nsyms && strcmp(k->syms[k->by_name[lo]].name, name) == 0) {
-        /* Prefer a sized function/object over a label of the same name. */
-        const ksym *best = &k->syms[k->by_name[lo]];
-        for (size_t i = lo + 1; i < k->nsyms && strcmp(k->syms[k->by_name[i]].name, name) == 0; i++) {
-            const ksym *s = &k->syms[k->by_name[i]];
-            if (sym_rank(s->type) < sym_rank(best->type))
-                best = s;
-        }
-        return best;
-    }
-    return NULL;
+    return best;
 }
 
 /* Bytes of the file backing virtual address [addr, addr+len), or NULL. */
@@ -279,6 +281,7 @@ void ke_free(kern *k)
     free(k->by_name);
     k->syms = NULL;
     k->by_name = NULL;
+    k->name_cap = 0;
 }
 
 /* ---- libdwarf's object access: sections straight from the mapping ---- */

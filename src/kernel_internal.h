@@ -106,7 +106,8 @@ struct kern {
 
     ksym *syms;          /* sorted by address */
     size_t nsyms;
-    uint32_t *by_name;   /* indices into syms sorted by name */
+    uint32_t *by_name;   /* hash of names: index into syms + 1, 0 empty */
+    size_t name_cap;     /* a power of two */
 
     /* CU list: DIE offsets of the CUs listed so far (kd_load_cus: all). */
     uint64_t *cus;
