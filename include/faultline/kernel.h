@@ -4,7 +4,8 @@
  * inlined instances, variable locations, and `current`. Built on libelf and
  * libdwarf; knows nothing of the wire: memory and registers of the stopped
  * guest come in through callbacks. Lookups are lazy: only the compilation
- * units a question needs are read, so opening the 52 MB vmlinux is cheap.
+ * units a question needs are read, so opening even a 340 MB distribution
+ * vmlinux is cheap (bench/bench_kernel).
  *
  * All calls return 0 or -1 with `err` filled (see error.h) unless noted.
  */
@@ -20,10 +21,16 @@
 typedef struct kern kern;
 
 /* Open vmlinux. Refuses, with a sentence saying what to do, a missing file,
- * non-ELF, 32-bit or non-x86-64 ELF, a stripped file (no .symtab) and a file
- * without .debug_info ("build with CONFIG_DEBUG_INFO"). `src_root`, if not
- * NULL, is where source files are looked up when DWARF paths are not
- * reachable as written; NULL uses DW_AT_comp_dir. */
+ * non-ELF, 32-bit or non-x86-64 ELF, a truncated file, a stripped file (no
+ * .symtab) and a file without .debug_info ("build with CONFIG_DEBUG_INFO").
+ * The file is mapped, not read: libdwarf reads the sections in place (DWARF
+ * compressed with SHF_COMPRESSED or .zdebug_* is decompressed once, per
+ * section, when first used). `src_root`, if not NULL, is the source
+ * directory (see kern_set_source_dir); NULL uses the paths DWARF records.
+ *
+ * Every lookup below that reads DWARF reports a libdwarf error as
+ * FL_EFORMAT "VMLINUX: corrupt DWARF in .debug_info: <libdwarf's message>",
+ * never as "not found"; allocation failures are FL_ENOMEM. */
 int kern_open(kern **out, const char *vmlinux, const char *src_root, fl_error *err);
 void kern_close(kern *k);
 
