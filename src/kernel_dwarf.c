@@ -412,11 +412,11 @@ static int next_cu(kern *k, uint64_t *off, fl_error *err)
     if (r == DW_DLV_NO_ENTRY)
         return 0;
     if (r != DW_DLV_OK)
-        return kd_fail_dwarf(k, err, de, ".debug_info (compilation unit headers)");
+        return kd_fail_dwarf(k, err, de, ".debug_info");
     Dwarf_Die cu = NULL;
     r = dwarf_siblingof_b(k->dbg, NULL, 1, &cu, &de);
     if (r != DW_DLV_OK)
-        return kd_fail_dwarf(k, err, de, ".debug_info (a compilation unit without its DIE)");
+        return kd_fail_dwarf(k, err, de, ".debug_info");
     *off = kd_offset(k, cu);
     dwarf_dealloc_die(cu);
     return 1;
