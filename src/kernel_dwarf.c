@@ -1,10 +1,13 @@
-/* kernel layer, DWARF plumbing shared by types, lines and locations:
+/* kernel layer, DWARF plumbing shared by types, lines and locations: the
+ * libdwarf session over the mapped file, the libdwarf error adapter (one
+ * sentence, FL_EFORMAT, libdwarf's own message), the one child iterator,
  * DIE attribute helpers, the CU list, an incremental by-name index of
  * top-level DIEs, pc -> CU through .debug_aranges, and per-CU scope lists.
  *
- * Laziness: the index grows one CU at a time and only until the name asked
- * for is found, so a lookup of `struct pt_regs` touches the first few CUs,
- * not the 27 MB of .debug_info. */
+ * Laziness: CUs are listed and indexed one at a time and only until the
+ * name asked for is found (CUs already in use first), so a lookup of
+ * `struct pt_regs` touches the first few CUs, not the 200 MB of
+ * .debug_info of a distribution kernel. */
 #include "kernel_internal.h"
 
 #include <stdio.h>
