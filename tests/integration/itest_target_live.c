@@ -10,8 +10,8 @@ int main(void)
 {
     const char *kernel = guest_kernel();
     if (!kernel) {
-        printf("SKIP: no vmlinux (set FAULTLINE_KERNEL)\n");
-        return check_summary("itest_target_live");
+        printf("no vmlinux (set FAULTLINE_KERNEL)\n");
+        return 77;
     }
     uint64_t sk = guest_symbol(kernel, "start_kernel");
     CHECK(sk != 0);
