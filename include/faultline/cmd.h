@@ -21,6 +21,11 @@ enum { CMD_EXIT_CHECKS = 1, CMD_EXIT_ENV = 2 };
 int cmd_run(const cli_options *o);     /* run and trace */
 int cmd_capture(const cli_options *o);
 int cmd_boot(const cli_options *o);
+int cmd_diff(const cli_options *o);    /* cmd_diff.c */
+int cmd_matrix(const cli_options *o);  /* cmd_matrix.c */
+/* Compare two JSON Lines files, write the diff (enum diff_format as int) to
+ * out; 0 the same, 1 different, 2 unreadable (said on stderr). */
+int cmd_diff_files(const char *a, const char *b, int format, FILE *out);
 
 /* ---- stop signals (cmd_signal.c) ---- */
 /* The signal that asked us to stop (0: none). The first INT/TERM/HUP/QUIT

@@ -1,0 +1,7 @@
+/* placeholder replaced below */
+#include "faultline/cmd.h"
+int cmd_matrix(const cli_options *o)
+{
+    (void)o;
+    return CMD_EXIT_ENV;
+}
