@@ -222,7 +222,7 @@ static void run_init(run_ctx *c, const cli_options *o)
     c->meta.vmlinux = cmd_guest_file(o->kernel, "FAULTLINE_KERNEL", "vmlinux", c->kbuf, sizeof c->kbuf);
 }
 
-int cmd_run(const cli_options *o)
+static int run_command(const cli_options *o)
 {
     static run_ctx c; /* large (paths, the console's lines): not on the stack */
     run_init(&c, o);
@@ -254,4 +254,9 @@ int cmd_run(const cli_options *o)
     rc = cmd_close_output(c.out, o, rc);
     cmd_vm_cleanup(&c.r);
     return rc;
+}
+
+int cmd_run(const cli_options *o)
+{
+    return o->expect ? cmd_expect(o, run_command) : run_command(o);
 }

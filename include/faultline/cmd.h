@@ -93,6 +93,9 @@ void cmd_console_explain(cmd_console *c, fl_error *err);
 int cmd_console_wait(cmd_console *c, tgt *t, const char *prefix, char *out, size_t cap, int timeout_ms, fl_error *err);
 
 /* ---- run --reproducible (cmd_repro.c: why it arms before the boot) ---- */
+/* run --expect FILE / --update-expect (cmd_expect.c): `run` is the command
+ * itself, called with JSON output to a temporary file. */
+int cmd_expect(const cli_options *o, int (*run)(const cli_options *o));
 int cmd_repro_check(const cli_options *o, fl_error *err);
 void cmd_repro_append(char *append, size_t cap);          /* faultline.go=auto */
 const char *cmd_repro_scenario(const cli_options *o, int index);
