@@ -354,6 +354,9 @@ int diff_compare(const diff_doc *a, const diff_doc *b, const diff_options *opt, 
         free(r);
         return fl_fail(err, FL_EIO, "out of memory comparing %s and %s", a->name, b->name);
     }
+    if (o.align == DIFF_ALIGN_AUTO)
+        o.align = json_equal(json_object_get(a->vm, "kernel"), json_object_get(b->vm, "kernel")) ? DIFF_ALIGN_LINE
+                                                                                                  : DIFF_ALIGN_SOURCE;
     size_t n = a->nfaults > b->nfaults ? a->nfaults : b->nfaults;
     for (size_t i = 0; i < n; i++) {
         bool differs = false;

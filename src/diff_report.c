@@ -330,8 +330,9 @@ static void trace(out_ctx *c, json_t *t)
         fprintf(c->o, "only in %s\n\n", only[0] == 'a' ? "A" : "B");
         return;
     }
-    fprintf(c->o, "%s -> %s instructions, %s -> %s source lines, %s line changes\n%s", get(t, "a_steps"),
-            get(t, "b_steps"), get(t, "a_lines"), get(t, "b_lines"), get(t, "lines_changed"), c->md ? "\n" : "");
+    fprintf(c->o, "%s -> %s instructions, %s -> %s source lines, %s line changes (aligned by %s)\n%s",
+            get(t, "a_steps"), get(t, "b_steps"), get(t, "a_lines"), get(t, "b_lines"), get(t, "lines_changed"),
+            get(t, "aligned_by"), c->md ? "\n" : "");
     if (json_is_false(json_object_get(t, "aligned")))
         fprintf(c->o, "%snot aligned: %s\n", c->md ? "" : "    ", get(t, "why_not_aligned"));
     first_divergence(c, json_object_get(t, "first_divergence"));

@@ -50,32 +50,64 @@ static int intern(json_t *dict, const char *key)
     return n;
 }
 
-static int *line_keys(json_t *path, json_t *dict)
+/* "  if (x)\t{" -> "if (x) {": the text of a line, blanks collapsed. */
+static void squeeze(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    bool blank = false;
+    for (; s && *s && n + 1 < cap; s++) {
+        bool b = *s == ' ' || *s == '\t';
+        if (b && n && !blank)
+            out[n++] = ' ';
+        else if (!b)
+            out[n++] = *s;
+        blank = b;
+    }
+    while (n && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+}
+
+static int *line_keys(json_t *path, json_t *dict, bool by_source)
 {
     size_t n = json_array_size(path), i;
     int *keys = malloc((n ? n : 1) * sizeof *keys);
     json_t *r;
-    char key[512];
+    char key[512], text[400];
     json_array_foreach(path, i, r) {
-        snprintf(key, sizeof key, "%s\t%s:%lld", str(r, "function"), str(r, "file"),
-                 (long long)json_integer_value(json_object_get(r, "line")));
+        const char *src = json_string_value(json_object_get(r, "source"));
+        if (by_source && src && *src) {
+            squeeze(src, text, sizeof text);
+            snprintf(key, sizeof key, "%s\t=%s", str(r, "function"), text);
+        } else {
+            snprintf(key, sizeof key, "%s\t%s:%lld", str(r, "function"), str(r, "file"),
+                     (long long)json_integer_value(json_object_get(r, "line")));
+        }
         if (keys)
             keys[i] = intern(dict, key);
     }
     return keys;
 }
 
-/* The call sequence: runs of one (depth, function), in order. */
+/* The call sequence: runs of one (depth, symbol), in order. The symbol is
+ * the real function the pc is in (inlined helpers fold into their caller),
+ * without the compiler's ".constprop.0"-like suffixes, which change from
+ * one build to the next. */
 static json_t *calls_of(json_t *path)
 {
     json_t *out = json_array(), *cur = NULL;
     size_t i;
     json_t *r;
     json_array_foreach(path, i, r) {
-        json_t *fn = json_object_get(r, "function"), *depth = json_object_get(r, "depth");
-        if (cur && json_equal(json_object_get(cur, "function"), fn) && json_equal(json_object_get(cur, "depth"), depth))
+        const char *sym = json_string_value(json_object_get(r, "sym"));
+        if (!sym)
+            sym = str(r, "function");
+        json_t *fn = json_stringn(sym, strcspn(sym, ".")), *depth = json_object_get(r, "depth");
+        if (cur && json_equal(json_object_get(cur, "function"), fn) && json_equal(json_object_get(cur, "depth"), depth)) {
+            json_decref(fn);
             continue;
-        cur = json_pack("{s:O?, s:O?}", "function", fn, "depth", depth);
+        }
+        cur = json_pack("{s:o, s:O?}", "function", fn, "depth", depth);
         json_array_append_new(out, cur);
     }
     return out;
@@ -288,7 +320,9 @@ static int compare_lines(json_t *out, json_t *pa, json_t *pb, const diff_options
                          fl_error *err)
 {
     json_t *dict = json_object();
-    int *ka = line_keys(pa, dict), *kb = line_keys(pb, dict);
+    bool by_source = opt->align == DIFF_ALIGN_SOURCE;
+    int *ka = line_keys(pa, dict, by_source), *kb = line_keys(pb, dict, by_source);
+    json_object_set_new(out, "aligned_by", json_string(by_source ? "function and source text" : "function and file:line"));
     char *ops = NULL;
     size_t nops = 0, total = 0;
     long d = -1;

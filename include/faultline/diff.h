@@ -40,7 +40,14 @@ extern const char *const diff_variable_fields[];
 /* One line per variable field with why it varies, for docs and --help. */
 const char *diff_variable_reason(const char *field);
 
+/* How path records are keyed: (function, file:line), or, across kernels
+ * whose line numbers differ, (function, source text). AUTO: by line when
+ * both files name the same kernel, by source text (when both have it)
+ * otherwise. */
+enum diff_align { DIFF_ALIGN_AUTO, DIFF_ALIGN_LINE, DIFF_ALIGN_SOURCE };
+
 typedef struct diff_options {
+    enum diff_align align;
     size_t context;      /* path lines shown around each change (default 3) */
     size_t max_hunks;    /* path hunks kept in the result (0: 20) */
     size_t max_cost;     /* Myers edit distance limit (0: 20000); beyond it the
