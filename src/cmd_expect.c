@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "faultline/cmd.h"
@@ -27,6 +28,9 @@ static int temp_path(char *buf, size_t cap, const char *dir)
 
 static int update(const cli_options *o, const char *tmp, int rc)
 {
+    mode_t mask = umask(0);
+    umask(mask);
+    chmod(tmp, 0666 & ~mask); /* mkstemp made it 0600: a golden file is shared */
     if (rename(tmp, o->expect) != 0) {
         fprintf(stderr, "faultline: cannot write %s: %s\n", o->expect, strerror(errno));
         unlink(tmp);
