@@ -56,6 +56,36 @@ static int check_trace(cli_options *o, fl_error *err)
     return 0;
 }
 
+/* diff takes exactly two files. */
+static int check_diff(cli_options *o, fl_error *err)
+{
+    if (o->noperands != 2)
+        return fl_fail(err, FL_EUSAGE, "diff compares two files: 'faultline diff A.json B.json' (%d given)", o->noperands);
+    return 0;
+}
+
+/* --update-expect rewrites the file --expect names. */
+static int check_expect(cli_options *o, fl_error *err)
+{
+    if (o->update_expect && !o->expect)
+        return fl_fail(err, FL_EUSAGE, "--update-expect needs --expect FILE (the file to rewrite)");
+    if (o->expect && o->format && strcmp(o->format, "chrome") == 0)
+        return fl_fail(err, FL_EUSAGE, "--expect compares JSON Lines: --format chrome does not apply");
+    if (o->expect)
+        o->reproducible = true;
+    return 0;
+}
+
+static int check_run_all(cli_options *o, fl_error *err)
+{
+    return check_run(o, err) < 0 ? -1 : check_expect(o, err);
+}
+
+static int check_trace_all(cli_options *o, fl_error *err)
+{
+    return check_trace(o, err) < 0 ? -1 : check_expect(o, err);
+}
+
 #define GUEST (CLI_RUN | CLI_TRACE | CLI_BOOT)
 #define TRACING (CLI_RUN | CLI_TRACE)
 
@@ -83,8 +113,10 @@ const cli_option cli_option_rows[] = {
               "with --trace also chrome, folded and svg (as for 'faultline trace')" },
     { .name = "format", .kind = CLI_WORD, .metavar = "F", .at = CLI_AT(format), .commands = CLI_CAPTURE,
       .words = report_formats, .def = "text", .help = "text (default), md (the worksheet), json (JSON Lines)" },
+    { .name = "format", .kind = CLI_WORD, .metavar = "F", .at = CLI_AT(format), .commands = CLI_DIFF,
+      .words = report_formats, .def = "text", .help = "text (default), md (Markdown), json (JSON Lines)" },
     { .name = "output", .short_name = 'o', .kind = CLI_PATH, .metavar = "FILE", .at = CLI_AT(output),
-      .commands = CLI_RUN | CLI_TRACE | CLI_CAPTURE, .help = "write the report to FILE instead of standard output" },
+      .commands = CLI_RUN | CLI_TRACE | CLI_CAPTURE | CLI_DIFF, .help = "write the report to FILE instead of standard output" },
     { .name = "comm", .kind = CLI_STRING, .metavar = "NAME", .at = CLI_AT(comm), .commands = CLI_CAPTURE, .max = 15,
       .what = "a task's comm", .help = "only faults of tasks with this comm" },
     { .name = "pid", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(pid), .commands = CLI_CAPTURE, .min = 1,
@@ -132,19 +164,52 @@ const cli_option cli_option_rows[] = {
               "(or the start) are summarised" },
     { .name = "kernel", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(kernel), .commands = GUEST,
       .help = "vmlinux to boot (default $FAULTLINE_KERNEL or build/vm/vmlinux)" },
-    { .name = "initrd", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(initrd), .commands = GUEST,
+    { .name = "reproducible", .kind = CLI_FLAG, .at = CLI_AT(reproducible), .commands = TRACING,
+      .help = "deterministic TCG run: the same values and the same trace\n"
+              "run after run (see docs/ci.md; the default with --expect)" },
+    { .name = "expect", .kind = CLI_PATH, .metavar = "FILE", .at = CLI_AT(expect), .commands = TRACING,
+      .help = "compare the run (reproducible, JSON Lines) with FILE, print\n"
+              "the diff, exit 1 if the path or a value changed" },
+    { .name = "update-expect", .kind = CLI_FLAG, .at = CLI_AT(update_expect), .commands = TRACING,
+      .help = "with --expect: write the run to FILE instead of comparing" },
+    { .name = "scenarios", .kind = CLI_STRING, .metavar = "LIST", .at = CLI_AT(scenarios), .commands = CLI_MATRIX,
+      .def = "all", .help = "all (default: write, read, kernel-write, write-forked) or\n"
+                            "a comma-separated list of scenarios" },
+    { .name = "kernel", .kind = CLI_PATHS, .metavar = "PATH", .at = CLI_AT(kernels), .commands = CLI_MATRIX,
+      .help = "a vmlinux to run every scenario on; repeat for more kernels\n"
+              "(default $FAULTLINE_KERNEL or build/vm/vmlinux)" },
+    { .name = "accel", .kind = CLI_STRING, .metavar = "LIST", .at = CLI_AT(accels), .commands = CLI_MATRIX,
+      .def = "tcg", .help = "accelerators, comma-separated: tcg (default), kvm; a kvm\n"
+                            "cell is skipped, with the reason, where KVM does not boot" },
+    { .name = "jobs", .short_name = 'j', .kind = CLI_INT, .metavar = "N", .at = CLI_AT(jobs), .commands = CLI_MATRIX,
+      .min = 1, .max = 256, .help = "cells run at once (default: the number of cores)" },
+    { .name = "out", .kind = CLI_PATH, .metavar = "DIR", .at = CLI_AT(out_dir), .commands = CLI_MATRIX,
+      .help = "keep each cell's report (JSON Lines) and log in DIR\n"
+              "(default: a new directory faultline-matrix-XXXXXX here)" },
+    { .name = "junit", .kind = CLI_PATH, .metavar = "FILE", .at = CLI_AT(junit), .commands = CLI_MATRIX,
+      .help = "write JUnit XML (one testcase per cell) to FILE" },
+    { .name = "shard", .kind = CLI_STRING, .metavar = "K/N", .at = CLI_AT(shard), .commands = CLI_MATRIX, .max = 16,
+      .help = "run only the K-th of N slices of the cells (1 <= K <= N)" },
+    { .name = "merge", .kind = CLI_FLAG, .at = CLI_AT(merge), .commands = CLI_MATRIX,
+      .help = "run nothing: merge the results of the DIRs given as\n"
+              "arguments (each a shard's --out) into one table and --junit" },
+    { .name = "timeout", .kind = CLI_INT, .metavar = "SEC", .at = CLI_AT(timeout_s), .commands = CLI_MATRIX, .min = 1,
+      .max = 86400, .def = "600", .what = "seconds", .help = "how long one cell may take (default 600)" },
+    { .name = "trace", .kind = CLI_FLAG, .at = CLI_AT(trace), .commands = CLI_MATRIX,
+      .help = "each cell also traces the fault (run --trace)" },
+    { .name = "initrd", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(initrd), .commands = GUEST | CLI_MATRIX,
       .help = "initramfs (default $FAULTLINE_INITRD or build/vm/initramfs.cpio.gz)" },
     { .name = NULL },
 };
 
 const cli_command cli_command_rows[] = {
-    { .name = "run", .bit = CLI_RUN, .run = cmd_run, .check = check_run, .takes_program = true,
+    { .name = "run", .bit = CLI_RUN, .run = cmd_run, .check = check_run_all, .takes_program = true,
       .synopsis = "[OPTIONS] [-- PROGRAM [ARGS]]",
       .summary = "boot the bundled VM, fault, capture, print the verified report",
       .description = "Boots the bundled VM, runs the scenario's trigger (or PROGRAM, a static x86-64\n"
                      "binary, filtered by its own process), stops at each station of the fault path,\n"
                      "and prints the report." },
-    { .name = "trace", .bit = CLI_TRACE, .run = cmd_run, .check = check_trace, .takes_program = true,
+    { .name = "trace", .bit = CLI_TRACE, .run = cmd_run, .check = check_trace_all, .takes_program = true,
       .synopsis = "[OPTIONS] [-- PROGRAM [ARGS]]",
       .summary = "the same, then single-step the fault path back to user mode",
       .description = "Boots the bundled VM, captures the fault at asm_exc_page_fault (CR2, the\n"
@@ -159,6 +224,23 @@ const cli_command cli_command_rows[] = {
       .summary = "boot the bundled VM and print the trigger's announcement (smoke test)",
       .description = "Boots the bundled VM, prints the trigger's announcement and the boot time, lets\n"
                      "the trigger fault without stopping it, and exits when the guest is done." },
+    { .name = "diff", .bit = CLI_DIFF, .run = cmd_diff, .check = check_diff, .max_operands = 2,
+      .synopsis = "[OPTIONS] A.json B.json",
+      .summary = "compare two JSON Lines reports: values per station, paths by source line",
+      .description = "Compares two outputs of run, capture or trace (--format json): per station the\n"
+                     "values that changed and those that did not, the checks, and for traces the two\n"
+                     "paths aligned by function and source line: the first divergence, the branches\n"
+                     "the differing bits decide, functions only on one side, instructions per\n"
+                     "function. Fields that vary from run to run are not compared (docs/ci.md).\n"
+                     "Exit 0: the same; 1: different; 2: unreadable input." },
+    { .name = "matrix", .bit = CLI_MATRIX, .run = cmd_matrix, .max_operands = CLI_OPERANDS_MAX,
+      .synopsis = "[OPTIONS] | --merge DIR... [--junit FILE]",
+      .summary = "run scenarios x kernels x accelerators in parallel VMs; table and JUnit XML",
+      .description = "Runs every cell (scenario x kernel x accelerator) as its own reproducible\n"
+                     "'faultline run' in parallel, keeps each cell's report in --out, prints one\n"
+                     "table (pass, fail, skipped with the reason) and writes JUnit XML.\n"
+                     "Exit 0: every cell passed or was skipped; 1: a cell failed; 2: the matrix\n"
+                     "could not run." },
     { .name = "version", .bit = CLI_VERSION, .run = NULL, .synopsis = "",
       .summary = "print the version and what it was tested against",
       .description = "Prints the version and the QEMU and kernel versions it was tested against." },

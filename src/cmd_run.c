@@ -26,6 +26,9 @@ typedef struct run_ctx {
     double t0;
     char version[256], qemu[128], kbuf[PATH_MAX];
     fl_error err;
+    int index;                /* which fault of the run (scenario all: 0-2) */
+    int pids[4];              /* --reproducible: the pid captured per fault */
+    cmd_repro_idle_ctx ridle; /* --reproducible: the capture's idle hook */
 } run_ctx;
 
 /* The trace's progress line, drawn here (the CLI owns the terminal) and
@@ -79,19 +82,40 @@ static int run_trace(run_ctx *c)
  * user program the shell that announced it execs it, and only the exec
  * gives the task the program's comm: faults of the shell before that are
  * not the program's) and its target address (a program announces none). */
+static int open_session(run_ctx *c)
+{
+    if (c->r.cs)
+        return 0;
+    cap_options co = { .stations = c->o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(c->o->probes),
+                       .timeout_ms = c->o->timeout_s * 1000,
+                       .max_slots = strcmp(vm_accel(c->r.v), "kvm") == 0 ? 4 : 0,
+                       .idle = cmd_console_drain, .idle_ctx = &c->con };
+    if (c->o->reproducible) {
+        c->ridle = (cmd_repro_idle_ctx){ .con = &c->con, .cs = &c->r.cs };
+        co.idle = cmd_repro_idle;
+        co.idle_ctx = &c->ridle;
+    }
+    return cap_session_open(&c->r.cs, c->r.k, c->r.t, &co, &c->err);
+}
+
+/* --reproducible: the filter is known before the guest runs (cmd_repro.c). */
+static int arm_reproducible(run_ctx *c)
+{
+    if (open_session(c) < 0)
+        return -1;
+    cap_filter filter;
+    cmd_repro_filter(c->o, c->index, &filter);
+    cap_session_set_filter(c->r.cs, &filter, cmd_repro_scenario(c->o, c->index));
+    return cmd_repro_wait_comm(&c->r, &c->con, filter.comm, c->o->timeout_s * 1000, &c->err);
+}
+
 static int arm_for(run_ctx *c, const vm_trigger *trig)
 {
     tgt_stop stop;
     if (tgt_interrupt(c->r.t, &stop, 5000, &c->err) < 0)
         return -1;
-    if (!c->r.cs) {
-        cap_options co = { .stations = c->o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(c->o->probes),
-                           .timeout_ms = c->o->timeout_s * 1000,
-                           .max_slots = strcmp(vm_accel(c->r.v), "kvm") == 0 ? 4 : 0,
-                           .idle = cmd_console_drain, .idle_ctx = &c->con };
-        if (cap_session_open(&c->r.cs, c->r.k, c->r.t, &co, &c->err) < 0)
-            return -1;
-    }
+    if (open_session(c) < 0)
+        return -1;
     cap_filter filter = { .pid = trig->pid, .addr = trig->target };
     snprintf(filter.comm, sizeof filter.comm, "%s", trig->comm);
     cap_session_set_filter(c->r.cs, &filter, c->o->nprogram ? NULL : trig->scenario);
@@ -104,8 +128,10 @@ static int run_one(run_ctx *c)
 {
     char line[256];
     vm_trigger trig;
-    if (cmd_console_wait(&c->con, c->r.t, VM_ANNOUNCE_PREFIX, line, sizeof line, c->o->timeout_s * 1000, &c->err) < 0 ||
-        vm_parse_announcement(line, &trig, &c->err) < 0)
+    if (c->o->reproducible ? arm_reproducible(c) < 0
+                           : (cmd_console_wait(&c->con, c->r.t, VM_ANNOUNCE_PREFIX, line, sizeof line,
+                                               c->o->timeout_s * 1000, &c->err) < 0 ||
+                              vm_parse_announcement(line, &trig, &c->err) < 0))
         return -1;
     if (!c->begun) {
         c->meta.boot_seconds = fl_now_s() - c->t0;
@@ -113,12 +139,16 @@ static int run_one(run_ctx *c)
             report_begin(c->out, c->fmt, &c->meta);
         c->begun = true;
     }
-    if (arm_for(c, &trig) < 0)
+    if (!c->o->reproducible && arm_for(c, &trig) < 0)
         return -1;
     cap_fault f;
     int crc = cap_fault_capture(c->r.cs, &f, &c->err);
     report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
                           .page = trig.page, .target = trig.target };
+    if (c->o->reproducible) {
+        cmd_repro_trigger(c->o, c->index, &f, &rt);
+        c->pids[c->index] = f.task.pid;
+    }
     if ((f.st[0].hit || f.nchecks) && !c->chrome) {
         report_fault(c->out, c->fmt, &rt, &f, c->r.cs);
         fflush(c->out); /* each fault's records as soon as they exist */
@@ -131,6 +161,9 @@ static int run_one(run_ctx *c)
     }
     if (c->o->trace && run_trace(c) < 0)
         return -1;
+    /* Reproducible: the next fault's filter is set before the guest runs on. */
+    if (c->o->reproducible && cmd_repro_scenario(c->o, c->index + 1))
+        return 0;
     return tgt_resume(c->r.t, &c->err);
 }
 
@@ -140,6 +173,8 @@ static int run_end(run_ctx *c)
 {
     char line[256];
     if (cmd_console_wait(&c->con, c->r.t, VM_DONE_PREFIX, line, sizeof line, c->o->timeout_s * 1000, &c->err) < 0)
+        return CMD_EXIT_ENV;
+    if (c->o->reproducible && cmd_repro_verify(&c->con, c->pids, c->index, &c->err) < 0)
         return CMD_EXIT_ENV;
     int rc = c->sum.failed ? CMD_EXIT_CHECKS : 0;
     const char *st = strstr(line, " status=");
@@ -158,6 +193,8 @@ static int run_boot(run_ctx *c)
     if (!o->nprogram)
         snprintf(append, sizeof append, "faultline.scenario=%s", o->scenario);
     cmd_append_kprobes(append, sizeof append);
+    if (o->reproducible)
+        cmd_repro_append(append, sizeof append);
     if (kern_open(&c->r.k, c->meta.vmlinux, NULL, &c->err) < 0)
         return -1;
     cmd_kernel_version(c->meta.vmlinux, c->r.k, c->version, sizeof c->version);
@@ -190,11 +227,11 @@ static void run_init(run_ctx *c, const cli_options *o)
     c->meta.vmlinux = cmd_guest_file(o->kernel, "FAULTLINE_KERNEL", "vmlinux", c->kbuf, sizeof c->kbuf);
 }
 
-int cmd_run(const cli_options *o)
+static int run_command(const cli_options *o)
 {
     static run_ctx c; /* large (paths, the console's lines): not on the stack */
     run_init(&c, o);
-    if (o->nprogram && cmd_check_program(o->program[0], &c.err) < 0)
+    if ((o->nprogram && cmd_check_program(o->program[0], &c.err) < 0) || cmd_repro_check(o, &c.err) < 0)
         return cmd_conclude(CMD_EXIT_ENV, &c.err, NULL);
     if (cmd_open_output(o, &c.out) < 0)
         return CMD_EXIT_ENV;
@@ -203,8 +240,9 @@ int cmd_run(const cli_options *o)
     if (run_boot(&c) == 0) {
         int expect = (!o->nprogram && strcmp(o->scenario, "all") == 0) ? 3 : 1;
         int i = 0;
-        while (i < expect && run_one(&c) == 0)
+        while (i < expect && (c.index = i, run_one(&c) == 0))
             i++;
+        c.index = i;
         if (i == expect)
             rc = run_end(&c);
     }
@@ -221,4 +259,9 @@ int cmd_run(const cli_options *o)
     rc = cmd_close_output(c.out, o, rc);
     cmd_vm_cleanup(&c.r);
     return rc;
+}
+
+int cmd_run(const cli_options *o)
+{
+    return o->expect ? cmd_expect(o, run_command) : run_command(o);
 }

@@ -918,6 +918,9 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
         return fl_fail(err, FL_EUSAGE, "guest memory of %d MB is out of range: use 64..65536", mem);
     int timeout = cfg->start_timeout_ms > 0 ? cfg->start_timeout_ms : VM_DEFAULT_START_MS;
     const char *qemu = cfg->qemu ? cfg->qemu : "qemu-system-x86_64";
+    if (cfg->reproducible && strcmp(accel, "kvm") == 0)
+        return fl_fail(err, FL_EUSAGE, "reproducible mode needs --accel tcg: under KVM the guest runs on the host's clock and CPU, which no option makes deterministic");
+
     vm *v = NULL;
     if (vm_prepare(&v, cfg, accel, err) != 0)
         return -1;
@@ -937,8 +940,9 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
     }
     /* loglevel=4: warnings and worse only, so kernel chatter does not split
      * the trigger's lines; panic=-1 + -no-reboot: a panic ends QEMU. */
-    int an = snprintf(append_s, sizeof append_s, "console=ttyS0 loglevel=4 panic=-1%s%s",
-                      cfg->append ? " " : "", cfg->append ? cfg->append : "");
+    int an = snprintf(append_s, sizeof append_s, "console=ttyS0 loglevel=4 panic=-1%s%s%s",
+                      cfg->reproducible ? " " VM_REPRODUCIBLE_APPEND : "", cfg->append ? " " : "",
+                      cfg->append ? cfg->append : "");
     if (an < 0 || (size_t)an >= sizeof append_s) {
         vm_free(v);
         return fl_fail(err, FL_EUSAGE, "the kernel command line is longer than %zu bytes", sizeof append_s - 1);
@@ -973,6 +977,14 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
     argv[n++] = initrd;
     argv[n++] = "-append";
     argv[n++] = append_s;
+    if (cfg->reproducible) {
+        argv[n++] = "-icount";
+        argv[n++] = VM_REPRODUCIBLE_ICOUNT;
+        argv[n++] = "-rtc";
+        argv[n++] = VM_REPRODUCIBLE_RTC;
+        argv[n++] = "-seed";
+        argv[n++] = VM_REPRODUCIBLE_SEED;
+    }
     argv[n] = NULL;
 
     if (vm_spawn_qemu(v, argv, err) != 0) {

@@ -37,7 +37,20 @@ typedef struct vm_config {
      * FL_EINTR. NULL: waits end on their timeouts only. Must be cheap. */
     int (*cancelled)(void *ctx);
     void *cancel_ctx;
+    bool reproducible;        /* deterministic TCG (VM_REPRODUCIBLE_* below):
+                                 the same boot gives the same guest state run
+                                 after run; refused with kvm (FL_EUSAGE) */
 } vm_config;
+
+/* Reproducible mode: instructions, not host time, drive the guest clock
+ * (-icount with a fixed shift and no sleep), the RTC starts at a fixed date
+ * and follows that clock, QEMU's guest random source (RDRAND) is seeded, one
+ * CPU, and the kernel does not randomize mmap and stack addresses. */
+#define VM_REPRODUCIBLE_ICOUNT "shift=" VM_REPRODUCIBLE_SHIFT ",sleep=off"
+#define VM_REPRODUCIBLE_SHIFT "3"
+#define VM_REPRODUCIBLE_RTC "base=2024-01-01T00:00:00,clock=vm"
+#define VM_REPRODUCIBLE_SEED "1"
+#define VM_REPRODUCIBLE_APPEND "norandmaps sysctl.vm.stat_interval=3600"
 
 typedef struct vm vm;
 
