@@ -761,15 +761,25 @@ typedef struct ident {
     char why[160];       /* why current could not be read, "" if it was */
 } ident;
 
-/* The per-cpu base that gives `current` here: before swapgs (entry from
- * user mode) the kernel's sits in KERNEL_GS_BASE, otherwise in GS_BASE. */
+/* The per-cpu base that gives `current` here. After swapgs it is GS_BASE.
+ * Before it (a station with an interrupted CS), it is still KERNEL_GS_BASE
+ * when the CPU came from user mode. Both bases are in this stop's `g`: when
+ * exactly one is a kernel-half address (bit 63, the x86-64 canonical upper
+ * half) it is the kernel's, with no memory read; otherwise the frame's CS
+ * decides. */
 static const tgt_reg *percpu_base_reg(stop_ctx *x)
 {
+    const cap_session *s = x->s;
+    if (!x->c->row.interrupted_cs)
+        return s->gs_base;
+    uint64_t gs, kgs, cs;
+    if (s->gs_base && s->k_gs_base && tgt_reg_read_r(s->t, s->gs_base, &gs, NULL) == 0 &&
+        tgt_reg_read_r(s->t, s->k_gs_base, &kgs, NULL) == 0 && (gs >> 63) != (kgs >> 63))
+        return gs >> 63 ? s->gs_base : s->k_gs_base;
     int at = find_value(x->c, x->c->row.interrupted_cs);
-    uint64_t cs;
     if (at >= 0 && read_value(x, (size_t)at, &cs) == 0 && decode_selector_of(cs).rpl == 3)
-        return x->s->k_gs_base;
-    return x->s->gs_base;
+        return s->k_gs_base;
+    return s->gs_base;
 }
 
 static void read_current(stop_ctx *x, ident *who)

@@ -843,7 +843,7 @@ static int cmd_run(const options *o)
         if (tgt_interrupt(r.t, &stop, 5000, &err) < 0)
             goto out;
         if (!r.cs) {
-            cap_options co = { .stations = mask, .timeout_ms = o->timeout_s * 1000,
+            cap_options co = { .stations = mask, .explicit_stations = o->probes != NULL, .timeout_ms = o->timeout_s * 1000,
                                .max_slots = strcmp(vm_accel(r.v), "kvm") == 0 ? 4 : 0,
                                .idle = console_drain, .idle_ctx = &con };
             if (cap_session_open(&r.cs, r.k, r.t, &co, &err) < 0)
@@ -934,7 +934,8 @@ static int cmd_capture(const options *o)
         goto out;
     }
     cap_options copt = { .filter = { .pid = o->pid, .addr = o->addr, .addr_page = o->addr_page },
-                         .stations = mask, .timeout_ms = o->timeout_s * 1000, .idle = check_stop };
+                         .stations = mask, .explicit_stations = o->probes != NULL, .timeout_ms = o->timeout_s * 1000,
+                         .idle = check_stop };
     if (o->comm)
         snprintf(copt.filter.comm, sizeof copt.filter.comm, "%s", o->comm);
     if (cap_session_open(&r.cs, r.k, r.t, &copt, &err) < 0)
