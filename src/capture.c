@@ -259,9 +259,16 @@ static void disasm_one(cap_session *s, uint64_t pc, char *out, size_t cap, cs_in
         cs_free(insn, 1);
 }
 
-/* Line, source and disassembly of a breakpoint pc: known before any stop.
- * The code bytes come from the guest; if they cannot be read yet, the first
- * stop there fills them in. */
+/* Line and source of a breakpoint pc, and its disassembly: all known
+ * before any stop. The code bytes come from the guest; if they cannot be
+ * read yet (a guest halted before paging is on), the first stop there
+ * disassembles them: a guest read, no kernel lookup. */
+static void disasm_pc(cap_session *s, pc_info *p)
+{
+    disasm_one(s, p->pc, p->insn, sizeof p->insn, NULL);
+    p->located = strncmp(p->insn, "(code at", 8) != 0;
+}
+
 static void locate_pc(cap_session *s, pc_info *p)
 {
     kern_line ln;
@@ -274,8 +281,7 @@ static void locate_pc(cap_session *s, pc_info *p)
             snprintf(p->source, sizeof p->source, "%s", text);
         }
     }
-    disasm_one(s, p->pc, p->insn, sizeof p->insn, NULL);
-    p->located = strncmp(p->insn, "(code at", 8) != 0;
+    disasm_pc(s, p);
 }
 
 /* Breakpoint pcs: the symbol and the entry of every inlined copy, so the
@@ -743,7 +749,7 @@ static void locate(stop_ctx *x)
         if (p->pc != x->pc)
             continue;
         if (!p->located) /* the code was not readable when the session opened */
-            locate_pc(x->s, p);
+            disasm_pc(x->s, p);
         snprintf(st->location, sizeof st->location, "%s", p->location);
         snprintf(st->source, sizeof st->source, "%s", p->source);
         snprintf(st->insn, sizeof st->insn, "%s", p->insn);
