@@ -312,7 +312,9 @@ static int station_pcs(cap_session *s, compiled_station *c, fl_error *err)
         c->pcs[c->npcs++] = inl[i];
     free(inl);
     c->has_symbol = sym;
-    if (!sym)
+    if (!c->row.kprobe_applies)
+        ; /* the row does not ask what kprobes would make of it */
+    else if (!sym)
         snprintf(c->kprobe, sizeof c->kprobe, "no symbol (only inlined copies): a kprobe cannot name it");
     else if (!(c->kprobe_refused = kern_kprobe_refusal(s->k, addr, c->kprobe, sizeof c->kprobe)))
         snprintf(c->kprobe, sizeof c->kprobe, "allowed");
