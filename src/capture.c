@@ -101,10 +101,12 @@ const station_def *cap_session_station(const cap_session *s, int i)
     return i >= 0 && (size_t)i < s->nstations ? &s->st[i].row : NULL;
 }
 
+/* NULL too when this kernel or target names none of the decoder's bits (an
+ * older kernel without the enum): checks on them are left out, not failed. */
 const decode_bits *cap_decoder_bits(const cap_session *s, enum station_decoder d)
 {
-    return s && (unsigned)d < STATION_DEC_COUNT && station_decoder_info(d)->source != STATION_BITS_NONE
-               ? &s->bits[d] : NULL;
+    return s && (unsigned)d < STATION_DEC_COUNT && station_decoder_info(d)->source != STATION_BITS_NONE &&
+                   s->bits[d].count ? &s->bits[d] : NULL;
 }
 
 void cap_session_on_stop(cap_session *s, cap_stop_hook fn, void *ctx)
