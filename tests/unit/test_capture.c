@@ -17,6 +17,7 @@
 #include "faultline/report.h"
 #include "faultline/util.h"
 
+#include <errno.h>
 #include <inttypes.h>
 
 static const char TARGET_XML[] =
@@ -159,7 +160,15 @@ static void *stub_thread(void *arg)
     char pkt[65536], c;
     int k;
     bool running = false;
-    while ((k = fs_next(&s->f, pkt, sizeof pkt, &c)) != 0) {
+    for (;;) {
+        /* fs_next gives up after 2 s of silence; a slow client (valgrind)
+         * may be silent longer: only a hangup ends the fake */
+        if ((k = fs_next(&s->f, pkt, sizeof pkt, &c)) == 0) {
+            ssize_t r = recv(s->f.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+                break;
+            continue;
+        }
         if (k == 2) {
             if (c == 3 && running) {
                 running = false;
