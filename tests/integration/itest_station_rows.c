@@ -5,27 +5,13 @@
  * stop hook ran at every station with the guest stopped there. A row naming
  * a function this kernel does not have is "not in this kernel", no error. */
 #include "check.h"
+#include "station_rows.h"
 #include "qemu_guest.h"
 #include "faultline/capture.h"
 #include "faultline/report.h"
 
 #include <inttypes.h>
 
-static const station_def rmap_row = {
-    .function = "folio_add_new_anon_rmap",
-    .title = "The new anonymous folio joins the reverse map",
-    .values = {
-        { .name = "folio", .read = STATION_PARAM, .from = "folio", .slot = 0 },
-        { .name = "vma", .read = STATION_PARAM, .from = "vma", .slot = 1 },
-        { .name = "address", .read = STATION_PARAM, .from = "address", .slot = 2 },
-        { .name = "vma->vm_mm", .read = STATION_MEMBER, .from = "vm_area_struct.vm_mm", .base = "vma" },
-    },
-};
-static const station_def missing_row = {
-    .function = "faultline_no_such_function",
-    .title = "Not in any kernel",
-    .values = { { .name = "x", .read = STATION_PARAM, .from = "x", .slot = 0 } },
-};
 static const chk_def rmap_check = {
     .name = "rmap-vma-is-fault-vma",
     .claim = "the reverse map gets the VMA handle_mm_fault got",
@@ -44,17 +30,6 @@ static void on_stop(void *ctx, int station, const cap_fault *f, tgt *t)
     uint64_t rip = 0;
     h->calls++;
     h->at_pc += tgt_reg_read(t, "rip", &rip, NULL) == 0 && rip == f->st[station].pc;
-}
-
-static char *render(enum report_format fmt, const cap_fault *f, const cap_session *cs)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *o = open_memstream(&buf, &len);
-    report_trigger t = { .have = false };
-    report_fault(o, fmt, &t, f, cs);
-    fclose(o);
-    return buf;
 }
 
 static int capture(guest *g, kern *k, cap_fault *f, hook_log *h, int *rmap, int *missing, fl_error *err)
@@ -109,7 +84,7 @@ int main(void)
         CHECK(addr && addr->value == (g.trig.target & ~(uint64_t)0xfff)); /* the page */
         CHECK(vma && vma->value == cap_value_get(&f, CAP_ST_MM_FAULT, "vma")->value);
         CHECK(mm && mm->value == f.task.mm);
-        char *x = render(REPORT_TEXT, &f, g.cs), *m = render(REPORT_MD, &f, g.cs), *j = render(REPORT_JSON, &f, g.cs);
+        char *x = render_fault(REPORT_TEXT, &f, g.cs), *m = render_fault(REPORT_MD, &f, g.cs), *j = render_fault(REPORT_JSON, &f, g.cs);
         char want[128];
         snprintf(want, sizeof want, "    address                  0x%016" PRIx64, addr ? addr->value : 0);
         CHECK(strstr(x, "[7] folio_add_new_anon_rmap  mm/rmap.c:") != NULL);
