@@ -101,10 +101,12 @@ const station_def *cap_session_station(const cap_session *s, int i)
     return i >= 0 && (size_t)i < s->nstations ? &s->st[i].row : NULL;
 }
 
+/* NULL too when this kernel or target names none of the decoder's bits (an
+ * older kernel without the enum): checks on them are left out, not failed. */
 const decode_bits *cap_decoder_bits(const cap_session *s, enum station_decoder d)
 {
-    return s && (unsigned)d < STATION_DEC_COUNT && station_decoder_info(d)->source != STATION_BITS_NONE
-               ? &s->bits[d] : NULL;
+    return s && (unsigned)d < STATION_DEC_COUNT && station_decoder_info(d)->source != STATION_BITS_NONE &&
+                   s->bits[d].count ? &s->bits[d] : NULL;
 }
 
 void cap_session_on_stop(cap_session *s, cap_stop_hook fn, void *ctx)
@@ -259,9 +261,16 @@ static void disasm_one(cap_session *s, uint64_t pc, char *out, size_t cap, cs_in
         cs_free(insn, 1);
 }
 
-/* Line, source and disassembly of a breakpoint pc: known before any stop.
- * The code bytes come from the guest; if they cannot be read yet, the first
- * stop there fills them in. */
+/* Line and source of a breakpoint pc, and its disassembly: all known
+ * before any stop. The code bytes come from the guest; if they cannot be
+ * read yet (a guest halted before paging is on), the first stop there
+ * disassembles them: a guest read, no kernel lookup. */
+static void disasm_pc(cap_session *s, pc_info *p)
+{
+    disasm_one(s, p->pc, p->insn, sizeof p->insn, NULL);
+    p->located = strncmp(p->insn, "(code at", 8) != 0;
+}
+
 static void locate_pc(cap_session *s, pc_info *p)
 {
     kern_line ln;
@@ -274,8 +283,7 @@ static void locate_pc(cap_session *s, pc_info *p)
             snprintf(p->source, sizeof p->source, "%s", text);
         }
     }
-    disasm_one(s, p->pc, p->insn, sizeof p->insn, NULL);
-    p->located = strncmp(p->insn, "(code at", 8) != 0;
+    disasm_pc(s, p);
 }
 
 /* Breakpoint pcs: the symbol and the entry of every inlined copy, so the
@@ -306,7 +314,9 @@ static int station_pcs(cap_session *s, compiled_station *c, fl_error *err)
         c->pcs[c->npcs++] = inl[i];
     free(inl);
     c->has_symbol = sym;
-    if (!sym)
+    if (!c->row.kprobe_applies)
+        ; /* the row does not ask what kprobes would make of it */
+    else if (!sym)
         snprintf(c->kprobe, sizeof c->kprobe, "no symbol (only inlined copies): a kprobe cannot name it");
     else if (!(c->kprobe_refused = kern_kprobe_refusal(s->k, addr, c->kprobe, sizeof c->kprobe)))
         snprintf(c->kprobe, sizeof c->kprobe, "allowed");
@@ -743,7 +753,7 @@ static void locate(stop_ctx *x)
         if (p->pc != x->pc)
             continue;
         if (!p->located) /* the code was not readable when the session opened */
-            locate_pc(x->s, p);
+            disasm_pc(x->s, p);
         snprintf(st->location, sizeof st->location, "%s", p->location);
         snprintf(st->source, sizeof st->source, "%s", p->source);
         snprintf(st->insn, sizeof st->insn, "%s", p->insn);
@@ -761,15 +771,25 @@ typedef struct ident {
     char why[160];       /* why current could not be read, "" if it was */
 } ident;
 
-/* The per-cpu base that gives `current` here: before swapgs (entry from
- * user mode) the kernel's sits in KERNEL_GS_BASE, otherwise in GS_BASE. */
+/* The per-cpu base that gives `current` here. After swapgs it is GS_BASE.
+ * Before it (a station with an interrupted CS), it is still KERNEL_GS_BASE
+ * when the CPU came from user mode. Both bases are in this stop's `g`: when
+ * exactly one is a kernel-half address (bit 63, the x86-64 canonical upper
+ * half) it is the kernel's, with no memory read; otherwise the frame's CS
+ * decides. */
 static const tgt_reg *percpu_base_reg(stop_ctx *x)
 {
+    const cap_session *s = x->s;
+    if (!x->c->row.interrupted_cs)
+        return s->gs_base;
+    uint64_t gs, kgs, cs;
+    if (s->gs_base && s->k_gs_base && tgt_reg_read_r(s->t, s->gs_base, &gs, NULL) == 0 &&
+        tgt_reg_read_r(s->t, s->k_gs_base, &kgs, NULL) == 0 && (gs >> 63) != (kgs >> 63))
+        return gs >> 63 ? s->gs_base : s->k_gs_base;
     int at = find_value(x->c, x->c->row.interrupted_cs);
-    uint64_t cs;
     if (at >= 0 && read_value(x, (size_t)at, &cs) == 0 && decode_selector_of(cs).rpl == 3)
-        return x->s->k_gs_base;
-    return x->s->gs_base;
+        return s->k_gs_base;
+    return s->gs_base;
 }
 
 static void read_current(stop_ctx *x, ident *who)

@@ -15,7 +15,8 @@ static int attach(const cli_options *o, cmd_vm *r, fl_error *err)
     if (tgt_connect(&r->t, o->gdb, 10000, err) < 0)
         return fl_error_prefix(err, "connecting to %s", o->gdb);
     cap_options copt = { .filter = { .pid = o->pid, .addr = o->addr, .addr_page = o->addr_page },
-                         .stations = cmd_probe_mask(o->probes), .timeout_ms = o->timeout_s * 1000,
+                         .stations = cmd_probe_mask(o->probes), .explicit_stations = o->probes != NULL,
+                         .timeout_ms = o->timeout_s * 1000,
                          .idle = cmd_check_stop };
     if (o->comm)
         snprintf(copt.filter.comm, sizeof copt.filter.comm, "%s", o->comm);

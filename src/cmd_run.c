@@ -87,7 +87,7 @@ static int open_session(run_ctx *c)
     if (c->r.cs)
         return 0;
     cap_options co = { .stations = c->o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(c->o->probes),
-                       .timeout_ms = c->o->timeout_s * 1000,
+                       .explicit_stations = c->o->probes != NULL, .timeout_ms = c->o->timeout_s * 1000,
                        .max_slots = strcmp(vm_accel(c->r.v), "kvm") == 0 ? 4 : 0,
                        .idle = cmd_console_drain, .idle_ctx = &c->con };
     if (c->o->reproducible) {

@@ -150,7 +150,8 @@ void cap_session_set_kprobe_live(cap_session *s, const int listed[CAP_ST_COUNT])
 int cap_fault_capture(cap_session *s, cap_fault *out, fl_error *err);
 
 /* Bit names a decoder used (from this kernel or target), for the worksheet's
- * per-bit proof; NULL for decoders without bit names. */
+ * per-bit proof and the checks; NULL for decoders without bit names and when
+ * this kernel names none of them. */
 const decode_bits *cap_decoder_bits(const cap_session *s, enum station_decoder d);
 
 /* Lookup of a captured value by station index and name; NULL if absent. */
