@@ -37,7 +37,7 @@ BENCH_SRCS:=$(wildcard bench/bench_*.c)
 BENCH_BINS:=$(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all deps vm run test unit asan fuzz integration bench clean
+.PHONY: all deps vm run test unit asan fuzz integration bench clean golden
 all: bin/faultline
 
 deps:
@@ -98,6 +98,13 @@ test: deps
 	@$(MAKE) --no-print-directory all $(FIX_BINS) $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(BENCH_BINS)
 	@scripts/build-vm.sh $(B)/vm
 	@tests/run.sh all $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(wildcard tests/integration/test_*.sh)
+
+# Rewrite the golden files (tests/golden, docs/ci.md) after a deliberate
+# change of the guest: kernel, initramfs (vm/), QEMU or the reproducible mode.
+GOLDEN := write read kernel-write
+golden: all
+	@scripts/build-vm.sh $(B)/vm
+	@for s in $(GOLDEN); do bin/faultline run --scenario $$s --expect tests/golden/$$s.jsonl --update-expect || exit 1; done
 
 bench: all $(BENCH_BINS)
 	@scripts/build-vm.sh $(B)/vm

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "faultline/cmd.h"
+#include "faultline/diff.h"
 #include "faultline/util.h"
 
 /* vm/triggers/fl-trigger.c: page hint 0x7f0000000000 + TARGET_OFF 0x100,
@@ -167,4 +168,28 @@ int cmd_repro_wait_comm(cmd_vm *r, cmd_console *con, const char *comm, int timeo
     if (tgt_bp_remove(r->t, TGT_BP_HW, fn, 1, rc == 0 ? err : NULL) < 0)
         rc = -1;
     return rc;
+}
+
+/* What a reproducible report says of itself: the same values and path run
+ * after run, except the fields that vary, each with why (the list diff and
+ * --expect leave out). */
+void cmd_repro_note(FILE *out, enum report_format fmt)
+{
+    if (fmt == REPORT_JSON) {
+        fprintf(out, "{\"type\":\"reproducible\",\"icount_shift\":%s,\"varies\":[", VM_REPRODUCIBLE_SHIFT);
+        for (size_t i = 0; diff_variable_fields[i]; i++)
+            fprintf(out, "%s\"%s\"", i ? "," : "", diff_variable_fields[i]);
+        fputs("]}\n", out);
+        return;
+    }
+    fprintf(out, "%sreproducible run (-icount %s): the same values and the same path on every run of this\n"
+                 "scenario on this kernel, except these fields, which vary and are not compared:\n",
+            fmt == REPORT_MD ? "\n" : "", VM_REPRODUCIBLE_ICOUNT);
+    for (size_t i = 0; diff_variable_fields[i]; i++)
+        fprintf(out, "%s%s%s: %s\n", fmt == REPORT_MD ? "- `" : "  ", diff_variable_fields[i],
+                fmt == REPORT_MD ? "`" : "",
+                diff_variable_reason(diff_variable_fields[i]));
+    fprintf(out, "%sthe trigger is known before it announces itself, so current-is-trigger is checked against the\n"
+                 "%sannouncement after the run (a mismatch ends the run with exit 2)\n%s",
+            fmt == REPORT_MD ? "" : "  ", fmt == REPORT_MD ? "" : "  ", fmt == REPORT_MD ? "\n" : "");
 }

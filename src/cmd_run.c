@@ -137,6 +137,8 @@ static int run_one(run_ctx *c)
         c->meta.boot_seconds = fl_now_s() - c->t0;
         if (!c->chrome)
             report_begin(c->out, c->fmt, &c->meta);
+        if (!c->chrome && c->o->reproducible)
+            cmd_repro_note(c->out, c->fmt);
         c->begun = true;
     }
     if (!c->o->reproducible && arm_for(c, &trig) < 0)

@@ -108,5 +108,7 @@ typedef struct cmd_repro_idle_ctx {
     cap_session **cs;
 } cmd_repro_idle_ctx;
 int cmd_repro_idle(void *ctx);
+/* After the report's header: what may still differ between runs, and why. */
+void cmd_repro_note(FILE *out, enum report_format fmt);
 
 #endif

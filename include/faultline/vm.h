@@ -47,7 +47,7 @@ typedef struct vm_config {
  * and follows that clock, QEMU's guest random source (RDRAND) is seeded, one
  * CPU, and the kernel does not randomize mmap and stack addresses. */
 #define VM_REPRODUCIBLE_ICOUNT "shift=" VM_REPRODUCIBLE_SHIFT ",sleep=off"
-#define VM_REPRODUCIBLE_SHIFT "3"
+#define VM_REPRODUCIBLE_SHIFT "5"
 #define VM_REPRODUCIBLE_RTC "base=2024-01-01T00:00:00,clock=vm"
 #define VM_REPRODUCIBLE_SEED "1"
 #define VM_REPRODUCIBLE_APPEND "norandmaps sysctl.vm.stat_interval=3600"
