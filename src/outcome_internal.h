@@ -30,7 +30,10 @@ enum out_member {
 };
 
 /* One inserted breakpoint and why. */
-enum out_bp_kind { OUT_BP_CAND, OUT_BP_HMF_ENTRY, OUT_BP_HMF_RET, OUT_BP_EXC_RET, OUT_BP_RERUN, OUT_BP_ENTRY };
+enum out_bp_kind {
+    OUT_BP_CAND, OUT_BP_HMF_ENTRY, OUT_BP_HMF_RET, OUT_BP_EXC_RET, OUT_BP_RERUN, OUT_BP_ENTRY,
+    OUT_BP_SIG_RET,      /* force_sig_fault's return: the signal is queued, not yet delivered */
+};
 typedef struct out_bp {
     uint64_t pc;
     enum out_bp_kind kind;

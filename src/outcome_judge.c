@@ -211,6 +211,10 @@ void out_checks(out_fault *o, const out_session *s)
         snprintf(e, sizeof e, "0x%" PRIx64, o->cr2);
         snprintf(a, sizeof a, "0x%" PRIx64, o->si_addr);
         check(o, "si-addr-is-cr2", o->si_addr == o->cr2, "the signal's si_addr is CR2", e, a);
+        snprintf(e, sizeof e, "a handler, not 0x%" PRIx64, o->fault_ip);
+        snprintf(a, sizeof a, o->handler_ip ? "0x%" PRIx64 : "unchanged", o->handler_ip);
+        check(o, "signal-delivered", o->handler_ip && o->handler_ip != o->fault_ip,
+              "when exc_page_fault returns, the delivery has pointed pt_regs->ip at the handler", e, a);
     }
     if (o->fixed_up) {
         snprintf(e, sizeof e, "an exception-table fixup, not 0x%" PRIx64, o->fault_ip);

@@ -193,10 +193,10 @@ json_t *out_to_json(const out_fault *o)
         json_object_set_new(j, "handle_mm_fault_returned", json_pack("{s:o,s:s}", "value", hex(o->ret), "decoded",
                                                                        o->ret_decoded));
     if (o->have_signal)
-        json_object_set_new(j, "signal", json_pack("{s:i,s:s,s:i,s:s,s:o,s:b}", "number", o->signal, "name",
+        json_object_set_new(j, "signal", json_pack("{s:i,s:s,s:i,s:s,s:o,s:b,s:o}", "number", o->signal, "name",
                                                    o->signal_name, "si_code", o->si_code, "si_code_name",
                                                    o->si_code_name, "si_addr", hex(o->si_addr), "pending",
-                                                   o->signal_pending));
+                                                   o->signal_pending, "handler", hex(o->handler_ip)));
     if (o->fixed_up)
         json_object_set_new(j, "fixup", json_pack("{s:o,s:o}", "from", hex(o->fault_ip), "to", hex(o->fixup_ip)));
     if (o->have_parent)

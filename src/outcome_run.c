@@ -310,6 +310,11 @@ static void record_hit(out_session *s, int cand, uint64_t pc)
     h->pc = pc;
     const char *fn = out_cand_name(cand);
     if (out_cand_role(cand) == OUT_R_SIGNAL) {
+        /* Queued now, delivered before exc_page_fault returns (irqentry_exit
+         * runs inside it): the pending bit is read at force_sig_fault's return. */
+        uint64_t rsp, ret;
+        if (tgt_reg_read(s->t, "rsp", &rsp, NULL) == 0 && tgt_read_u64(s->t, rsp, &ret, NULL) == 0 && !bp_at(s, ret))
+            bp_add(s, ret, OUT_BP_SIG_RET, -1, NULL);
         o->have_signal = true;
         o->signal = (int)param(s, fn, "sig", pc, "rdi");
         o->si_code = (int)param(s, fn, "code", pc, "rsi");
@@ -336,8 +341,18 @@ static void read_return(out_session *s)
         return;
     o->have_ret = true;
     o->ret = rax & 0xffffffffu; /* vm_fault_t is an unsigned int */
-    if (s->have_ret_bits)
+    if (o->ret == 0)
+        snprintf(o->ret_decoded, sizeof o->ret_decoded, "(no VM_FAULT_* bit: the fault is handled)");
+    else if (s->have_ret_bits)
         decode_format(&s->ret_bits, o->ret, o->ret_decoded, sizeof o->ret_decoded);
+}
+
+static void signal_queued(out_session *s)
+{
+    out_fault *o = &s->cur;
+    uint64_t pending;
+    if (o->signal > 0 && o->signal <= 64 && read_member(s, s->task, OUT_M_PENDING, &pending) == 0)
+        o->signal_pending = pending & (1ull << (o->signal - 1));
 }
 
 /* At the handler's return: what the C code left behind. */
@@ -350,13 +365,18 @@ static void handler_done(out_session *s)
         out_note(o, "walk after: %s", e.msg);
     else
         o->have_after = true;
-    uint64_t ip, pending;
+    uint64_t ip;
+    bool fixup = false;
+    for (size_t i = 0; i < o->nhits; i++)
+        fixup |= strcmp(o->hits[i].function, "fixup_exception") == 0;
     if (o->regs && read_member(s, o->regs, OUT_M_REGS_IP, &ip) == 0 && ip != o->fault_ip) {
-        o->fixed_up = true;
-        o->fixup_ip = ip;
+        if (o->have_signal)
+            o->handler_ip = ip; /* the signal's delivery points it at the handler */
+        else if (fixup) {
+            o->fixed_up = true;
+            o->fixup_ip = ip;
+        }
     }
-    if (o->have_signal && o->signal > 0 && o->signal <= 64 && read_member(s, s->task, OUT_M_PENDING, &pending) == 0)
-        o->signal_pending = pending & (1ull << (o->signal - 1));
     if (s->zero_page_va) {
         pw_walk z;
         if (out_walk(s, o->cr3, s->zero_page_va, &z, NULL) == 0 && z.mapped)
@@ -388,6 +408,9 @@ static int run_handler(out_session *s, int64_t deadline, fl_error *err)
             break;
         case OUT_BP_HMF_RET:
             read_return(s);
+            break;
+        case OUT_BP_SIG_RET:
+            signal_queued(s);
             break;
         case OUT_BP_EXC_RET:
             /* A nested fault of the same task returns here too: ours is the
@@ -470,8 +493,9 @@ static bool hit(const out_fault *o, const char *fn)
 static void describe_end(out_fault *o)
 {
     if (o->have_signal)
-        snprintf(o->end, sizeof o->end, "%s queued to pid %d (%s): its handler runs, not the instruction",
-                 o->signal_name, o->pid, o->signal_pending ? "pending" : "not seen pending");
+        snprintf(o->end, sizeof o->end, "%s queued to pid %d (%s) and delivered: pt_regs->ip 0x%" PRIx64
+                 " is its handler, the instruction does not run again", o->signal_name, o->pid,
+                 o->signal_pending ? "seen pending" : "not seen pending", o->handler_ip);
     else if (o->fixed_up)
         snprintf(o->end, sizeof o->end, "the kernel continues at the fixup 0x%" PRIx64 " instead of 0x%" PRIx64,
                  o->fixup_ip, o->fault_ip);

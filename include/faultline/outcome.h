@@ -86,7 +86,8 @@ typedef struct out_fault {
     int signal, si_code;
     uint64_t si_addr;
     char signal_name[16], si_code_name[24];
-    bool signal_pending; /* the signal's bit in current->pending after the handler */
+    bool signal_pending; /* the signal's bit in current->pending when force_sig_fault returned */
+    uint64_t handler_ip; /* pt_regs->ip once exc_page_fault returned: the delivery set it (0: unchanged) */
     bool fixed_up;
     uint64_t fixup_ip;   /* pt_regs->ip after the fixup */
     /* how it ended */
