@@ -80,9 +80,7 @@ void out_disarm_all(out_session *s);
 void out_read_vma(out_session *s, uint64_t vma, out_vma *v);
 void out_vm_flags_names(const out_session *s, uint64_t flags, char *buf, size_t cap);
 
-/* outcome_judge.c */
+/* outcome_judge.c (and out_judge, public) */
 void out_signal_names(out_fault *o);
-void out_classify(out_fault *o);
-void out_checks(out_fault *o, const out_session *s);
 
 #endif

@@ -110,7 +110,7 @@ static void classify_mapped(out_fault *o, const char *fn)
         snprintf(c, cap, "%s: page 0x%" PRIx64 " mapped %s", fn, a->frame, rights);
 }
 
-void out_classify(out_fault *o)
+static void out_classify(out_fault *o)
 {
     const char *resolve = last_hit(o, OUT_R_RESOLVE, false);
     const char *bad = last_hit(o, OUT_R_BAD, true);
@@ -160,10 +160,8 @@ static void rights_text(const pw_walk *w, char *buf, size_t cap)
                  w->nx ? "NX" : "executable");
 }
 
-static void check_resolved(out_fault *o, const out_session *s)
+static void check_resolved(out_fault *o, uint64_t w, uint64_t u, uint64_t i)
 {
-    uint64_t w = decode_bits_mask(&s->err_bits, "X86_PF_WRITE"), u = decode_bits_mask(&s->err_bits, "X86_PF_USER"),
-             i = decode_bits_mask(&s->err_bits, "X86_PF_INSTR");
     bool want_w = w && (o->error_code & w), want_u = u && (o->error_code & u), want_x = i && (o->error_code & i);
     char e[64], a[64];
     snprintf(e, sizeof e, "present%s%s%s", want_w ? ", RW" : "", want_u ? ", US" : "", want_x ? ", not NX" : "");
@@ -191,14 +189,14 @@ static void check_resolved(out_fault *o, const out_session *s)
     }
 }
 
-void out_checks(out_fault *o, const out_session *s)
+static void out_checks(out_fault *o, uint64_t pf_write, uint64_t pf_user, uint64_t pf_instr)
 {
     char e[64], a[64];
     o->nchecks = 0;
     if (!o->have_after)
         return; /* nothing to compare: the checks are left out, never passed */
     if (!o->have_signal && !o->fixed_up) {
-        check_resolved(o, s);
+        check_resolved(o, pf_write, pf_user, pf_instr);
         return;
     }
     snprintf(a, sizeof a, "%s", o->diff.summary);
@@ -222,4 +220,12 @@ void out_checks(out_fault *o, const out_session *s)
         check(o, "fixup-moved-ip", was_hit(o, "fixup_exception") && o->fixup_ip != o->fault_ip,
               "fixup_exception moved pt_regs->ip off the faulting instruction", e, a);
     }
+}
+
+void out_judge(out_fault *o, uint64_t pf_write, uint64_t pf_user, uint64_t pf_instr)
+{
+    if (o->have_signal)
+        out_signal_names(o);
+    out_classify(o);
+    out_checks(o, pf_write, pf_user, pf_instr);
 }

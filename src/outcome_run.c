@@ -530,8 +530,8 @@ int out_finish(out_session *s, const cap_fault *f, out_fault *o, fl_error *err)
     if (c->have_before && c->have_after)
         pw_diff_walks(&c->before, &c->after, &c->diff);
     describe_end(c);
-    out_classify(c);
-    out_checks(c, s);
+    out_judge(c, decode_bits_mask(&s->err_bits, "X86_PF_WRITE"), decode_bits_mask(&s->err_bits, "X86_PF_USER"),
+              decode_bits_mask(&s->err_bits, "X86_PF_INSTR"));
     c->seconds = fl_now_s() - t0;
     *o = *c;
     s->begun = false;

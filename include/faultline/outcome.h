@@ -122,6 +122,13 @@ int out_begin(out_session *s, const cap_fault *f, fl_error *err);
  * guest is left stopped. On error what was found stays in *o. */
 int out_finish(out_session *s, const cap_fault *f, out_fault *o, fl_error *err);
 
+/* Classify a filled out_fault and compute its checks from its readings alone
+ * (walks, hits, return value, signal, fixup, re-run): pure. out_finish calls
+ * it; tests replay readings through it. pf_write/pf_user/pf_instr are the
+ * error-code bits as the kernel names them (enum x86_pf_error_code's
+ * X86_PF_WRITE, X86_PF_USER, X86_PF_INSTR); 0 leaves that bit unchecked. */
+void out_judge(out_fault *o, uint64_t pf_write, uint64_t pf_user, uint64_t pf_instr);
+
 /* Walk `va` from `cr3` at the current stop (CR4 and EFER read now), the way
  * the outcome walks: for a caller that wants another look (a test comparing
  * with GDB, a second address space). */
