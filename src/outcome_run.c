@@ -202,6 +202,18 @@ void out_disarm_all(out_session *s)
     s->nbps = 0;
 }
 
+static void bp_remove(out_session *s, uint64_t pc)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < s->nbps; i++) {
+        if (s->bps[i].pc == pc)
+            tgt_bp_remove(s->t, TGT_BP_HW, pc, 1, NULL);
+        else
+            s->bps[j++] = s->bps[i];
+    }
+    s->nbps = j;
+}
+
 static const out_bp *bp_at(const out_session *s, uint64_t pc)
 {
     for (size_t i = 0; i < s->nbps; i++)
@@ -210,10 +222,16 @@ static const out_bp *bp_at(const out_session *s, uint64_t pc)
     return NULL;
 }
 
-static void add_unwatched(out_fault *o, const char *name, const char *why)
+static void add_unwatched(out_fault *o, const char *why, const char *names)
 {
     size_t used = strlen(o->unwatched);
-    snprintf(o->unwatched + used, sizeof o->unwatched - used, "%s%s (%s)", used ? ", " : "", name, why);
+    snprintf(o->unwatched + used, sizeof o->unwatched - used, "%s%s: %s", used ? "; " : "", why, names);
+}
+
+static void list_add(char *buf, size_t cap, const char *name)
+{
+    size_t used = strlen(buf);
+    snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", name);
 }
 
 /* The end of the handler first, then handle_mm_fault, then the candidates
@@ -228,20 +246,23 @@ static int arm_all(out_session *s, fl_error *err)
         return -1;
     if (s->hmf_ret && bp_add(s, s->hmf_ret, OUT_BP_HMF_RET, -1, err) < 0)
         return -1;
+    char no_slot[256] = "";
     for (int i = 0; i < OUT_NCAND; i++) {
         const out_cand *c = &s->cands[i];
         if (c->npcs == 0)
             continue;
         if (s->nbps + c->npcs > max) {
-            add_unwatched(o, out_cand_name(i), "no breakpoint slot left");
+            list_add(no_slot, sizeof no_slot, out_cand_name(i));
             continue;
         }
         for (size_t j = 0; j < c->npcs; j++)
             if (!bp_at(s, c->pcs[j]) && bp_add(s, c->pcs[j], OUT_BP_CAND, i, err) < 0)
                 return -1;
     }
+    if (no_slot[0])
+        add_unwatched(o, "no breakpoint slot left for", no_slot);
     if (s->absent[0])
-        add_unwatched(o, s->absent, "not in this kernel");
+        add_unwatched(o, "not in this kernel", s->absent);
     return 0;
 }
 
@@ -402,7 +423,9 @@ static int run_handler(out_session *s, int64_t deadline, fl_error *err)
             record_hit(s, b->cand, pc);
             break;
         case OUT_BP_HMF_ENTRY:
+            /* The entry's slot becomes the return's (KVM has four). */
             out_at_hmf_entry(s);
+            bp_remove(s, pc);
             if (s->hmf_ret && !bp_at(s, s->hmf_ret) && bp_add(s, s->hmf_ret, OUT_BP_HMF_RET, -1, err) < 0)
                 return -1;
             break;

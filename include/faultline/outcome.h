@@ -78,7 +78,7 @@ typedef struct out_fault {
     size_t nhits;
     out_hit hits[OUT_MAX_HITS];
     char resolver[40];   /* the deciding candidate, "" if none fired */
-    char unwatched[256]; /* candidates not armed (absent from the kernel, or no slot) */
+    char unwatched[384]; /* candidates not armed: "no breakpoint slot left for: a, b; not in this kernel: c" */
     bool have_ret;
     uint64_t ret;        /* handle_mm_fault's vm_fault_t */
     char ret_decoded[160];
