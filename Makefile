@@ -14,9 +14,15 @@ ALLCFLAGS = $(WARN) $(INCS) $(CFLAGS)
 B        := build
 HDRS     := $(wildcard include/faultline/*.h)
 TEST_HDRS:= $(wildcard tests/*.h)
-LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
+# The command line (src/main.c, src/cli*.c, src/cmd_*.c) is not library code:
+# it owns the terminal and the signals. Its objects go to a second archive
+# that bin/faultline, the unit tests and the fuzzers link before the library.
+CLI_SRCS := $(wildcard src/cli*.c src/cmd_*.c)
+LIB_SRCS := $(filter-out src/main.c $(CLI_SRCS),$(wildcard src/*.c))
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/obj/%.o)
 ASAN_OBJS:= $(LIB_SRCS:src/%.c=$(B)/asan/%.o)
+CLI_OBJS := $(CLI_SRCS:src/%.c=$(B)/obj/%.o)
+CLI_ASAN_OBJS:=$(CLI_SRCS:src/%.c=$(B)/asan/%.o)
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 ASAN_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(B)/tests-asan/%)
@@ -45,17 +51,21 @@ $(B)/libfaultline.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 $(B)/libfaultline-asan.a: $(ASAN_OBJS)
 	rm -f $@ && ar rcs $@ $^
-bin/faultline: src/main.c $(B)/libfaultline.a | bin
-	$(CC) $(ALLCFLAGS) -DFAULTLINE_SRCDIR='"$(CURDIR)"' $< $(B)/libfaultline.a $(LIBS) -o $@
-$(B)/tests/%: tests/unit/%.c $(TEST_HDRS) $(B)/libfaultline.a | $(B)/tests
-	$(CC) $(ALLCFLAGS) -Itests $< $(B)/libfaultline.a $(LIBS) -lpthread -o $@
+$(B)/libfaultline-cli.a: $(CLI_OBJS)
+	rm -f $@ && ar rcs $@ $^
+$(B)/libfaultline-cli-asan.a: $(CLI_ASAN_OBJS)
+	rm -f $@ && ar rcs $@ $^
+bin/faultline: src/main.c $(B)/libfaultline-cli.a $(B)/libfaultline.a | bin
+	$(CC) $(ALLCFLAGS) -DFAULTLINE_SRCDIR='"$(CURDIR)"' $< $(B)/libfaultline-cli.a $(B)/libfaultline.a $(LIBS) -o $@
+$(B)/tests/%: tests/unit/%.c $(TEST_HDRS) $(B)/libfaultline-cli.a $(B)/libfaultline.a | $(B)/tests
+	$(CC) $(ALLCFLAGS) -Itests $< $(B)/libfaultline-cli.a $(B)/libfaultline.a $(LIBS) -lpthread -o $@
 $(B)/tests/itest_%: tests/integration/itest_%.c $(TEST_HDRS) $(B)/libfaultline.a | $(B)/tests
 	$(CC) $(ALLCFLAGS) -Itests $< $(B)/libfaultline.a $(LIBS) -lpthread -o $@
-$(B)/tests-asan/%: tests/unit/%.c $(TEST_HDRS) $(B)/libfaultline-asan.a | $(B)/tests-asan
-	$(CC) $(ALLCFLAGS) $(ASAN) -O1 -Itests $< $(B)/libfaultline-asan.a $(LIBS) -lpthread -o $@
-# libFuzzer targets link the library sources directly, built by clang.
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | $(B)/fuzz
-	$(CLANG) $(filter-out -Wno-format-truncation,$(WARN)) $(INCS) -g -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(LIBS) -o $@
+$(B)/tests-asan/%: tests/unit/%.c $(TEST_HDRS) $(B)/libfaultline-cli-asan.a $(B)/libfaultline-asan.a | $(B)/tests-asan
+	$(CC) $(ALLCFLAGS) $(ASAN) -O1 -Itests $< $(B)/libfaultline-cli-asan.a $(B)/libfaultline-asan.a $(LIBS) -lpthread -o $@
+# libFuzzer targets link the library and command-line sources directly, built by clang.
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(CLI_SRCS) $(HDRS) | $(B)/fuzz
+	$(CLANG) $(filter-out -Wno-format-truncation,$(WARN)) $(INCS) -g -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(CLI_SRCS) $(LIBS) -o $@
 $(B)/fixtures/%: tests/fixtures/%.c | $(B)/fixtures
 	$(CC) -g -gdwarf-5 -O2 -fno-pie -no-pie $< -o $@
 $(B)/bench/%: bench/%.c $(wildcard bench/*.h) $(TEST_HDRS) $(B)/libfaultline.a | $(B)/bench

@@ -86,8 +86,8 @@ $(FL_PC): scripts/faultline.pc.in $(B)/install/dirs
 # but it finds its guest files in PKGDATADIR, not in this source tree. It links
 # libfaultline.a (as bin/faultline does): a tool in $(PREFIX)/bin should not
 # need LD_LIBRARY_PATH or an rpath to start.
-$(FL_BIN): src/main.c $(B)/libfaultline.a $(B)/install/dirs
-	$(CC) $(WARN) $(INCS) $(CFLAGS) -DFAULTLINE_DATADIR='"$(PKGDATADIR)"' $< $(B)/libfaultline.a $(LIBS) $(LDFLAGS) -o $@
+$(FL_BIN): src/main.c $(B)/libfaultline-cli.a $(B)/libfaultline.a $(B)/install/dirs
+	$(CC) $(WARN) $(INCS) $(CFLAGS) -DFAULTLINE_DATADIR='"$(PKGDATADIR)"' $< $(B)/libfaultline-cli.a $(B)/libfaultline.a $(LIBS) $(LDFLAGS) -o $@
 
 # Built when missing (a first `make install` on a fresh clone); `make vm`
 # refreshes them. A dangling vmlinux link (cache deleted) counts as missing.

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Every option faultline accepts is in its --help and in docs/man/faultline.1, and
-# the other way round, per command; every command is in `faultline --help`
-# and in the man page; the bash completion offers the same options.
+# Every option faultline accepts is in its option table (as the binary lists
+# it: `faultline --list-options CMD`), in its --help and in
+# docs/man/faultline.1, and the other way round, per command; every command
+# is in `faultline --help`, the table and the man page; the bash completion
+# (which asks the binary) offers the same options.
 #
 # "Accepted" is asked of the program itself: each candidate option (from the
-# help texts, the man page and the getopt tables in src/*.c) is tried on each
+# help texts, the man page and the table's listing) is tried on each
 # command, followed by a stray argument so that nothing runs, and counts as
 # accepted unless the program calls it unknown or not for that command.
 # --help (every command) and --version (top level) are documented once, not
@@ -30,8 +32,8 @@ man_opts() {
 }
 help_opts() { { "$FAULTLINE_BIN" "$1" --help 2>&1 || true; } | opts_in; }
 quiet() { "$@" >/dev/null 2>&1; }
-# Long option names in the programs' getopt tables: { "name", required_argument, ...
-source_opts() { grep -ohE '\{ *"[a-z][a-z0-9-]*", *(no|required|optional)_argument' "$top"/src/*.c | sed -E 's/\{ *"([^"]*)".*/--\1/' | grep -vxE -- '--help|--version' | sort -u || true; }
+# The option table's rows for a command, as the binary lists them.
+table_opts() { "$FAULTLINE_BIN" --list-options "$1" | grep -vxE -- '--help|--version' | sort -u || true; }
 
 # Is OPTION accepted by COMMAND? Guest files point nowhere, so even a probe
 # that parses cleanly ends at once instead of booting anything.
@@ -53,8 +55,8 @@ accepts() { # accepts CMD OPT: a long option with its value attached or not
 
 # What the completion offers after "faultline CMD -".
 completion_opts() {
-  bash -c '. "$1"; COMP_WORDS=(faultline "$2" -); COMP_CWORD=2; COMPREPLY=(); _faultline; printf "%s\n" "${COMPREPLY[@]}"' \
-    _ "$completion" "$1" | grep -E '^-' | grep -vxE -- '--help|--version|--' | sort -u || true
+  bash -c '. "$1"; COMP_WORDS=("$3" "$2" -); COMP_CWORD=2; COMPREPLY=(); _faultline; printf "%s\n" "${COMPREPLY[@]}"' \
+    _ "$completion" "$1" "$FAULTLINE_BIN" | grep -E '^-' | grep -vxE -- '--help|--version|--' | sort -u || true
 }
 
 # in_set WORD LIST: is WORD a line of LIST?
@@ -74,12 +76,12 @@ for c in run capture boot version; do
   expect_true "faultline --help lists $c" in_set "$c" "$hc"
 done
 both_ways "commands" "faultline --help" "$hc" "docs/man/faultline.1's COMMANDS" "$mc"
+both_ways "commands" "faultline --help" "$hc" "faultline --list-commands" "$("$FAULTLINE_BIN" --list-commands | sort -u)"
 expect_true "faultline --version works" quiet "$FAULTLINE_BIN" --version
 expect_true "faultline version works" quiet "$FAULTLINE_BIN" version
 expect_true "faultline --version names the QEMU and kernel it was tested with" \
   bash -c '"$1" --version | grep -q "QEMU" && "$1" --version | grep -qi "linux"' _ "$FAULTLINE_BIN"
 
-srcopts=$(source_opts)
 for cmd in $(printf '%s\n' $hc $mc | sort -u); do
   [ "$cmd" = version ] && continue
   if ! quiet "$FAULTLINE_BIN" "$cmd" --help; then
@@ -88,13 +90,15 @@ for cmd in $(printf '%s\n' $hc $mc | sort -u); do
   fi
   h=$(help_opts "$cmd")
   m=$(man_opts "$cmd")
+  t=$(table_opts "$cmd")
   expect_true "faultline $cmd --help names options" test -n "$h"
   accepted=""
-  for o in $(printf '%s\n' $h $m $srcopts | sort -u); do
+  for o in $(printf '%s\n' $h $m $t | sort -u); do
     accepts "$cmd" "$o" && accepted+="$o"$'\n'
   done
   accepted=$(printf '%s' "$accepted" | sort -u)
   echo "$cmd: accepts $(echo $accepted)"
+  both_ways "$cmd" "accepted" "$accepted" "the option table (faultline --list-options $cmd)" "$t"
   both_ways "$cmd" "accepted" "$accepted" "'faultline $cmd --help'" "$h"
   both_ways "$cmd" "accepted" "$accepted" "docs/man/faultline.1 ($cmd)" "$m"
   both_ways "$cmd" "accepted" "$accepted" "scripts/faultline.bash-completion" "$(completion_opts "$cmd")"
@@ -106,9 +110,9 @@ expect_true "completion: sourcing it prints nothing and succeeds" \
 expect "completion: complete -p faultline" \
   "$(bash -c '. "$1"; complete -p faultline' _ "$completion" 2>&1)" "complete -F _faultline faultline"
 expect "completion: the --format values" \
-  "$(bash -c '. "$1"; COMP_WORDS=(faultline run --format ""); COMP_CWORD=3; _faultline; echo "${COMPREPLY[*]}"' _ "$completion")" \
+  "$(bash -c '. "$1"; COMP_WORDS=("$2" run --format ""); COMP_CWORD=3; _faultline; echo "${COMPREPLY[*]}"' _ "$completion" "$FAULTLINE_BIN")" \
   "text md json"
 expect "completion: stations after a comma" \
-  "$(bash -c '. "$1"; COMP_WORDS=(faultline run --probes exc_page_fault,lock); COMP_CWORD=3; _faultline; echo "${COMPREPLY[*]}"' _ "$completion")" \
+  "$(bash -c '. "$1"; COMP_WORDS=("$2" run --probes exc_page_fault,lock); COMP_CWORD=3; _faultline; echo "${COMPREPLY[*]}"' _ "$completion" "$FAULTLINE_BIN")" \
   "exc_page_fault,lock_vma_under_rcu"
 finish

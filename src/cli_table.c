@@ -1,0 +1,154 @@
+/* cli_table: every command and every option of faultline, one row each.
+ * How to add one: the top of include/faultline/cli.h. */
+#include "faultline/cli.h"
+
+#include <string.h>
+
+#include "faultline/capture.h"
+#include "faultline/cmd.h"
+#include "faultline/report.h"
+#include "faultline/trace.h"
+
+static const char *const scenarios[] = { "write", "read", "kernel-write", "write-forked", "all", NULL };
+static const char *const accels[] = { "tcg", "kvm", "auto", NULL };
+static const char *const report_formats[] = { "text", "md", "json", NULL };
+static const char *const trace_formats[] = { "text", "md", "json", "chrome", NULL };
+static const char *const trace_modes[] = { "single", "fast", NULL };
+static const char *const trace_views[] = { "line", "insn", "tree", NULL };
+
+static const char *station_at(int i)
+{
+    return i >= 0 && i < CAP_ST_COUNT ? cap_station_function((enum cap_station_id)i) : NULL;
+}
+
+/* --format: run takes chrome only with --trace (the trace alone is a
+ * Chrome trace-event file). */
+static int check_format(const cli_options *o, const char *v, fl_error *err)
+{
+    enum report_format rf;
+    enum trace_format tf;
+    if (o->trace ? trace_parse_format(v, &tf) == 0 : report_parse_format(v, &rf) == 0)
+        return 0;
+    return fl_fail(err, FL_EUSAGE, "--format must be %s, not '%s'", o->trace ? "text, md, json or chrome" : "text, md or json", v);
+}
+
+static int check_run(cli_options *o, fl_error *err)
+{
+    if (!o->trace && (o->until || o->over || o->mode || o->view || o->max_steps))
+        return fl_fail(err, FL_EUSAGE, "--until, --over, --mode, --view and --max-steps need --trace");
+    return 0;
+}
+
+static int check_capture(cli_options *o, fl_error *err)
+{
+    if (!o->gdb || !o->kernel)
+        return fl_fail(err, FL_EUSAGE, "--gdb and --vmlinux are both required (see 'faultline capture --help')");
+    return 0;
+}
+
+/* trace is run with --trace set. */
+static int check_trace(cli_options *o, fl_error *err)
+{
+    (void)err;
+    o->trace = true;
+    return 0;
+}
+
+#define GUEST (CLI_RUN | CLI_TRACE | CLI_BOOT)
+#define TRACING (CLI_RUN | CLI_TRACE)
+
+const cli_option cli_option_rows[] = {
+    { .name = "gdb", .kind = CLI_ENDPOINT, .metavar = "ADDR", .at = CLI_AT(gdb), .commands = CLI_CAPTURE,
+      .help = "the stub: unix:/path/to/socket or host:port" },
+    { .name = "vmlinux", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(kernel), .commands = CLI_CAPTURE,
+      .help = "the guest's kernel, with DWARF (CONFIG_DEBUG_INFO)" },
+    { .name = "scenario", .kind = CLI_WORD, .metavar = "S", .at = CLI_AT(scenario), .commands = GUEST,
+      .words = scenarios, .def = "write",
+      .help = "write (default), read, kernel-write, write-forked (a forked child\n"
+              "faults on the same address first: it must be passed over), or all\n"
+              "(write, read and kernel-write in one boot)" },
+    { .name = "accel", .kind = CLI_WORD, .metavar = "A", .at = CLI_AT(accel), .commands = GUEST, .words = accels,
+      .def = "tcg", .help = "tcg (default), kvm, or auto (kvm only if a bounded probe boots)" },
+    { .name = "format", .kind = CLI_WORD, .metavar = "F", .at = CLI_AT(format), .commands = CLI_TRACE,
+      .words = trace_formats, .def = "text",
+      .help = "text (default), md (the worksheet's trace), json (JSON Lines,\n"
+              "\"step\" records), chrome (trace-event JSON for Perfetto)" },
+    { .name = "format", .kind = CLI_WORD, .metavar = "F", .at = CLI_AT(format), .commands = CLI_RUN,
+      .words = report_formats, .def = "text", .check = check_format,
+      .help = "text (default), md (the worksheet), json (JSON Lines);\n"
+              "with --trace also chrome (as for 'faultline trace')" },
+    { .name = "format", .kind = CLI_WORD, .metavar = "F", .at = CLI_AT(format), .commands = CLI_CAPTURE,
+      .words = report_formats, .def = "text", .help = "text (default), md (the worksheet), json (JSON Lines)" },
+    { .name = "output", .short_name = 'o', .kind = CLI_PATH, .metavar = "FILE", .at = CLI_AT(output),
+      .commands = CLI_RUN | CLI_TRACE | CLI_CAPTURE, .help = "write the report to FILE instead of standard output" },
+    { .name = "comm", .kind = CLI_STRING, .metavar = "NAME", .at = CLI_AT(comm), .commands = CLI_CAPTURE, .max = 15,
+      .what = "a task's comm", .help = "only faults of tasks with this comm" },
+    { .name = "pid", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(pid), .commands = CLI_CAPTURE, .min = 1,
+      .max = 4194304, .what = "a process id", .help = "only faults of this pid" },
+    { .name = "addr", .kind = CLI_ADDR, .metavar = "VA", .at = CLI_AT(addr), .commands = CLI_CAPTURE,
+      .help = "only faults on this address (with --page: on its 4 KiB page)" },
+    { .name = "page", .kind = CLI_FLAG, .at = CLI_AT(addr_page), .commands = CLI_CAPTURE,
+      .help = "with --addr: any fault on the same 4 KiB page" },
+    { .name = "probes", .kind = CLI_LIST, .metavar = "LIST", .at = CLI_AT(probes), .commands = CLI_RUN | CLI_CAPTURE,
+      .word_at = station_at, .noun = "station",
+      .help = "stations to stop at, comma-separated function names (default: all)" },
+    { .name = "count", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(count), .commands = CLI_CAPTURE, .min = 1,
+      .max = 1000, .def = "1", .help = "faults to capture (default 1)" },
+    { .name = "timeout", .kind = CLI_INT, .metavar = "SEC", .at = CLI_AT(timeout_s), .commands = CLI_BOOT, .min = 1,
+      .max = 3600, .def = "60", .what = "seconds",
+      .help = "how long the announcement and the guest's end may take (default 60)" },
+    { .name = "timeout", .kind = CLI_INT, .metavar = "SEC", .at = CLI_AT(timeout_s), .commands = TRACING | CLI_CAPTURE,
+      .min = 1, .max = 3600, .def = "60", .what = "seconds",
+      .help = "how long one fault may take to appear and pass (default 60)" },
+    { .name = "trace", .kind = CLI_FLAG, .at = CLI_AT(trace), .commands = CLI_TRACE,
+      .help = "accepted; this command always traces" },
+    { .name = "trace", .kind = CLI_FLAG, .at = CLI_AT(trace), .commands = CLI_RUN,
+      .help = "capture at the entry only, then single-step the fault back to\n"
+              "user mode (--mode, --until, --max-steps, --over and --view\n"
+              "are as for 'faultline trace')" },
+    { .name = "mode", .kind = CLI_WORD, .metavar = "M", .at = CLI_AT(mode), .commands = TRACING, .words = trace_modes,
+      .help = "single (default: every instruction stops) or fast (runs from\n"
+              "branch to branch; the same instruction sequence)" },
+    { .name = "until", .kind = CLI_STRING, .metavar = "SYMBOL", .at = CLI_AT(until), .commands = TRACING,
+      .help = "stop when the pc reaches SYMBOL instead of user mode" },
+    { .name = "max-steps", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(max_steps), .commands = TRACING, .min = 1,
+      .max = 100000000, .help = "stop after N instructions (default 1000000)" },
+    { .name = "over", .kind = CLI_STRING, .metavar = "LIST", .at = CLI_AT(over), .commands = TRACING,
+      .help = "run through these callees at full speed (comma-separated)" },
+    { .name = "view", .kind = CLI_WORD, .metavar = "V", .at = CLI_AT(view), .commands = TRACING, .words = trace_views,
+      .help = "line (default: one entry per source line, t=0, t=1, ...),\n"
+              "insn (every instruction) or tree (calls with counts)" },
+    { .name = "kernel", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(kernel), .commands = GUEST,
+      .help = "vmlinux to boot (default $FAULTLINE_KERNEL or build/vm/vmlinux)" },
+    { .name = "initrd", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(initrd), .commands = GUEST,
+      .help = "initramfs (default $FAULTLINE_INITRD or build/vm/initramfs.cpio.gz)" },
+    { .name = NULL },
+};
+
+const cli_command cli_command_rows[] = {
+    { .name = "run", .bit = CLI_RUN, .run = cmd_run, .check = check_run, .takes_program = true,
+      .synopsis = "[OPTIONS] [-- PROGRAM [ARGS]]",
+      .summary = "boot the bundled VM, fault, capture, print the verified report",
+      .description = "Boots the bundled VM, runs the scenario's trigger (or PROGRAM, a static x86-64\n"
+                     "binary, filtered by its own process), stops at each station of the fault path,\n"
+                     "and prints the report." },
+    { .name = "trace", .bit = CLI_TRACE, .run = cmd_run, .check = check_trace, .takes_program = true,
+      .synopsis = "[OPTIONS] [-- PROGRAM [ARGS]]",
+      .summary = "the same, then single-step the fault path back to user mode",
+      .description = "Boots the bundled VM, captures the fault at asm_exc_page_fault (CR2, the\n"
+                     "hardware frame) and single-steps it until it is back in user mode, with each\n"
+                     "instruction's file:line, source, disassembly and the registers it changed.\n"
+                     "Same as 'faultline run --trace'." },
+    { .name = "capture", .bit = CLI_CAPTURE, .run = cmd_capture, .check = check_capture,
+      .synopsis = "--gdb unix:PATH|HOST:PORT --vmlinux PATH [OPTIONS]",
+      .summary = "the same capture against a QEMU you started (-s / -gdb)",
+      .description = "Attaches to a QEMU gdbstub you started, captures COUNT filtered faults, detaches." },
+    { .name = "boot", .bit = CLI_BOOT, .run = cmd_boot, .synopsis = "[OPTIONS]",
+      .summary = "boot the bundled VM and print the trigger's announcement (smoke test)",
+      .description = "Boots the bundled VM, prints the trigger's announcement and the boot time, lets\n"
+                     "the trigger fault without stopping it, and exits when the guest is done." },
+    { .name = "version", .bit = CLI_VERSION, .run = NULL, .synopsis = "",
+      .summary = "print the version and what it was tested against",
+      .description = "Prints the version and the QEMU and kernel versions it was tested against." },
+    { .name = NULL },
+};

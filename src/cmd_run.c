@@ -1,0 +1,219 @@
+/* cmd_run: `faultline run` and `faultline trace`: boot the bundled VM, let
+ * each announced trigger (or the user's program) fault, capture it at every
+ * station (or, tracing, at the entry, then single-step it back to user
+ * mode), and write the report. */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "faultline/cmd.h"
+#include "faultline/trace.h"
+#include "faultline/util.h"
+
+typedef struct run_ctx {
+    const cli_options *o;
+    cmd_vm r;
+    cmd_console con;
+    FILE *out;
+    bool chrome; /* Chrome's trace-event file holds the trace alone */
+    enum report_format fmt;
+    enum trace_format tfmt;
+    enum trace_view tview;
+    bool begun;
+    report_meta meta;
+    report_summary sum;
+    double t0;
+    char version[256], qemu[128], kbuf[PATH_MAX];
+    fl_error err;
+} run_ctx;
+
+/* The trace's progress line, drawn here (the CLI owns the terminal) and
+ * only when stderr is one. */
+typedef struct progress_line {
+    bool tty, drawn;
+} progress_line;
+
+static void draw_progress(void *ctx, size_t steps, const char *function)
+{
+    progress_line *p = ctx;
+    if (!p->tty)
+        return;
+    fprintf(stderr, "\rtrace: %zu steps  %-48.48s", steps, function ? function : "");
+    p->drawn = true;
+}
+
+/* Single-step the fault from where the capture left the guest (the entry
+ * station) and write the trace; what was stepped is written even when the
+ * trace ends early. */
+static int run_trace(run_ctx *c)
+{
+    const cli_options *o = c->o;
+    progress_line pl = { .tty = isatty(STDERR_FILENO) };
+    trace_options topt = {
+        .mode = o->mode && strcmp(o->mode, "fast") == 0 ? TRACE_FAST : TRACE_SINGLE,
+        .until = o->until,
+        .max_steps = (size_t)o->max_steps,
+        .over = o->over,
+        .timeout_ms = o->timeout_s * 1000,
+        .progress_fn = draw_progress,
+        .progress_ctx = &pl,
+        .cancel = cmd_check_stop,
+    };
+    trace_result *tr = NULL;
+    int rc = trace_run(c->r.t, c->r.k, &topt, &tr, &c->err);
+    if (pl.drawn)
+        fprintf(stderr, "\r%-70s\r", "");
+    if (tr) {
+        trace_report(c->out, c->tfmt, c->tview, tr);
+        trace_result_free(tr);
+    }
+    if (rc < 0)
+        fl_error_prefix(&c->err, "tracing the fault");
+    return rc;
+}
+
+/* The filter is the trigger's own announcement: its pid, its comm (for a
+ * user program the shell that announced it execs it, and only the exec
+ * gives the task the program's comm: faults of the shell before that are
+ * not the program's) and its target address (a program announces none). */
+static int arm_for(run_ctx *c, const vm_trigger *trig)
+{
+    tgt_stop stop;
+    if (tgt_interrupt(c->r.t, &stop, 5000, &c->err) < 0)
+        return -1;
+    if (!c->r.cs) {
+        cap_options co = { .stations = c->o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(c->o->probes),
+                           .timeout_ms = c->o->timeout_s * 1000,
+                           .max_slots = strcmp(vm_accel(c->r.v), "kvm") == 0 ? 4 : 0,
+                           .idle = cmd_console_drain, .idle_ctx = &c->con };
+        if (cap_session_open(&c->r.cs, c->r.k, c->r.t, &co, &c->err) < 0)
+            return -1;
+    }
+    cap_filter filter = { .pid = trig->pid, .addr = trig->target };
+    snprintf(filter.comm, sizeof filter.comm, "%s", trig->comm);
+    cap_session_set_filter(c->r.cs, &filter, c->o->nprogram ? NULL : trig->scenario);
+    cap_session_set_kprobe_live(c->r.cs, c->con.kprobes_listed);
+    return vm_console_write(c->r.v, "go\n", &c->err);
+}
+
+/* One announced trigger: arm, let it fault, report (and trace) it. */
+static int run_one(run_ctx *c)
+{
+    char line[256];
+    vm_trigger trig;
+    if (cmd_console_wait(&c->con, c->r.t, VM_ANNOUNCE_PREFIX, line, sizeof line, c->o->timeout_s * 1000, &c->err) < 0 ||
+        vm_parse_announcement(line, &trig, &c->err) < 0)
+        return -1;
+    if (!c->begun) {
+        c->meta.boot_seconds = fl_now_s() - c->t0;
+        if (!c->chrome)
+            report_begin(c->out, c->fmt, &c->meta);
+        c->begun = true;
+    }
+    if (arm_for(c, &trig) < 0)
+        return -1;
+    cap_fault f;
+    int crc = cap_fault_capture(c->r.cs, &f, &c->err);
+    report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
+                          .page = trig.page, .target = trig.target };
+    if ((f.st[0].hit || f.nchecks) && !c->chrome) {
+        report_fault(c->out, c->fmt, &rt, &f, c->r.cs);
+        fflush(c->out); /* each fault's records as soon as they exist */
+    }
+    cmd_tally(&c->sum, &f);
+    if (crc < 0) {
+        if (c->err.code != FL_EINTR && c->err.code != FL_ETIMEOUT)
+            cmd_console_explain(&c->con, &c->err);
+        return -1;
+    }
+    if (c->o->trace && run_trace(c) < 0)
+        return -1;
+    return tgt_resume(c->r.t, &c->err);
+}
+
+/* The trigger (or the user's program) checks its own data after the
+ * fault; init reports its exit status. */
+static int run_end(run_ctx *c)
+{
+    char line[256];
+    if (cmd_console_wait(&c->con, c->r.t, VM_DONE_PREFIX, line, sizeof line, c->o->timeout_s * 1000, &c->err) < 0)
+        return CMD_EXIT_ENV;
+    int rc = c->sum.failed ? CMD_EXIT_CHECKS : 0;
+    const char *st = strstr(line, " status=");
+    if (!st || strcmp(st, " status=0") != 0) {
+        fprintf(stderr, "faultline: the guest's program did not end well (%s)\n", line);
+        rc = CMD_EXIT_CHECKS;
+    }
+    return rc;
+}
+
+/* Open the kernel and boot; the guest runs to its first announcement. */
+static int run_boot(run_ctx *c)
+{
+    const cli_options *o = c->o;
+    char append[1024] = "";
+    if (!o->nprogram)
+        snprintf(append, sizeof append, "faultline.scenario=%s", o->scenario);
+    cmd_append_kprobes(append, sizeof append);
+    if (kern_open(&c->r.k, c->meta.vmlinux, NULL, &c->err) < 0)
+        return -1;
+    cmd_kernel_version(c->meta.vmlinux, c->r.k, c->version, sizeof c->version);
+    vm_qemu_version(NULL, c->qemu, sizeof c->qemu, NULL);
+    if (cmd_boot_vm(o, &c->r, append, sizeof append, &c->t0, &c->err) < 0)
+        return -1;
+    c->meta.accel = vm_accel(c->r.v);
+    c->meta.gdb = vm_gdb_address(c->r.v);
+    cmd_console_init(&c->con, c->r.v);
+    return 0;
+}
+
+static void run_init(run_ctx *c, const cli_options *o)
+{
+    memset(c, 0, sizeof *c);
+    c->o = o;
+    c->chrome = o->trace && strcmp(o->format, "chrome") == 0;
+    if (!c->chrome)
+        report_parse_format(o->format, &c->fmt);
+    if (o->trace) {
+        trace_parse_format(o->format, &c->tfmt);
+        if (o->view)
+            trace_parse_view(o->view, &c->tview);
+    }
+    c->meta.kernel = c->version;
+    c->meta.qemu = c->qemu;
+    c->meta.vmlinux = cmd_guest_file(o->kernel, "FAULTLINE_KERNEL", "vmlinux", c->kbuf, sizeof c->kbuf);
+}
+
+int cmd_run(const cli_options *o)
+{
+    static run_ctx c; /* large (paths, the console's lines): not on the stack */
+    run_init(&c, o);
+    if (o->nprogram && cmd_check_program(o->program[0], &c.err) < 0)
+        return cmd_conclude(CMD_EXIT_ENV, &c.err, NULL);
+    if (cmd_open_output(o, &c.out) < 0)
+        return CMD_EXIT_ENV;
+    double start = fl_now_s();
+    int rc = CMD_EXIT_ENV;
+    if (run_boot(&c) == 0) {
+        int expect = (!o->nprogram && strcmp(o->scenario, "all") == 0) ? 3 : 1;
+        int i = 0;
+        while (i < expect && run_one(&c) == 0)
+            i++;
+        if (i == expect)
+            rc = run_end(&c);
+    }
+    c.sum.seconds = fl_now_s() - start;
+    rc = cmd_conclude(rc, &c.err, &c.sum);
+    /* Once the kernel is known the report is always whole: header, what was
+     * captured, and a summary naming what ended the run. */
+    if (!c.begun && c.r.k && !c.chrome) {
+        report_begin(c.out, c.fmt, &c.meta);
+        c.begun = true;
+    }
+    if (c.begun && !c.chrome)
+        report_end(c.out, c.fmt, &c.sum);
+    rc = cmd_close_output(c.out, o, rc);
+    cmd_vm_cleanup(&c.r);
+    return rc;
+}

@@ -1,0 +1,138 @@
+/* cli: the option tables and the generic parser: defaults, both value
+ * spellings, ranges, words, lists, flags, options of other commands, the
+ * program after "--", cross-option checks, and the texts generated from the
+ * rows (help, listings) agreeing with the rows. */
+#include "check.h"
+#include "faultline/cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+/* Parse a NULL-terminated argument list for command `name`. */
+static int parse(cli_options *o, fl_error *e, const char *name, ...)
+{
+    char *argv[64];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, name);
+    argv[argc++] = (char *)name;
+    for (char *a; (a = va_arg(ap, char *)) && argc < 63;)
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    fl_error_clear(e);
+    return cli_parse(cli_command_find(name), argc, argv, o, e);
+}
+
+static bool has(const char *text, const char *part)
+{
+    return strstr(text, part) != NULL;
+}
+
+static void test_defaults_and_values(void)
+{
+    cli_options o;
+    fl_error e;
+    CHECK(parse(&o, &e, "run", NULL) == 0);
+    CHECK_STR(o.scenario, "write");
+    CHECK_STR(o.accel, "tcg");
+    CHECK_STR(o.format, "text");
+    CHECK_EQ_U64(o.timeout_s, 60);
+    CHECK(!o.trace && !o.output && o.nprogram == 0);
+    CHECK(parse(&o, &e, "run", "--scenario=read", "--timeout", "0x10", "-o", "r.txt", "--trace", NULL) == 0);
+    CHECK_STR(o.scenario, "read");
+    CHECK_EQ_U64(o.timeout_s, 16);
+    CHECK_STR(o.output, "r.txt");
+    CHECK(o.trace);
+    CHECK(parse(&o, &e, "run", "-or.txt", NULL) == 0);
+    CHECK_STR(o.output, "r.txt");
+    CHECK(parse(&o, &e, "capture", "--gdb", "unix:/s", "--vmlinux", "v", "--addr", "0x7f0000000100", "--page",
+                "--pid", "27", "--comm", "fl-write", NULL) == 0);
+    CHECK_EQ_U64(o.addr, 0x7f0000000100);
+    CHECK(o.addr_page);
+    CHECK_EQ_U64(o.pid, 27);
+    CHECK_STR(o.comm, "fl-write");
+    CHECK_STR(o.kernel, "v");
+    CHECK(parse(&o, &e, "trace", NULL) == 0);
+    CHECK(o.trace); /* trace implies it */
+}
+
+static void test_errors(void)
+{
+    cli_options o;
+    fl_error e;
+    CHECK(parse(&o, &e, "run", "--frob", NULL) < 0 && has(e.msg, "unknown option --frob"));
+    CHECK(parse(&o, &e, "run", "--gdb", "unix:/x", NULL) < 0 && has(e.msg, "does not apply"));
+    CHECK(parse(&o, &e, "run", "--scenario", "nope", NULL) < 0 && has(e.msg, "--scenario must be write, read"));
+    CHECK(parse(&o, &e, "run", "--timeout", "0", NULL) < 0 && has(e.msg, "--timeout needs seconds from 1 to 3600"));
+    CHECK(parse(&o, &e, "run", "--timeout", "-5", NULL) < 0);
+    CHECK(parse(&o, &e, "run", "--timeout", "99999999999999999999", NULL) < 0);
+    CHECK(parse(&o, &e, "run", "--timeout", NULL) < 0 && has(e.msg, "needs a value"));
+    CHECK(parse(&o, &e, "run", "--trace=1", NULL) < 0 && has(e.msg, "takes no value"));
+    CHECK(parse(&o, &e, "run", "--probes", "", NULL) < 0 && has(e.msg, "at least one station"));
+    CHECK(parse(&o, &e, "run", "--probes", "handle_mm_fault,,x", NULL) < 0 && has(e.msg, "is not a station"));
+    CHECK(parse(&o, &e, "run", "--probes", "do_exit", NULL) < 0 && has(e.msg, "'do_exit' is not a station"));
+    CHECK(parse(&o, &e, "run", "--probes", "exc_page_fault,handle_mm_fault", NULL) == 0);
+    CHECK(parse(&o, &e, "run", "--format", "chrome", NULL) < 0 && has(e.msg, "--format must be text, md or json"));
+    CHECK(parse(&o, &e, "run", "--trace", "--format", "chrome", NULL) == 0);
+    CHECK(parse(&o, &e, "run", "--until", "x", NULL) < 0 && has(e.msg, "need --trace"));
+    CHECK(parse(&o, &e, "capture", "--vmlinux", "v", NULL) < 0 && has(e.msg, "both required"));
+    CHECK(parse(&o, &e, "capture", "--comm", "abcdefghijklmnop", "--gdb", "a:1", "--vmlinux", "v", NULL) < 0 &&
+          has(e.msg, "--comm"));
+    CHECK(parse(&o, &e, "capture", "--addr", "0", NULL) < 0 && has(e.msg, "--addr needs"));
+    CHECK(parse(&o, &e, "capture", "--pid", "abc", NULL) < 0 && has(e.msg, "--pid needs a process id"));
+    CHECK(parse(&o, &e, "run", "stray", NULL) < 0 && has(e.msg, "after '--'"));
+    CHECK(parse(&o, &e, "boot", "--", "prog", NULL) < 0 && has(e.msg, "runs no program"));
+    CHECK(parse(&o, &e, "run", "--help", "--frob", NULL) == 1);
+}
+
+static void test_program(void)
+{
+    cli_options o;
+    fl_error e;
+    CHECK(parse(&o, &e, "run", "--timeout", "5", "--", "./prog", "--timeout", "x", NULL) == 0);
+    CHECK_EQ_U64(o.nprogram, 3);
+    CHECK_STR(o.program[0], "./prog");
+    CHECK_STR(o.program[1], "--timeout"); /* the program's, not ours */
+    CHECK_EQ_U64(o.timeout_s, 5);
+}
+
+/* Every row is consistent: a value kind has a metavar and a field, a number
+ * a range, a word kind its words; every command takes --help implicitly and
+ * lists exactly the rows that name it. */
+static void test_rows(void)
+{
+    for (const cli_option *r = cli_option_rows; r->name; r++) {
+        CHECK(r->help && *r->help);
+        CHECK(r->commands != 0);
+        CHECK(r->kind == CLI_FLAG || (r->metavar && *r->metavar));
+        CHECK(r->kind != CLI_INT || r->min <= r->max);
+        CHECK(r->kind != CLI_WORD || r->words);
+        CHECK(r->kind != CLI_LIST || (r->word_at && r->noun));
+        CHECK(r->at + (r->kind == CLI_FLAG ? sizeof(bool) : sizeof(int)) <= sizeof(cli_options));
+    }
+    for (const cli_command *c = cli_command_rows; c->name; c++) {
+        CHECK(cli_command_find(c->name) == c);
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        cli_help(f, c);
+        fclose(f);
+        for (const cli_option *r = cli_option_rows; r->name; r++) {
+            char want[64];
+            snprintf(want, sizeof want, "--%s", r->name);
+            if (r->commands & c->bit)
+                CHECK(has(buf, want));
+        }
+        free(buf);
+    }
+}
+
+int main(void)
+{
+    test_defaults_and_values();
+    test_errors();
+    test_program();
+    test_rows();
+    return check_summary("test_cli");
+}
