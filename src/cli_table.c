@@ -9,7 +9,8 @@
 #include "faultline/report.h"
 #include "faultline/trace.h"
 
-static const char *const scenarios[] = { "write", "read", "kernel-write", "write-forked", "all", NULL };
+static const char *const scenarios[] = { "write", "read", "kernel-write", "write-forked", "cow", "file-read", "exec",
+                                         "segv-write", "null", "kernel-fixup", "stack-grow", "all", NULL };
 static const char *const accels[] = { "tcg", "kvm", "auto", NULL };
 static const char *const report_formats[] = { "text", "md", "json", NULL };
 static const char *const trace_formats[] = { "text", "md", "json", "chrome", NULL };

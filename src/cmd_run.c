@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "faultline/cmd.h"
+#include "faultline/outcome.h"
+#include "faultline/scenario.h"
 #include "faultline/trace.h"
 #include "faultline/util.h"
 
@@ -23,6 +25,7 @@ typedef struct run_ctx {
     bool begun;
     report_meta meta;
     report_summary sum;
+    out_session *os; /* what each fault did (not while tracing) */
     double t0;
     char version[256], qemu[128], kbuf[PATH_MAX];
     fl_error err;
@@ -89,6 +92,12 @@ static int arm_for(run_ctx *c, const vm_trigger *trig)
                            .idle = cmd_console_drain, .idle_ctx = &c->con };
         if (cap_session_open(&c->r.cs, c->r.k, c->r.t, &co, &c->err) < 0)
             return -1;
+        out_options oo = { .timeout_ms = co.timeout_ms, .max_slots = co.max_slots, .idle = cmd_console_drain,
+                           .idle_ctx = &c->con };
+        if (!c->o->trace && out_session_open(&c->os, c->r.k, c->r.t, &oo, &c->err) < 0)
+            return -1;
+        if (c->os)
+            cap_session_on_stop(c->r.cs, out_on_stop, c->os);
     }
     cap_filter filter = { .pid = trig->pid, .addr = trig->target };
     snprintf(filter.comm, sizeof filter.comm, "%s", trig->comm);
@@ -117,12 +126,22 @@ static int run_one(run_ctx *c)
     int crc = cap_fault_capture(c->r.cs, &f, &c->err);
     report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
                           .page = trig.page, .target = trig.target };
+    static out_fault of;
+    int orc = crc == 0 && c->os ? out_finish(c->os, &f, &of, &c->err) : -1;
+    if (orc == 0 || (crc == 0 && c->os && of.have_before))
+        out_check_scenario(&of, c->o->nprogram ? NULL : scenario_find(trig.scenario));
     if ((f.st[0].hit || f.nchecks) && !c->chrome) {
         report_fault(c->out, c->fmt, &rt, &f, c->r.cs);
+        if (crc == 0 && c->os)
+            report_outcome(c->out, c->fmt, &of);
         fflush(c->out); /* each fault's records as soon as they exist */
     }
     cmd_tally(&c->sum, &f);
-    if (crc < 0) {
+    if (crc == 0 && c->os) {
+        c->sum.checks += (unsigned)of.nchecks;
+        c->sum.failed += (unsigned)out_checks_failed(&of);
+    }
+    if (crc < 0 || (c->os && orc < 0)) {
         if (c->err.code != FL_EINTR && c->err.code != FL_ETIMEOUT)
             cmd_console_explain(&c->con, &c->err);
         return -1;
@@ -196,7 +215,7 @@ int cmd_run(const cli_options *o)
     double start = fl_now_s();
     int rc = CMD_EXIT_ENV;
     if (run_boot(&c) == 0) {
-        int expect = (!o->nprogram && strcmp(o->scenario, "all") == 0) ? 3 : 1;
+        int expect = (!o->nprogram && strcmp(o->scenario, "all") == 0) ? (int)scenario_count() : 1;
         int i = 0;
         while (i < expect && run_one(&c) == 0)
             i++;
@@ -214,6 +233,7 @@ int cmd_run(const cli_options *o)
     if (c.begun && !c.chrome)
         report_end(c.out, c.fmt, &c.sum);
     rc = cmd_close_output(c.out, o, rc);
+    out_session_close(c.os);
     cmd_vm_cleanup(&c.r);
     return rc;
 }

@@ -145,7 +145,7 @@ static void load_members(out_session *s)
         [OUT_M_D_PARENT] = "dentry.d_parent",         [OUT_M_REAL_PARENT] = "task_struct.real_parent",
         [OUT_M_TASK_PID] = "task_struct.pid",         [OUT_M_TASK_MM] = "task_struct.mm",
         [OUT_M_MM_PGD] = "mm_struct.pgd",             [OUT_M_PENDING] = "task_struct.pending.signal",
-        [OUT_M_REGS_IP] = "pt_regs.ip",
+        [OUT_M_REGS_IP] = "pt_regs.ip",             [OUT_M_STACK_VM] = "mm_struct.stack_vm",
     };
     for (int i = 0; i < OUT_M_COUNT; i++)
         s->have_member[i] = kern_member_get(s->k, paths[i], &s->member[i], NULL) == 0;
@@ -203,10 +203,29 @@ static uint64_t value_of(const cap_fault *f, enum cap_station_id st, const char 
     return v ? v->value : 0;
 }
 
+/* What later stations add: pt_regs and the vma (kept once known). */
+static void identify_more(out_session *s, const cap_fault *f)
+{
+    out_fault *o = &s->cur;
+    bool ok = false;
+    if (!o->regs) {
+        o->regs = value_of(f, CAP_ST_EXC, "regs", &ok);
+        if (!ok)
+            o->regs = value_of(f, CAP_ST_USER_FAULT, "regs", &ok);
+    }
+    ok = false;
+    uint64_t vma = value_of(f, CAP_ST_MM_FAULT, "vma", &ok);
+    if (!ok)
+        vma = value_of(f, CAP_ST_PTE_FAULT, "vmf->vma", &ok);
+    if (ok && vma)
+        s->vma_ptr = vma;
+}
+
 static void identify(out_session *s, const cap_fault *f)
 {
     out_fault *o = &s->cur;
     bool ok = false;
+    s->mm = f->task.mm;
     o->pid = f->task.pid;
     snprintf(o->comm, sizeof o->comm, "%s", f->task.comm);
     s->task = f->task.task;
@@ -220,16 +239,7 @@ static void identify(out_session *s, const cap_fault *f)
     if (s->have_err_bits)
         decode_format(&s->err_bits, o->error_code, o->error_decoded, sizeof o->error_decoded);
     o->fault_ip = f->fault_ip;
-    ok = false;
-    o->regs = value_of(f, CAP_ST_EXC, "regs", &ok);
-    if (!ok)
-        o->regs = value_of(f, CAP_ST_USER_FAULT, "regs", &ok);
-    ok = false;
-    uint64_t vma = value_of(f, CAP_ST_MM_FAULT, "vma", &ok);
-    if (!ok)
-        vma = value_of(f, CAP_ST_PTE_FAULT, "vmf->vma", &ok);
-    if (ok)
-        s->vma_ptr = vma;
+    identify_more(s, f);
 }
 
 static void walk_before(out_session *s)
@@ -245,6 +255,7 @@ static void walk_before(out_session *s)
         out_note(o, "walk before: %s", e.msg);
     else
         o->have_before = true;
+    s->have_stack_vm[0] = s->mm && out_read_member(s, s->mm, OUT_M_STACK_VM, &s->stack_vm[0]) == 0;
     snprintf(o->phys_via, sizeof o->phys_via, "%s", s->phys_via);
 }
 
@@ -255,9 +266,12 @@ void out_on_stop(void *ctx, int station, const cap_fault *f, tgt *t)
     if (station == CAP_ST_ENTRY || !s->begun) {
         memset(&s->cur, 0, sizeof s->cur);
         s->vma_ptr = s->hmf_ret = 0;
+        s->have_stack_vm[0] = s->have_stack_vm[1] = false;
         identify(s, f);
         walk_before(s);
         s->begun = true;
+    } else {
+        identify_more(s, f);
     }
     if (station == CAP_ST_MM_FAULT)
         out_at_hmf_entry(s);

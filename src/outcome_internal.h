@@ -26,7 +26,7 @@ typedef struct out_cand {
 enum out_member {
     OUT_M_VM_START, OUT_M_VM_END, OUT_M_VM_FLAGS, OUT_M_VM_FILE, OUT_M_F_DENTRY, OUT_M_D_NAME,
     OUT_M_D_PARENT, OUT_M_REAL_PARENT, OUT_M_TASK_PID, OUT_M_TASK_MM, OUT_M_MM_PGD, OUT_M_PENDING,
-    OUT_M_REGS_IP, OUT_M_COUNT
+    OUT_M_REGS_IP, OUT_M_STACK_VM, OUT_M_COUNT
 };
 
 /* One inserted breakpoint and why. */
@@ -67,6 +67,10 @@ struct out_session {
     uint64_t task;       /* current's task_struct */
     uint64_t vma_ptr;
     uint64_t hmf_ret;    /* handle_mm_fault's return address, once known */
+    uint64_t mm;         /* current->mm */
+    uint64_t stack_vm[2];/* mm->stack_vm (pages) before and after: the kernel's
+                            own count of stack growth (acct_stack_growth) */
+    bool have_stack_vm[2];
 };
 
 void out_note(out_fault *o, const char *fmt, const char *detail);
@@ -76,6 +80,7 @@ void out_vmflags_load(out_session *s);
 void out_phys_probe(out_session *s);
 int out_walk(out_session *s, uint64_t cr3, uint64_t va, pw_walk *w, fl_error *err);
 void out_at_hmf_entry(out_session *s);
+int out_read_member(out_session *s, uint64_t base, enum out_member m, uint64_t *v);
 void out_disarm_all(out_session *s);
 void out_read_vma(out_session *s, uint64_t vma, out_vma *v);
 void out_vm_flags_names(const out_session *s, uint64_t flags, char *buf, size_t cap);

@@ -22,13 +22,13 @@ static const struct { int sig, code; const char *name; } si_code_names[] = {
 void out_signal_names(out_fault *o)
 {
     snprintf(o->signal_name, sizeof o->signal_name, "signal %d", o->signal);
-    snprintf(o->si_code_name, sizeof o->si_code_name, "si_code %d", o->si_code);
+    snprintf(o->sig_code_name, sizeof o->sig_code_name, "si_code %d", o->sig_code);
     for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++)
         if (signal_names[i].sig == o->signal)
             snprintf(o->signal_name, sizeof o->signal_name, "%s", signal_names[i].name);
     for (size_t i = 0; i < sizeof si_code_names / sizeof si_code_names[0]; i++)
-        if (si_code_names[i].sig == o->signal && si_code_names[i].code == o->si_code)
-            snprintf(o->si_code_name, sizeof o->si_code_name, "%s", si_code_names[i].name);
+        if (si_code_names[i].sig == o->signal && si_code_names[i].code == o->sig_code)
+            snprintf(o->sig_code_name, sizeof o->sig_code_name, "%s", si_code_names[i].name);
 }
 
 /* The access the error code describes. The bit positions are the SDM's
@@ -63,17 +63,17 @@ static bool was_hit(const out_fault *o, const char *fn)
 static void classify_signal(out_fault *o)
 {
     const char *acc = access_kind(o->error_code);
-    if (strcmp(o->si_code_name, "SEGV_ACCERR") == 0)
-        snprintf(o->classification, sizeof o->classification, "%s (%s): %s", o->signal_name, o->si_code_name,
+    if (strcmp(o->sig_code_name, "SEGV_ACCERR") == 0)
+        snprintf(o->classification, sizeof o->classification, "%s (%s): %s", o->signal_name, o->sig_code_name,
                  strcmp(acc, "write") == 0 ? "write to a read-only mapping"
                  : strcmp(acc, "read") == 0 ? "read of a mapping without read permission"
                                             : "instruction fetch from a mapping without exec permission");
-    else if (strcmp(o->si_code_name, "SEGV_MAPERR") == 0)
+    else if (strcmp(o->sig_code_name, "SEGV_MAPERR") == 0)
         snprintf(o->classification, sizeof o->classification, "%s (%s): %s of 0x%" PRIx64 ", which no VMA covers",
-                 o->signal_name, o->si_code_name, acc, o->cr2);
+                 o->signal_name, o->sig_code_name, acc, o->cr2);
     else
         snprintf(o->classification, sizeof o->classification, "%s (%s) for a %s of 0x%" PRIx64, o->signal_name,
-                 o->si_code_name, acc, o->cr2);
+                 o->sig_code_name, acc, o->cr2);
 }
 
 /* A page that a handler mapped: which, how, with what rights. */
@@ -207,8 +207,8 @@ static void out_checks(out_fault *o, uint64_t pf_write, uint64_t pf_user, uint64
         snprintf(a, sizeof a, "%s", o->signal_pending ? "pending" : "not pending");
         check(o, "signal-queued", o->signal_pending, "the signal was queued to current (task->pending)", e, a);
         snprintf(e, sizeof e, "0x%" PRIx64, o->cr2);
-        snprintf(a, sizeof a, "0x%" PRIx64, o->si_addr);
-        check(o, "si-addr-is-cr2", o->si_addr == o->cr2, "the signal's si_addr is CR2", e, a);
+        snprintf(a, sizeof a, "0x%" PRIx64, o->sig_addr);
+        check(o, "si-addr-is-cr2", o->sig_addr == o->cr2, "the signal's si_addr is CR2", e, a);
         snprintf(e, sizeof e, "a handler, not 0x%" PRIx64, o->fault_ip);
         snprintf(a, sizeof a, o->handler_ip ? "0x%" PRIx64 : "unchanged", o->handler_ip);
         check(o, "signal-delivered", o->handler_ip && o->handler_ip != o->fault_ip,
@@ -228,4 +228,18 @@ void out_judge(out_fault *o, uint64_t pf_write, uint64_t pf_user, uint64_t pf_in
         out_signal_names(o);
     out_classify(o);
     out_checks(o, pf_write, pf_user, pf_instr);
+}
+
+void out_check_scenario(out_fault *o, const scenario_def *sc)
+{
+    if (!sc || !sc->resolver || !sc->classification)
+        return;
+    char claim[192], a[64];
+    snprintf(claim, sizeof claim, "scenario %s: the fault is resolved by %s", sc->name, sc->resolver);
+    snprintf(a, sizeof a, "%s", o->resolver[0] ? o->resolver : "none");
+    check(o, "scenario-resolver", strcmp(o->resolver, sc->resolver) == 0, claim, sc->resolver, a);
+    snprintf(claim, sizeof claim, "scenario %s: the outcome's classification begins as promised", sc->name);
+    snprintf(a, sizeof a, "%.63s", o->classification);
+    check(o, "scenario-classification", strncmp(o->classification, sc->classification, strlen(sc->classification)) == 0,
+          claim, sc->classification, a);
 }

@@ -70,7 +70,7 @@ static void render_text(const out_fault *o, FILE *out)
     if (o->have_ret)
         fprintf(out, "  handle_mm_fault returned 0x%" PRIx64 " %s\n", o->ret, o->ret_decoded);
     if (o->have_signal)
-        fprintf(out, "  signal          %s, %s, si_addr 0x%" PRIx64 "\n", o->signal_name, o->si_code_name, o->si_addr);
+        fprintf(out, "  signal          %s, %s, si_addr 0x%" PRIx64 "\n", o->signal_name, o->sig_code_name, o->sig_addr);
     if (o->fixed_up)
         fprintf(out, "  fixup           pt_regs->ip 0x%" PRIx64 " -> 0x%" PRIx64 "\n", o->fault_ip, o->fixup_ip);
     vma_line(o, line, sizeof line);
@@ -104,7 +104,7 @@ static void render_md(const out_fault *o, FILE *out)
     if (o->have_ret)
         fprintf(out, "- `handle_mm_fault` returned `0x%" PRIx64 "` %s\n", o->ret, o->ret_decoded);
     if (o->have_signal)
-        fprintf(out, "- signal: %s, %s, si_addr `0x%" PRIx64 "`\n", o->signal_name, o->si_code_name, o->si_addr);
+        fprintf(out, "- signal: %s, %s, si_addr `0x%" PRIx64 "`\n", o->signal_name, o->sig_code_name, o->sig_addr);
     if (o->fixed_up)
         fprintf(out, "- fixup: `pt_regs->ip` `0x%" PRIx64 "` -> `0x%" PRIx64 "`\n", o->fault_ip, o->fixup_ip);
     vma_line(o, line, sizeof line);
@@ -194,8 +194,8 @@ json_t *out_to_json(const out_fault *o)
                                                                        o->ret_decoded));
     if (o->have_signal)
         json_object_set_new(j, "signal", json_pack("{s:i,s:s,s:i,s:s,s:o,s:b,s:o}", "number", o->signal, "name",
-                                                   o->signal_name, "si_code", o->si_code, "si_code_name",
-                                                   o->si_code_name, "si_addr", hex(o->si_addr), "pending",
+                                                   o->signal_name, "si_code", o->sig_code, "si_code_name",
+                                                   o->sig_code_name, "si_addr", hex(o->sig_addr), "pending",
                                                    o->signal_pending, "handler", hex(o->handler_ip)));
     if (o->fixed_up)
         json_object_set_new(j, "fixup", json_pack("{s:o,s:o}", "from", hex(o->fault_ip), "to", hex(o->fixup_ip)));

@@ -131,7 +131,7 @@ void out_vm_flags_names(const out_session *s, uint64_t flags, char *buf, size_t 
 
 /* ---- the VMA ---- */
 
-static int read_member(out_session *s, uint64_t base, enum out_member m, uint64_t *v)
+int out_read_member(out_session *s, uint64_t base, enum out_member m, uint64_t *v)
 {
     *v = 0;
     if (!s->have_member[m] || s->member[m].size > 8)
@@ -146,10 +146,10 @@ static void dentry_path(out_session *s, uint64_t dentry, char *buf, size_t cap)
     int n = 0;
     for (uint64_t d = dentry, parent; d && n < 16; d = parent) {
         uint64_t name;
-        if (read_member(s, d, OUT_M_D_NAME, &name) < 0 || tgt_mem_read(s->t, name, parts[n], 63, NULL) < 0)
+        if (out_read_member(s, d, OUT_M_D_NAME, &name) < 0 || tgt_mem_read(s->t, name, parts[n], 63, NULL) < 0)
             break;
         parts[n][63] = '\0';
-        if (read_member(s, d, OUT_M_D_PARENT, &parent) < 0 || parent == d)
+        if (out_read_member(s, d, OUT_M_D_PARENT, &parent) < 0 || parent == d)
             break; /* the root ("/") is its own parent */
         n++;
     }
@@ -169,15 +169,15 @@ void out_read_vma(out_session *s, uint64_t vma, out_vma *v)
     memset(v, 0, sizeof *v);
     v->start_before = before;
     v->grew = grew;
-    if (!vma || read_member(s, vma, OUT_M_VM_START, &v->start) < 0 ||
-        read_member(s, vma, OUT_M_VM_END, &v->end) < 0 || read_member(s, vma, OUT_M_VM_FLAGS, &v->flags) < 0)
+    if (!vma || out_read_member(s, vma, OUT_M_VM_START, &v->start) < 0 ||
+        out_read_member(s, vma, OUT_M_VM_END, &v->end) < 0 || out_read_member(s, vma, OUT_M_VM_FLAGS, &v->flags) < 0)
         return;
     v->have = true;
     v->vma = vma;
     out_vm_flags_names(s, v->flags, v->flag_names, sizeof v->flag_names);
-    read_member(s, vma, OUT_M_VM_FILE, &file);
+    out_read_member(s, vma, OUT_M_VM_FILE, &file);
     v->anonymous = file == 0;
-    if (file && read_member(s, file, OUT_M_F_DENTRY, &dentry) == 0)
+    if (file && out_read_member(s, file, OUT_M_F_DENTRY, &dentry) == 0)
         dentry_path(s, dentry, v->file, sizeof v->file);
     if (v->start_before && v->start < v->start_before)
         v->grew = true;
@@ -338,16 +338,16 @@ static void record_hit(out_session *s, int cand, uint64_t pc)
             bp_add(s, ret, OUT_BP_SIG_RET, -1, NULL);
         o->have_signal = true;
         o->signal = (int)param(s, fn, "sig", pc, "rdi");
-        o->si_code = (int)param(s, fn, "code", pc, "rsi");
-        o->si_addr = param(s, fn, "addr", pc, "rdx");
+        o->sig_code = (int)param(s, fn, "code", pc, "rsi");
+        o->sig_addr = param(s, fn, "addr", pc, "rdx");
         out_signal_names(o);
         snprintf(h->detail, sizeof h->detail, "sig %d %s, si_code %d %s, addr 0x%" PRIx64, o->signal,
-                 o->signal_name, o->si_code, o->si_code_name, o->si_addr);
+                 o->signal_name, o->sig_code, o->sig_code_name, o->sig_addr);
     } else if (out_cand_role(cand) == OUT_R_GROW || strcmp(fn, "bad_area_access_error") == 0) {
         uint64_t vma = param(s, fn, "vma", pc, strcmp(fn, "expand_downwards") == 0 ? "rdi" : "rcx");
         if (vma) {
             s->vma_ptr = vma;
-            if (out_cand_role(cand) == OUT_R_GROW && read_member(s, vma, OUT_M_VM_START, &o->vma.start_before) == 0)
+            if (out_cand_role(cand) == OUT_R_GROW && out_read_member(s, vma, OUT_M_VM_START, &o->vma.start_before) == 0)
                 snprintf(h->detail, sizeof h->detail, "vma 0x%" PRIx64 " starts at 0x%" PRIx64, vma,
                          o->vma.start_before);
         }
@@ -372,7 +372,7 @@ static void signal_queued(out_session *s)
 {
     out_fault *o = &s->cur;
     uint64_t pending;
-    if (o->signal > 0 && o->signal <= 64 && read_member(s, s->task, OUT_M_PENDING, &pending) == 0)
+    if (o->signal > 0 && o->signal <= 64 && out_read_member(s, s->task, OUT_M_PENDING, &pending) == 0)
         o->signal_pending = pending & (1ull << (o->signal - 1));
 }
 
@@ -390,7 +390,7 @@ static void handler_done(out_session *s)
     bool fixup = false;
     for (size_t i = 0; i < o->nhits; i++)
         fixup |= strcmp(o->hits[i].function, "fixup_exception") == 0;
-    if (o->regs && read_member(s, o->regs, OUT_M_REGS_IP, &ip) == 0 && ip != o->fault_ip) {
+    if (o->regs && out_read_member(s, o->regs, OUT_M_REGS_IP, &ip) == 0 && ip != o->fault_ip) {
         if (o->have_signal)
             o->handler_ip = ip; /* the signal's delivery points it at the handler */
         else if (fixup) {
@@ -398,6 +398,7 @@ static void handler_done(out_session *s)
             o->fixup_ip = ip;
         }
     }
+    s->have_stack_vm[1] = s->mm && out_read_member(s, s->mm, OUT_M_STACK_VM, &s->stack_vm[1]) == 0;
     if (s->zero_page_va) {
         pw_walk z;
         if (out_walk(s, o->cr3, s->zero_page_va, &z, NULL) == 0 && z.mapped)
@@ -489,8 +490,8 @@ static void walk_parent(out_session *s)
     uint64_t parent, mm, pgd, pid;
     pw_walk kw;
     fl_error e;
-    if (read_member(s, s->task, OUT_M_REAL_PARENT, &parent) < 0 || read_member(s, parent, OUT_M_TASK_MM, &mm) < 0 ||
-        !mm || read_member(s, mm, OUT_M_MM_PGD, &pgd) < 0 || read_member(s, parent, OUT_M_TASK_PID, &pid) < 0) {
+    if (out_read_member(s, s->task, OUT_M_REAL_PARENT, &parent) < 0 || out_read_member(s, parent, OUT_M_TASK_MM, &mm) < 0 ||
+        !mm || out_read_member(s, mm, OUT_M_MM_PGD, &pgd) < 0 || out_read_member(s, parent, OUT_M_TASK_PID, &pid) < 0) {
         out_note(o, "%s", "the parent's mm->pgd could not be read");
         return;
     }
@@ -547,6 +548,13 @@ int out_finish(out_session *s, const cap_fault *f, out_fault *o, fl_error *err)
         rc = rerun(s, deadline, err);
     out_disarm_all(s);
     out_read_vma(s, s->vma_ptr, &c->vma);
+    /* The stack grew by what the kernel counted in mm->stack_vm (pages of
+     * the x86 base size, SDM vol. 3, 4.5), when expand_downwards ran before
+     * the outcome's breakpoints were armed. */
+    if (c->vma.have && !c->vma.grew && s->have_stack_vm[0] && s->have_stack_vm[1] && s->stack_vm[1] > s->stack_vm[0]) {
+        c->vma.grew = true;
+        c->vma.start_before = c->vma.start + (s->stack_vm[1] - s->stack_vm[0]) * 4096;
+    }
     snprintf(c->vm_flags_from, sizeof c->vm_flags_from, "%s", s->vm_flags_from);
     if (hit(c, "wp_page_copy") || hit(c, "do_wp_page"))
         walk_parent(s);

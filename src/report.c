@@ -196,6 +196,19 @@ static void md_station(FILE *o, const cap_fault *f, size_t id, const cap_session
 
 /* ---- JSON records ---- */
 
+void report_outcome(FILE *out, enum report_format fmt, const out_fault *o)
+{
+    if (fmt != REPORT_JSON) {
+        out_render(o, fmt == REPORT_MD ? "md" : "text", out, NULL);
+        return;
+    }
+    json_t *j = json_pack("{s:s}", "type", "outcome"), *body = out_to_json(o);
+    if (j && body)
+        json_object_update(j, body);
+    json_decref(body);
+    emit(out, j);
+}
+
 static json_t *json_values(const cap_station *st)
 {
     json_t *vals = json_object();

@@ -31,6 +31,7 @@
 #include "faultline/error.h"
 #include "faultline/kernel.h"
 #include "faultline/pagewalk.h"
+#include "faultline/scenario.h"
 #include "faultline/target.h"
 
 typedef struct out_options {
@@ -83,9 +84,9 @@ typedef struct out_fault {
     uint64_t ret;        /* handle_mm_fault's vm_fault_t */
     char ret_decoded[160];
     bool have_signal;
-    int signal, si_code;
-    uint64_t si_addr;
-    char signal_name[16], si_code_name[24];
+    int signal, sig_code;
+    uint64_t sig_addr;
+    char signal_name[16], sig_code_name[24];
     bool signal_pending; /* the signal's bit in current->pending when force_sig_fault returned */
     uint64_t handler_ip; /* pt_regs->ip once exc_page_fault returned: the delivery set it (0: unchanged) */
     bool fixed_up;
@@ -128,6 +129,10 @@ int out_finish(out_session *s, const cap_fault *f, out_fault *o, fl_error *err);
  * error-code bits as the kernel names them (enum x86_pf_error_code's
  * X86_PF_WRITE, X86_PF_USER, X86_PF_INSTR); 0 leaves that bit unchecked. */
 void out_judge(out_fault *o, uint64_t pf_write, uint64_t pf_user, uint64_t pf_instr);
+
+/* What a bundled scenario promises of its outcome (its row's resolver and
+ * the beginning of its classification), as two more checks. NULL: none. */
+void out_check_scenario(out_fault *o, const scenario_def *sc);
 
 /* Walk `va` from `cr3` at the current stop (CR4 and EFER read now), the way
  * the outcome walks: for a caller that wants another look (a test comparing

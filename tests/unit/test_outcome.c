@@ -123,8 +123,8 @@ int main(void)
     hit(&o, "force_sig_fault");
     o.have_signal = true;
     o.signal = 11;
-    o.si_code = 2;
-    o.si_addr = VA;
+    o.sig_code = 2;
+    o.sig_addr = VA;
     o.signal_pending = true;
     o.handler_ip = 0x4017df;
     out_judge(&o, PF_W, PF_U, PF_I);
@@ -132,11 +132,11 @@ int main(void)
     CHECK_STR(o.resolver, "bad_area_access_error");
     CHECK_EQ_U64(o.nchecks, 4);
     CHECK_EQ_U64(out_checks_failed(&o), 0);
-    /* A signal whose PTE changed, not pending, wrong si_addr: three failures. */
+    /* A signal whose PTE changed, not pending, wrong sig_addr: three failures. */
     o.after = walk(0x5000 | PW_P | PW_US);
     pw_diff_walks(&o.before, &o.after, &o.diff);
     o.signal_pending = false;
-    o.si_addr = 0;
+    o.sig_addr = 0;
     out_judge(&o, PF_W, PF_U, PF_I);
     CHECK_EQ_U64(out_checks_failed(&o), 3);
     /* MAPERR at 0. */
@@ -145,7 +145,7 @@ int main(void)
     hit(&o, "bad_area_nosemaphore");
     o.have_signal = true;
     o.signal = 11;
-    o.si_code = 1;
+    o.sig_code = 1;
     out_judge(&o, PF_W, PF_U, PF_I);
     CHECK_STR(o.classification, "SIGSEGV (SEGV_MAPERR): read of 0x0, which no VMA covers");
 
