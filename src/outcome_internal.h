@@ -87,5 +87,7 @@ void out_vm_flags_names(const out_session *s, uint64_t flags, char *buf, size_t 
 
 /* outcome_judge.c (and out_judge, public) */
 void out_signal_names(out_fault *o);
+void out_add_check(out_fault *o, const char *name, bool ok, const char *claim, const char *expected,
+                   const char *actual);
 
 #endif

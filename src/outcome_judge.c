@@ -139,7 +139,7 @@ static void out_classify(out_fault *o)
 
 /* ---- checks ---- */
 
-static void check(out_fault *o, const char *name, bool ok, const char *claim, const char *expected, const char *actual)
+void out_add_check(out_fault *o, const char *name, bool ok, const char *claim, const char *expected, const char *actual)
 {
     if (o->nchecks >= OUT_MAX_CHECKS)
         return;
@@ -167,23 +167,23 @@ static void check_resolved(out_fault *o, uint64_t w, uint64_t u, uint64_t i)
     snprintf(e, sizeof e, "present%s%s%s", want_w ? ", RW" : "", want_u ? ", US" : "", want_x ? ", not NX" : "");
     rights_text(&o->after, a, sizeof a);
     const pw_walk *x = &o->after;
-    check(o, "pte-grants-access", x->mapped && (!want_w || x->writable) && (!want_u || x->user) && (!want_x || !x->nx),
+    out_add_check(o, "pte-grants-access", x->mapped && (!want_w || x->writable) && (!want_u || x->user) && (!want_x || !x->nx),
           "after the fault the walk grants what the error code asked for (W: RW, U: US, I: not NX)", e, a);
     snprintf(a, sizeof a, x->mapped ? "frame 0x%" PRIx64 : "no frame", x->frame);
-    check(o, "pte-maps-frame", x->mapped && x->frame != 0, "after the fault CR2's page maps a frame", "a frame", a);
+    out_add_check(o, "pte-maps-frame", x->mapped && x->frame != 0, "after the fault CR2's page maps a frame", "a frame", a);
     if (o->reran_checked) {
         snprintf(a, sizeof a, "%s", o->second_fault ? "faulted again on CR2" : o->reran ? "ran, no fault" : "did not run");
-        check(o, "reran-without-fault", o->reran && !o->second_fault,
+        out_add_check(o, "reran-without-fault", o->reran && !o->second_fault,
               "the faulting instruction runs again without a second fault on CR2", "ran, no fault", a);
     }
     if (was_hit(o, "wp_page_copy")) {
         snprintf(e, sizeof e, "not 0x%" PRIx64, o->diff.old_frame);
         snprintf(a, sizeof a, "0x%" PRIx64, o->diff.new_frame);
-        check(o, "cow-new-frame", o->diff.frame_changed, "COW: the writer now maps a different frame", e, a);
+        out_add_check(o, "cow-new-frame", o->diff.frame_changed, "COW: the writer now maps a different frame", e, a);
         if (o->have_parent) {
             snprintf(e, sizeof e, "0x%" PRIx64, o->diff.old_frame);
             snprintf(a, sizeof a, o->parent.mapped ? "0x%" PRIx64 : "not mapped", o->parent.frame);
-            check(o, "cow-parent-keeps-old", o->parent.mapped && o->parent.frame == o->diff.old_frame,
+            out_add_check(o, "cow-parent-keeps-old", o->parent.mapped && o->parent.frame == o->diff.old_frame,
                   "COW: the other process (the parent) still maps the old frame", e, a);
         }
     }
@@ -200,24 +200,24 @@ static void out_checks(out_fault *o, uint64_t pf_write, uint64_t pf_user, uint64
         return;
     }
     snprintf(a, sizeof a, "%s", o->diff.summary);
-    check(o, "pte-unchanged", o->diff.unchanged, "a refused access leaves the page-table entries as they were",
+    out_add_check(o, "pte-unchanged", o->diff.unchanged, "a refused access leaves the page-table entries as they were",
           "unchanged", a);
     if (o->have_signal) {
         snprintf(e, sizeof e, "%s pending for pid %d", o->signal_name, o->pid);
         snprintf(a, sizeof a, "%s", o->signal_pending ? "pending" : "not pending");
-        check(o, "signal-queued", o->signal_pending, "the signal was queued to current (task->pending)", e, a);
+        out_add_check(o, "signal-queued", o->signal_pending, "the signal was queued to current (task->pending)", e, a);
         snprintf(e, sizeof e, "0x%" PRIx64, o->cr2);
         snprintf(a, sizeof a, "0x%" PRIx64, o->sig_addr);
-        check(o, "si-addr-is-cr2", o->sig_addr == o->cr2, "the signal's si_addr is CR2", e, a);
+        out_add_check(o, "si-addr-is-cr2", o->sig_addr == o->cr2, "the signal's si_addr is CR2", e, a);
         snprintf(e, sizeof e, "a handler, not 0x%" PRIx64, o->fault_ip);
         snprintf(a, sizeof a, o->handler_ip ? "0x%" PRIx64 : "unchanged", o->handler_ip);
-        check(o, "signal-delivered", o->handler_ip && o->handler_ip != o->fault_ip,
+        out_add_check(o, "signal-delivered", o->handler_ip && o->handler_ip != o->fault_ip,
               "when exc_page_fault returns, the delivery has pointed pt_regs->ip at the handler", e, a);
     }
     if (o->fixed_up) {
         snprintf(e, sizeof e, "an exception-table fixup, not 0x%" PRIx64, o->fault_ip);
         snprintf(a, sizeof a, "0x%" PRIx64, o->fixup_ip);
-        check(o, "fixup-moved-ip", was_hit(o, "fixup_exception") && o->fixup_ip != o->fault_ip,
+        out_add_check(o, "fixup-moved-ip", was_hit(o, "fixup_exception") && o->fixup_ip != o->fault_ip,
               "fixup_exception moved pt_regs->ip off the faulting instruction", e, a);
     }
 }
@@ -237,9 +237,9 @@ void out_check_scenario(out_fault *o, const scenario_def *sc)
     char claim[192], a[64];
     snprintf(claim, sizeof claim, "scenario %s: the fault is resolved by %s", sc->name, sc->resolver);
     snprintf(a, sizeof a, "%s", o->resolver[0] ? o->resolver : "none");
-    check(o, "scenario-resolver", strcmp(o->resolver, sc->resolver) == 0, claim, sc->resolver, a);
+    out_add_check(o, "scenario-resolver", strcmp(o->resolver, sc->resolver) == 0, claim, sc->resolver, a);
     snprintf(claim, sizeof claim, "scenario %s: the outcome's classification begins as promised", sc->name);
     snprintf(a, sizeof a, "%.63s", o->classification);
-    check(o, "scenario-classification", strncmp(o->classification, sc->classification, strlen(sc->classification)) == 0,
+    out_add_check(o, "scenario-classification", strncmp(o->classification, sc->classification, strlen(sc->classification)) == 0,
           claim, sc->classification, a);
 }

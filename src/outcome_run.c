@@ -563,6 +563,13 @@ int out_finish(out_session *s, const cap_fault *f, out_fault *o, fl_error *err)
     describe_end(c);
     out_judge(c, decode_bits_mask(&s->err_bits, "X86_PF_WRITE"), decode_bits_mask(&s->err_bits, "X86_PF_USER"),
               decode_bits_mask(&s->err_bits, "X86_PF_INSTR"));
+    if (rc < 0) {
+        /* Said in the report too: a fault whose end was not seen is a failed
+         * outcome, not a silent one. */
+        out_note(c, "%s", err ? err->msg : "the outcome failed");
+        out_add_check(c, "end-seen", false, "the outcome followed the fault to its end", "the fault's end",
+                      err && err->code == FL_ETIMEOUT ? "timed out" : "an error (see the note)");
+    }
     c->seconds = fl_now_s() - t0;
     *o = *c;
     s->begun = false;

@@ -6,8 +6,9 @@
  * outcome check must hold. The write fault's "after" walk is cross-checked
  * against GDB reading the same entries by physical address at the same stop.
  *
- * The expectations live here until the scenario table (scenario.h) has a
- * classification column; argv[1] runs one scenario only. */
+ * The expectations are stated here, independently, and must agree with the
+ * scenario table's rows (scenario.h: resolver, classification) too; argv[1]
+ * runs one scenario only ("slots": the write fault with four slots). */
 #include "check.h"
 #include "qemu_guest.h"
 #include "faultline/outcome.h"
@@ -63,9 +64,18 @@ static void gdb_crosscheck(const char *sock, const pw_walk *w)
     CHECK_EQ_U64(got, w->count);
 }
 
-static void expect_scenario(const struct expect *x, const out_fault *o, const cap_fault *f)
+static void expect_scenario(const struct expect *x, out_fault *o, const cap_fault *f)
 {
     fprintf(stderr, "== %s\n", x->scenario);
+    const scenario_def *sc = scenario_find(x->scenario);
+    CHECK(sc != NULL);
+    if (sc) {
+        CHECK_STR(sc->resolver, x->resolver);
+        CHECK(strncmp(x->classification, sc->classification, strlen(sc->classification)) == 0);
+        size_t before = o->nchecks;
+        out_check_scenario(o, sc);
+        CHECK_EQ_U64(o->nchecks, before + 2);
+    }
     out_render(o, "text", stderr, NULL);
     CHECK_EQ_U64(o->error_code, x->error_code);
     CHECK_STR(o->resolver, x->resolver);
