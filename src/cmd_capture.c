@@ -68,7 +68,7 @@ int cmd_capture(const cli_options *o)
         int crc = cap_fault_capture(r.cs, &f, &err);
         fl_error oe = { 0 };
         int orc = crc == 0 && os ? out_finish(os, &f, &of, &oe) : 0;
-        report_trigger rt = { .have = false };
+        report_trigger rt = { .have = false, .outcome = crc == 0 && os ? of.classification : NULL };
         if (f.st[0].hit || f.nchecks) {
             report_fault(out, fmt, &rt, &f, r.cs);
             if (crc == 0 && os)

@@ -125,13 +125,14 @@ static int run_one(run_ctx *c)
         return -1;
     cap_fault f;
     int crc = cap_fault_capture(c->r.cs, &f, &c->err);
-    report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
-                          .page = trig.page, .target = trig.target };
     static out_fault of;
     fl_error oe = { 0 };
     int orc = crc == 0 && c->os ? out_finish(c->os, &f, &of, &oe) : 0;
     if (crc == 0 && c->os)
         out_check_scenario(&of, c->o->nprogram ? NULL : scenario_find(trig.scenario));
+    report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
+                          .page = trig.page, .target = trig.target,
+                          .outcome = crc == 0 && c->os ? of.classification : NULL };
     if ((f.st[0].hit || f.nchecks) && !c->chrome) {
         report_fault(c->out, c->fmt, &rt, &f, c->r.cs);
         if (crc == 0 && c->os)

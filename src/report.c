@@ -299,6 +299,8 @@ static void text_fault(FILE *o, const report_trigger *t, const cap_fault *f)
     if (t->have)
         fprintf(o, "\ntrigger: scenario %s, pid %d (%s), page 0x%" PRIx64 ", target 0x%" PRIx64 "\n", t->scenario,
                 t->pid, t->comm, t->page, t->target);
+    if (t->outcome)
+        fprintf(o, "%soutcome: %s\n", t->have ? "" : "\n", t->outcome);
     if (f->user_insn[0])
         fprintf(o, "faulting instruction: 0x%" PRIx64 ": %s\n", f->fault_ip, f->user_insn);
     if (f->task.pid)
@@ -358,6 +360,8 @@ static void md_checks(FILE *o, const cap_fault *f)
 static void md_fault(FILE *o, const report_trigger *t, const cap_fault *f, const cap_session *s)
 {
     fprintf(o, "\n## 1. USERSPACE TRIGGER\n\n");
+    if (t->outcome)
+        fprintf(o, "* **Outcome**: %s\n", t->outcome);
     if (t->have)
         fprintf(o, "* **Scenario**: `%s` (pid %d, `%s`)\n* **Page**: `0x%" PRIx64 "`\n* **Target VA**: `0x%" PRIx64
                    "` (page + `0x%" PRIx64 "`)\n",

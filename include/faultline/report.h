@@ -32,6 +32,8 @@ typedef struct report_trigger {
     int pid;
     const char *comm;
     uint64_t page, target;
+    const char *outcome;  /* the outcome's one-line classification, or NULL:
+                             said at the top of the fault */
 } report_trigger;
 
 typedef struct report_summary {
