@@ -71,6 +71,7 @@ struct out_session {
     uint64_t stack_vm[2];/* mm->stack_vm (pages) before and after: the kernel's
                             own count of stack growth (acct_stack_growth) */
     bool have_stack_vm[2];
+    bool tracing;        /* out_from_trace: registers from the trace, no breakpoints */
 };
 
 void out_note(out_fault *o, const char *fmt, const char *detail);
@@ -80,6 +81,9 @@ void out_vmflags_load(out_session *s);
 void out_phys_probe(out_session *s);
 int out_walk(out_session *s, uint64_t cr3, uint64_t va, pw_walk *w, fl_error *err);
 void out_at_hmf_entry(out_session *s);
+void out_record_hit(out_session *s, int cand, uint64_t pc);
+void out_handler_done(out_session *s);
+void out_conclude(out_session *s, out_fault *o, int rc, const fl_error *err, double t0);
 int out_read_member(out_session *s, uint64_t base, enum out_member m, uint64_t *v);
 void out_disarm_all(out_session *s);
 void out_read_vma(out_session *s, uint64_t vma, out_vma *v);

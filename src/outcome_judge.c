@@ -205,7 +205,9 @@ static void out_checks(out_fault *o, uint64_t pf_write, uint64_t pf_user, uint64
     if (o->have_signal) {
         snprintf(e, sizeof e, "%s pending for pid %d", o->signal_name, o->pid);
         snprintf(a, sizeof a, "%s", o->signal_pending ? "pending" : "not pending");
-        out_add_check(o, "signal-queued", o->signal_pending, "the signal was queued to current (task->pending)", e, a);
+        if (o->pending_known)
+            out_add_check(o, "signal-queued", o->signal_pending, "the signal was queued to current (task->pending)",
+                          e, a);
         snprintf(e, sizeof e, "0x%" PRIx64, o->cr2);
         snprintf(a, sizeof a, "0x%" PRIx64, o->sig_addr);
         out_add_check(o, "si-addr-is-cr2", o->sig_addr == o->cr2, "the signal's si_addr is CR2", e, a);

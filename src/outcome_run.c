@@ -321,7 +321,7 @@ void out_at_hmf_entry(out_session *s)
     s->vma_ptr = param(s, "handle_mm_fault", "vma", pc, "rdi");
 }
 
-static void record_hit(out_session *s, int cand, uint64_t pc)
+void out_record_hit(out_session *s, int cand, uint64_t pc)
 {
     out_fault *o = &s->cur;
     if (o->nhits >= OUT_MAX_HITS)
@@ -334,7 +334,8 @@ static void record_hit(out_session *s, int cand, uint64_t pc)
         /* Queued now, delivered before exc_page_fault returns (irqentry_exit
          * runs inside it): the pending bit is read at force_sig_fault's return. */
         uint64_t rsp, ret;
-        if (tgt_reg_read(s->t, "rsp", &rsp, NULL) == 0 && tgt_read_u64(s->t, rsp, &ret, NULL) == 0 && !bp_at(s, ret))
+        if (!s->tracing && tgt_reg_read(s->t, "rsp", &rsp, NULL) == 0 && tgt_read_u64(s->t, rsp, &ret, NULL) == 0 &&
+            !bp_at(s, ret))
             bp_add(s, ret, OUT_BP_SIG_RET, -1, NULL);
         o->have_signal = true;
         o->signal = (int)param(s, fn, "sig", pc, "rdi");
@@ -372,12 +373,14 @@ static void signal_queued(out_session *s)
 {
     out_fault *o = &s->cur;
     uint64_t pending;
-    if (o->signal > 0 && o->signal <= 64 && out_read_member(s, s->task, OUT_M_PENDING, &pending) == 0)
+    if (o->signal > 0 && o->signal <= 64 && out_read_member(s, s->task, OUT_M_PENDING, &pending) == 0) {
         o->signal_pending = pending & (1ull << (o->signal - 1));
+        o->pending_known = true;
+    }
 }
 
 /* At the handler's return: what the C code left behind. */
-static void handler_done(out_session *s)
+void out_handler_done(out_session *s)
 {
     out_fault *o = &s->cur;
     fl_error e;
@@ -421,7 +424,7 @@ static int run_handler(out_session *s, int64_t deadline, fl_error *err)
             continue;
         switch (b->kind) {
         case OUT_BP_CAND:
-            record_hit(s, b->cand, pc);
+            out_record_hit(s, b->cand, pc);
             break;
         case OUT_BP_HMF_ENTRY:
             /* The entry's slot becomes the return's (KVM has four). */
@@ -441,7 +444,7 @@ static int run_handler(out_session *s, int64_t deadline, fl_error *err)
              * one whose pt_regs is the stack pointer (asm passes rsp). */
             if (o->regs && tgt_reg_read(s->t, "rsp", &rsp, NULL) == 0 && rsp != o->regs)
                 break;
-            handler_done(s);
+            out_handler_done(s);
             return 0;
         default:
             break;
@@ -535,19 +538,13 @@ static void describe_end(out_fault *o)
         snprintf(o->end, sizeof o->end, "not seen to end");
 }
 
-int out_finish(out_session *s, const cap_fault *f, out_fault *o, fl_error *err)
+/* What every way of following a fault ends with: the VMA, the parent's
+ * walk, the difference, the end, the classification and the checks. */
+void out_conclude(out_session *s, out_fault *o, int rc, const fl_error *err, double t0)
 {
-    double t0 = fl_now_s();
-    if (!s->begun && out_begin(s, f, err) < 0)
-        return -1;
-    int64_t deadline = fl_deadline_ms(s->opt.timeout_ms);
-    int rc = arm_all(s, err) < 0 ? -1 : run_handler(s, deadline, err);
-    out_disarm_all(s);
     out_fault *c = &s->cur;
-    if (rc == 0 && !c->have_signal && !c->fixed_up)
-        rc = rerun(s, deadline, err);
-    out_disarm_all(s);
     out_read_vma(s, s->vma_ptr, &c->vma);
+    snprintf(c->vm_flags_from, sizeof c->vm_flags_from, "%s", s->vm_flags_from);
     /* The stack grew by what the kernel counted in mm->stack_vm (pages of
      * the x86 base size, SDM vol. 3, 4.5), when expand_downwards ran before
      * the outcome's breakpoints were armed. */
@@ -555,7 +552,6 @@ int out_finish(out_session *s, const cap_fault *f, out_fault *o, fl_error *err)
         c->vma.grew = true;
         c->vma.start_before = c->vma.start + (s->stack_vm[1] - s->stack_vm[0]) * 4096;
     }
-    snprintf(c->vm_flags_from, sizeof c->vm_flags_from, "%s", s->vm_flags_from);
     if (hit(c, "wp_page_copy") || hit(c, "do_wp_page"))
         walk_parent(s);
     if (c->have_before && c->have_after)
@@ -573,5 +569,20 @@ int out_finish(out_session *s, const cap_fault *f, out_fault *o, fl_error *err)
     c->seconds = fl_now_s() - t0;
     *o = *c;
     s->begun = false;
+}
+
+int out_finish(out_session *s, const cap_fault *f, out_fault *o, fl_error *err)
+{
+    double t0 = fl_now_s();
+    if (!s->begun && out_begin(s, f, err) < 0)
+        return -1;
+    int64_t deadline = fl_deadline_ms(s->opt.timeout_ms);
+    int rc = arm_all(s, err) < 0 ? -1 : run_handler(s, deadline, err);
+    out_disarm_all(s);
+    out_fault *c = &s->cur;
+    if (rc == 0 && !c->have_signal && !c->fixed_up)
+        rc = rerun(s, deadline, err);
+    out_disarm_all(s);
+    out_conclude(s, o, rc, err, t0);
     return rc;
 }

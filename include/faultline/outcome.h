@@ -88,6 +88,7 @@ typedef struct out_fault {
     uint64_t sig_addr;
     char signal_name[16], sig_code_name[24];
     bool signal_pending; /* the signal's bit in current->pending when force_sig_fault returned */
+    bool pending_known;  /* ... was read (not from a trace: delivered by then) */
     uint64_t handler_ip; /* pt_regs->ip once exc_page_fault returned: the delivery set it (0: unchanged) */
     bool fixed_up;
     uint64_t fixup_ip;   /* pt_regs->ip after the fixup */

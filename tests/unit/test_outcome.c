@@ -125,7 +125,7 @@ int main(void)
     o.signal = 11;
     o.sig_code = 2;
     o.sig_addr = VA;
-    o.signal_pending = true;
+    o.signal_pending = o.pending_known = true;
     o.handler_ip = 0x4017df;
     out_judge(&o, PF_W, PF_U, PF_I);
     CHECK_STR(o.classification, "SIGSEGV (SEGV_ACCERR): write to a read-only mapping");
