@@ -69,6 +69,12 @@ static int run_trace(run_ctx *c)
         fprintf(stderr, "\r%-70s\r", "");
     if (tr) {
         trace_report(c->out, c->tfmt, c->tview, tr);
+        static out_fault of; /* what the traced fault did, from the trace */
+        if (c->os && !c->chrome && out_from_trace(c->os, tr, &of, NULL) == 0) {
+            report_outcome(c->out, c->fmt, &of);
+            c->sum.checks += (unsigned)of.nchecks;
+            c->sum.failed += (unsigned)out_checks_failed(&of);
+        }
         trace_result_free(tr);
     }
     if (rc < 0)
@@ -95,7 +101,7 @@ static int arm_for(run_ctx *c, const vm_trigger *trig)
         out_options oo = { .timeout_ms = co.timeout_ms, .max_slots = co.max_slots, .idle = cmd_console_drain,
                            .idle_ctx = &c->con };
         fl_error oe = { 0 };
-        if (!c->o->trace && out_session_open(&c->os, c->r.k, c->r.t, &oo, &oe) < 0)
+        if (out_session_open(&c->os, c->r.k, c->r.t, &oo, &oe) < 0)
             fprintf(stderr, "faultline: no outcome in this report: %s\n", oe.msg);
         if (c->os)
             cap_session_on_stop(c->r.cs, out_on_stop, c->os);
@@ -127,20 +133,21 @@ static int run_one(run_ctx *c)
     int crc = cap_fault_capture(c->r.cs, &f, &c->err);
     static out_fault of;
     fl_error oe = { 0 };
-    int orc = crc == 0 && c->os ? out_finish(c->os, &f, &of, &oe) : 0;
-    if (crc == 0 && c->os)
+    /* Tracing, the trace itself runs the fault to its end (run_trace). */
+    bool follow = crc == 0 && c->os && !c->o->trace;
+    int orc = follow ? out_finish(c->os, &f, &of, &oe) : 0;
+    if (follow)
         out_check_scenario(&of, c->o->nprogram ? NULL : scenario_find(trig.scenario));
     report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
-                          .page = trig.page, .target = trig.target,
-                          .outcome = crc == 0 && c->os ? of.classification : NULL };
+                          .page = trig.page, .target = trig.target, .outcome = follow ? of.classification : NULL };
     if ((f.st[0].hit || f.nchecks) && !c->chrome) {
         report_fault(c->out, c->fmt, &rt, &f, c->r.cs);
-        if (crc == 0 && c->os)
+        if (follow)
             report_outcome(c->out, c->fmt, &of);
         fflush(c->out); /* each fault's records as soon as they exist */
     }
     cmd_tally(&c->sum, &f);
-    if (crc == 0 && c->os) {
+    if (follow) {
         c->sum.checks += (unsigned)of.nchecks;
         c->sum.failed += (unsigned)out_checks_failed(&of);
     }

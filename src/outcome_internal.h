@@ -72,6 +72,7 @@ struct out_session {
                             own count of stack growth (acct_stack_growth) */
     bool have_stack_vm[2];
     bool tracing;        /* out_from_trace: registers from the trace, no breakpoints */
+    bool replay_exact;   /* ... and this step's registers are known exactly */
 };
 
 void out_note(out_fault *o, const char *fmt, const char *detail);

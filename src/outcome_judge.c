@@ -63,6 +63,12 @@ static bool was_hit(const out_fault *o, const char *fn)
 static void classify_signal(out_fault *o)
 {
     const char *acc = access_kind(o->error_code);
+    if (!o->signal_known) {
+        snprintf(o->classification, sizeof o->classification,
+                 "a signal for a %s of 0x%" PRIx64 " (force_sig_fault ran; its number and si_code were not read)",
+                 acc, o->cr2);
+        return;
+    }
     if (strcmp(o->sig_code_name, "SEGV_ACCERR") == 0)
         snprintf(o->classification, sizeof o->classification, "%s (%s): %s", o->signal_name, o->sig_code_name,
                  strcmp(acc, "write") == 0 ? "write to a read-only mapping"
@@ -210,7 +216,8 @@ static void out_checks(out_fault *o, uint64_t pf_write, uint64_t pf_user, uint64
                           e, a);
         snprintf(e, sizeof e, "0x%" PRIx64, o->cr2);
         snprintf(a, sizeof a, "0x%" PRIx64, o->sig_addr);
-        out_add_check(o, "si-addr-is-cr2", o->sig_addr == o->cr2, "the signal's si_addr is CR2", e, a);
+        if (o->signal_known)
+            out_add_check(o, "si-addr-is-cr2", o->sig_addr == o->cr2, "the signal's si_addr is CR2", e, a);
         snprintf(e, sizeof e, "a handler, not 0x%" PRIx64, o->fault_ip);
         snprintf(a, sizeof a, o->handler_ip ? "0x%" PRIx64 : "unchanged", o->handler_ip);
         out_add_check(o, "signal-delivered", o->handler_ip && o->handler_ip != o->fault_ip,

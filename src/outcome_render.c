@@ -21,7 +21,8 @@ static void vma_line(const out_fault *o, char *buf, size_t cap)
 {
     const out_vma *v = &o->vma;
     if (!v->have)
-        snprintf(buf, cap, "none covers 0x%" PRIx64 " (the kernel found none to hand to handle_mm_fault)", o->cr2);
+        snprintf(buf, cap, "none seen for 0x%" PRIx64 " (none reached handle_mm_fault, bad_area_access_error or "
+                 "expand_downwards where it could be read)", o->cr2);
     else
         snprintf(buf, cap, "0x%" PRIx64 "-0x%" PRIx64 " flags 0x%" PRIx64 " [%s] %s%s%s", v->start, v->end, v->flags,
                  v->flag_names, v->anonymous ? "anonymous" : "file ", v->anonymous ? "" : v->file,
@@ -69,8 +70,10 @@ static void render_text(const out_fault *o, FILE *out)
     fprintf(out, "  resolver        %s (hits: %s)\n", o->resolver[0] ? o->resolver : "none", line);
     if (o->have_ret)
         fprintf(out, "  handle_mm_fault returned 0x%" PRIx64 " %s\n", o->ret, o->ret_decoded);
-    if (o->have_signal)
+    if (o->have_signal && o->signal_known)
         fprintf(out, "  signal          %s, %s, si_addr 0x%" PRIx64 "\n", o->signal_name, o->sig_code_name, o->sig_addr);
+    else if (o->have_signal)
+        fprintf(out, "  signal          force_sig_fault ran; its parameters were not read\n");
     if (o->fixed_up)
         fprintf(out, "  fixup           pt_regs->ip 0x%" PRIx64 " -> 0x%" PRIx64 "\n", o->fault_ip, o->fixup_ip);
     vma_line(o, line, sizeof line);
@@ -103,8 +106,10 @@ static void render_md(const out_fault *o, FILE *out)
     fprintf(out, "- resolver: `%s` (breakpoints hit, in order: %s)\n", o->resolver[0] ? o->resolver : "none", line);
     if (o->have_ret)
         fprintf(out, "- `handle_mm_fault` returned `0x%" PRIx64 "` %s\n", o->ret, o->ret_decoded);
-    if (o->have_signal)
+    if (o->have_signal && o->signal_known)
         fprintf(out, "- signal: %s, %s, si_addr `0x%" PRIx64 "`\n", o->signal_name, o->sig_code_name, o->sig_addr);
+    else if (o->have_signal)
+        fprintf(out, "- signal: `force_sig_fault` ran; its parameters were not read\n");
     if (o->fixed_up)
         fprintf(out, "- fixup: `pt_regs->ip` `0x%" PRIx64 "` -> `0x%" PRIx64 "`\n", o->fault_ip, o->fixup_ip);
     vma_line(o, line, sizeof line);
@@ -192,7 +197,7 @@ json_t *out_to_json(const out_fault *o)
     if (o->have_ret)
         json_object_set_new(j, "handle_mm_fault_returned", json_pack("{s:o,s:s}", "value", hex(o->ret), "decoded",
                                                                        o->ret_decoded));
-    if (o->have_signal)
+    if (o->have_signal && o->signal_known)
         json_object_set_new(j, "signal", json_pack("{s:i,s:s,s:i,s:s,s:o,s:b,s:o}", "number", o->signal, "name",
                                                    o->signal_name, "si_code", o->sig_code, "si_code_name",
                                                    o->sig_code_name, "si_addr", hex(o->sig_addr), "pending",

@@ -302,12 +302,18 @@ static bool ours(out_session *s)
            task.pid == s->cur.pid;
 }
 
-static uint64_t param(out_session *s, const char *func, const char *var, uint64_t pc, const char *abi)
+/* A parameter at a function's entry: its DWARF location; the psABI register
+ * where that cannot be evaluated (live only: a replayed trace has no such
+ * fallback, and at an inferred fast-mode step no registers at all). */
+static uint64_t param(out_session *s, const char *func, const char *var, uint64_t pc, const char *abi, bool *known)
 {
     uint64_t v = 0;
-    if (kern_var_value(s->k, func, var, pc, &s->frame, &v, NULL) < 0)
-        tgt_reg_read(s->t, abi, &v, NULL);
-    return v;
+    bool ok = !(s->tracing && !s->replay_exact) &&
+              (kern_var_value(s->k, func, var, pc, &s->frame, &v, NULL) == 0 ||
+               (!s->tracing && tgt_reg_read(s->t, abi, &v, NULL) == 0));
+    if (known)
+        *known = ok;
+    return ok ? v : 0;
 }
 
 void out_at_hmf_entry(out_session *s)
@@ -318,7 +324,7 @@ void out_at_hmf_entry(out_session *s)
         s->hmf_ret = 0;
         return;
     }
-    s->vma_ptr = param(s, "handle_mm_fault", "vma", pc, "rdi");
+    s->vma_ptr = param(s, "handle_mm_fault", "vma", pc, "rdi", NULL);
 }
 
 void out_record_hit(out_session *s, int cand, uint64_t pc)
@@ -337,15 +343,20 @@ void out_record_hit(out_session *s, int cand, uint64_t pc)
         if (!s->tracing && tgt_reg_read(s->t, "rsp", &rsp, NULL) == 0 && tgt_read_u64(s->t, rsp, &ret, NULL) == 0 &&
             !bp_at(s, ret))
             bp_add(s, ret, OUT_BP_SIG_RET, -1, NULL);
+        bool k1, k2, k3;
         o->have_signal = true;
-        o->signal = (int)param(s, fn, "sig", pc, "rdi");
-        o->sig_code = (int)param(s, fn, "code", pc, "rsi");
-        o->sig_addr = param(s, fn, "addr", pc, "rdx");
+        o->signal = (int)param(s, fn, "sig", pc, "rdi", &k1);
+        o->sig_code = (int)param(s, fn, "code", pc, "rsi", &k2);
+        o->sig_addr = param(s, fn, "addr", pc, "rdx", &k3);
+        o->signal_known = k1 && k2 && k3;
         out_signal_names(o);
-        snprintf(h->detail, sizeof h->detail, "sig %d %s, si_code %d %s, addr 0x%" PRIx64, o->signal,
-                 o->signal_name, o->sig_code, o->sig_code_name, o->sig_addr);
+        if (o->signal_known)
+            snprintf(h->detail, sizeof h->detail, "sig %d %s, si_code %d %s, addr 0x%" PRIx64, o->signal,
+                     o->signal_name, o->sig_code, o->sig_code_name, o->sig_addr);
+        else
+            snprintf(h->detail, sizeof h->detail, "its parameters were not read (an inferred step of a fast trace)");
     } else if (out_cand_role(cand) == OUT_R_GROW || strcmp(fn, "bad_area_access_error") == 0) {
-        uint64_t vma = param(s, fn, "vma", pc, strcmp(fn, "expand_downwards") == 0 ? "rdi" : "rcx");
+        uint64_t vma = param(s, fn, "vma", pc, strcmp(fn, "expand_downwards") == 0 ? "rdi" : "rcx", NULL);
         if (vma) {
             s->vma_ptr = vma;
             if (out_cand_role(cand) == OUT_R_GROW && out_read_member(s, vma, OUT_M_VM_START, &o->vma.start_before) == 0)

@@ -13,6 +13,7 @@
  *                                 or out_begin() once after the capture
  *   out_finish()                  runs the guest until the fault is over and
  *                                 leaves it stopped; fills an out_fault
+ *   (or out_from_trace()          after a trace that ran the fault to its end)
  * Physical memory is read through QEMU's `Qqemu.PhyMemMode:1` (sent with
  * tgt_query, switched back after every walk), or, where the stub refuses it,
  * through the kernel's direct map (page_offset_base); the report says which.
@@ -33,6 +34,7 @@
 #include "faultline/pagewalk.h"
 #include "faultline/scenario.h"
 #include "faultline/target.h"
+#include "faultline/trace.h"
 
 typedef struct out_options {
     int timeout_ms;      /* from out_finish's start to the fault's end; 0: 30000 */
@@ -83,7 +85,8 @@ typedef struct out_fault {
     bool have_ret;
     uint64_t ret;        /* handle_mm_fault's vm_fault_t */
     char ret_decoded[160];
-    bool have_signal;
+    bool have_signal;    /* force_sig_fault ran */
+    bool signal_known;   /* ... and its parameters were read */
     int signal, sig_code;
     uint64_t sig_addr;
     char signal_name[16], sig_code_name[24];
@@ -139,6 +142,13 @@ void out_check_scenario(out_fault *o, const scenario_def *sc);
  * the outcome walks: for a caller that wants another look (a test comparing
  * with GDB, a second address space). */
 int out_walk_now(out_session *s, uint64_t cr3, uint64_t va, pw_walk *w, fl_error *err);
+
+/* The same from a trace (trace.h) that ran the fault to user mode after a
+ * capture whose stop hook was out_on_stop at the entry station: the
+ * candidates among the stepped pcs, their parameters from the replayed
+ * registers, the "after" walk where the trace stopped. What only breakpoints
+ * can see (the pending signal, the re-run) is left out, not guessed. */
+int out_from_trace(out_session *s, const trace_result *tr, out_fault *o, fl_error *err);
 
 size_t out_checks_failed(const out_fault *o);
 

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "qemu_guest.h"
 #include "faultline/outcome.h"
+#include "faultline/trace.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -147,6 +148,53 @@ static void run_one(kern *k, const char *kernel, const char *initrd, const struc
     CHECK(pid == 0 || kill(pid, 0) == -1);
 }
 
+/* The same write fault traced (single mode) from the entry to user mode:
+ * the outcome from the trace must say the same thing. */
+static void run_traced(kern *k, const char *kernel, const char *initrd)
+{
+    guest g;
+    static cap_fault f;
+    static out_fault o;
+    fl_error err = { 0 };
+    out_session *os = NULL;
+    trace_result *tr = NULL;
+    out_options oo = { .timeout_ms = 60000 };
+    memset(&g, 0, sizeof g);
+    vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = "tcg", .append = "faultline.scenario=write" };
+    char line[256];
+    tgt_stop stop;
+    int ok = vm_start(&g.v, &cfg, &err) == 0 && tgt_connect(&g.t, vm_gdb_address(g.v), 10000, &err) == 0 &&
+             tgt_resume(g.t, &err) == 0 &&
+             vm_console_wait_prefix(g.v, VM_ANNOUNCE_PREFIX, line, sizeof line, 30000, &err) == 0 &&
+             vm_parse_announcement(line, &g.trig, &err) == 0 && tgt_interrupt(g.t, &stop, 5000, &err) == 0;
+    cap_options co = { .filter = { .pid = g.trig.pid, .addr = g.trig.target }, .stations = 1u << CAP_ST_ENTRY,
+                       .timeout_ms = 30000 };
+    ok = ok && cap_session_open(&g.cs, k, g.t, &co, &err) == 0 && out_session_open(&os, k, g.t, &oo, &err) == 0;
+    if (ok)
+        cap_session_on_stop(g.cs, out_on_stop, os);
+    trace_options to = { .mode = TRACE_SINGLE, .timeout_ms = 120000, .max_steps = 60000 };
+    ok = ok && vm_console_write(g.v, "go\n", &err) == 0 && cap_fault_capture(g.cs, &f, &err) == 0 &&
+         trace_run(g.t, k, &to, &tr, &err) == 0 && out_from_trace(os, tr, &o, &err) == 0;
+    CHECK(ok);
+    if (!ok)
+        fprintf(stderr, "traced write: %s\n", err.msg);
+    else {
+        fprintf(stderr, "== write, traced\n");
+        out_render(&o, "text", stderr, NULL);
+        CHECK(strncmp(o.classification, "anonymous first write: zero-filled page", 39) == 0);
+        CHECK_STR(o.resolver, "do_anonymous_page");
+        CHECK(o.have_ret && o.ret == 0);
+        CHECK(o.vma.have && o.vma.anonymous);
+        CHECK(!o.before.mapped && o.after.mapped && o.after.writable);
+        CHECK(o.nchecks >= 2);
+        CHECK_EQ_U64(out_checks_failed(&o), 0);
+        CHECK_EQ_U64(tr->final_pc, o.fault_ip);
+    }
+    trace_result_free(tr);
+    out_session_close(os);
+    guest_stop(&g);
+}
+
 int main(int argc, char **argv)
 {
     const char *kernel = getenv("FAULTLINE_KERNEL"), *initrd = getenv("FAULTLINE_INITRD");
@@ -167,6 +215,10 @@ int main(int argc, char **argv)
             run_one(k, kernel, initrd, &expects[i], 0);
             ran++;
         }
+    if (argc < 2 || !strcmp(argv[1], "traced")) {
+        run_traced(k, kernel, initrd);
+        ran++;
+    }
     if (argc < 2 || !strcmp(argv[1], "slots")) {
         run_one(k, kernel, initrd, &expects[0], 4);
         ran++;

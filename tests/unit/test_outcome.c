@@ -121,7 +121,7 @@ int main(void)
     hit(&o, "bad_area_access_error");
     hit(&o, "__bad_area");
     hit(&o, "force_sig_fault");
-    o.have_signal = true;
+    o.have_signal = o.signal_known = true;
     o.signal = 11;
     o.sig_code = 2;
     o.sig_addr = VA;
@@ -139,11 +139,17 @@ int main(void)
     o.sig_addr = 0;
     out_judge(&o, PF_W, PF_U, PF_I);
     CHECK_EQ_U64(out_checks_failed(&o), 3);
+    /* force_sig_fault seen (in a fast trace) but its parameters unknown:
+     * said so, and the checks that need them are left out. */
+    o.signal_known = false;
+    out_judge(&o, PF_W, PF_U, PF_I);
+    CHECK(strncmp(o.classification, "a signal for a write of 0x7f0000000100 (force_sig_fault ran", 59) == 0);
+    CHECK(find(&o, "si-addr-is-cr2") == NULL);
     /* MAPERR at 0. */
     base(&o, PF_U, 0, 0);
     o.cr2 = 0;
     hit(&o, "bad_area_nosemaphore");
-    o.have_signal = true;
+    o.have_signal = o.signal_known = true;
     o.signal = 11;
     o.sig_code = 1;
     out_judge(&o, PF_W, PF_U, PF_I);
