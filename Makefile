@@ -12,7 +12,7 @@ LIBS     := -ldwarf -lelf -lz -lcapstone -lexpat -ljansson
 ALLCFLAGS = $(WARN) $(INCS) $(CFLAGS)
 
 B        := build
-HDRS     := $(wildcard include/faultline/*.h)
+HDRS     := $(wildcard include/faultline/*.h) $(wildcard src/*.h)
 TEST_HDRS:= $(wildcard tests/*.h)
 # The command line (src/main.c, src/cli*.c, src/cmd_*.c) is not library code:
 # it owns the terminal and the signals. Its objects go to a second archive
@@ -64,7 +64,7 @@ $(B)/tests/itest_%: tests/integration/itest_%.c $(TEST_HDRS) $(B)/libfaultline.a
 $(B)/tests-asan/%: tests/unit/%.c $(TEST_HDRS) $(B)/libfaultline-cli-asan.a $(B)/libfaultline-asan.a | $(B)/tests-asan
 	$(CC) $(ALLCFLAGS) $(ASAN) -O1 -Itests $< $(B)/libfaultline-cli-asan.a $(B)/libfaultline-asan.a $(LIBS) -lpthread -o $@
 # libFuzzer targets link the library and command-line sources directly, built by clang.
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(CLI_SRCS) $(HDRS) | $(B)/fuzz
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(CLI_SRCS) $(HDRS) $(TEST_HDRS) | $(B)/fuzz
 	$(CLANG) $(filter-out -Wno-format-truncation,$(WARN)) $(INCS) -g -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(CLI_SRCS) $(LIBS) -o $@
 $(B)/fixtures/%: tests/fixtures/%.c | $(B)/fixtures
 	$(CC) -g -gdwarf-5 -O2 -fno-pie -no-pie $< -o $@

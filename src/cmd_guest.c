@@ -180,8 +180,9 @@ int cmd_boot_vm(const cli_options *o, cmd_vm *r, char *append, size_t acap, doub
         return fl_fail(err, FL_EUSAGE, "no kernel at %s: run 'make vm' (or pass --kernel)", kernel);
     if (stat(initrd, &sb) < 0)
         return fl_fail(err, FL_EUSAGE, "no initramfs at %s: run 'make vm' (or pass --initrd)", initrd);
-    vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = o->accel, .append = append };
-    if (strcmp(o->accel, "auto") == 0) {
+    vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = o->reproducible ? "tcg" : o->accel,
+                      .append = append, .reproducible = o->reproducible };
+    if (!o->reproducible && strcmp(o->accel, "auto") == 0) {
         /* Decided before the clock starts: the first probe on a machine takes
          * up to 20 s (its verdict is cached), and the user should see why. */
         bool usable = false;
@@ -207,6 +208,7 @@ int cmd_boot_vm(const cli_options *o, cmd_vm *r, char *append, size_t acap, doub
         return -1;
     if (tgt_connect(&r->t, vm_gdb_address(r->v), 10000, err) < 0)
         return fl_error_prefix(err, "connecting to the guest's gdbstub");
-    return tgt_resume(r->t, err);
+    /* Reproducible: the caller arms before the guest's first instruction. */
+    return o->reproducible ? 0 : tgt_resume(r->t, err);
 }
 

@@ -18,7 +18,7 @@ typedef struct run_ctx {
     cmd_vm r;
     cmd_console con;
     FILE *out;
-    bool chrome; /* Chrome's trace-event file holds the trace alone */
+    bool chrome; /* chrome, folded and svg files hold the trace alone */
     enum report_format fmt;
     enum trace_format tfmt;
     enum trace_view tview;
@@ -29,6 +29,9 @@ typedef struct run_ctx {
     double t0;
     char version[256], qemu[128], kbuf[PATH_MAX];
     fl_error err;
+    int index;                /* which fault of the run (scenario all: 0-2) */
+    int pids[4];              /* --reproducible: the pid captured per fault */
+    cmd_repro_idle_ctx ridle; /* --reproducible: the capture's idle hook */
 } run_ctx;
 
 /* The trace's progress line, drawn here (the CLI owns the terminal) and
@@ -62,13 +65,15 @@ static int run_trace(run_ctx *c)
         .progress_fn = draw_progress,
         .progress_ctx = &pl,
         .cancel = cmd_check_stop,
+        .explain = c->tview == TRACE_VIEW_EXPLAIN,
     };
+    trace_report_options ro = { .function = o->function, .depth = o->depth };
     trace_result *tr = NULL;
     int rc = trace_run(c->r.t, c->r.k, &topt, &tr, &c->err);
     if (pl.drawn)
         fprintf(stderr, "\r%-70s\r", "");
     if (tr) {
-        trace_report(c->out, c->tfmt, c->tview, tr);
+        trace_report_opt(c->out, c->tfmt, c->tview, tr, &ro);
         static out_fault of; /* what the traced fault did, from the trace */
         if (c->os && !c->chrome && out_from_trace(c->os, tr, &of, NULL) == 0) {
             report_outcome(c->out, c->fmt, &of);
@@ -86,26 +91,50 @@ static int run_trace(run_ctx *c)
  * user program the shell that announced it execs it, and only the exec
  * gives the task the program's comm: faults of the shell before that are
  * not the program's) and its target address (a program announces none). */
+static int open_session(run_ctx *c)
+{
+    if (c->r.cs)
+        return 0;
+    cap_options co = { .stations = c->o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(c->o->probes),
+                       .timeout_ms = c->o->timeout_s * 1000,
+                       .max_slots = strcmp(vm_accel(c->r.v), "kvm") == 0 ? 4 : 0,
+                       .idle = cmd_console_drain, .idle_ctx = &c->con };
+    if (c->o->reproducible) {
+        c->ridle = (cmd_repro_idle_ctx){ .con = &c->con, .cs = &c->r.cs };
+        co.idle = cmd_repro_idle;
+        co.idle_ctx = &c->ridle;
+    }
+    if (cap_session_open(&c->r.cs, c->r.k, c->r.t, &co, &c->err) < 0)
+        return -1;
+    /* What each fault did (outcome.h): optional, said when it cannot be. */
+    out_options oo = { .timeout_ms = co.timeout_ms, .max_slots = co.max_slots, .idle = co.idle,
+                       .idle_ctx = co.idle_ctx };
+    fl_error oe = { 0 };
+    if (out_session_open(&c->os, c->r.k, c->r.t, &oo, &oe) < 0)
+        fprintf(stderr, "faultline: no outcome in this report: %s\n", oe.msg);
+    if (c->os)
+        cap_session_on_stop(c->r.cs, out_on_stop, c->os);
+    return 0;
+}
+
+/* --reproducible: the filter is known before the guest runs (cmd_repro.c). */
+static int arm_reproducible(run_ctx *c)
+{
+    if (open_session(c) < 0)
+        return -1;
+    cap_filter filter;
+    cmd_repro_filter(c->o, c->index, &filter);
+    cap_session_set_filter(c->r.cs, &filter, cmd_repro_scenario(c->o, c->index));
+    return cmd_repro_wait_comm(&c->r, &c->con, filter.comm, c->o->timeout_s * 1000, &c->err);
+}
+
 static int arm_for(run_ctx *c, const vm_trigger *trig)
 {
     tgt_stop stop;
     if (tgt_interrupt(c->r.t, &stop, 5000, &c->err) < 0)
         return -1;
-    if (!c->r.cs) {
-        cap_options co = { .stations = c->o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(c->o->probes),
-                           .timeout_ms = c->o->timeout_s * 1000,
-                           .max_slots = strcmp(vm_accel(c->r.v), "kvm") == 0 ? 4 : 0,
-                           .idle = cmd_console_drain, .idle_ctx = &c->con };
-        if (cap_session_open(&c->r.cs, c->r.k, c->r.t, &co, &c->err) < 0)
-            return -1;
-        out_options oo = { .timeout_ms = co.timeout_ms, .max_slots = co.max_slots, .idle = cmd_console_drain,
-                           .idle_ctx = &c->con };
-        fl_error oe = { 0 };
-        if (out_session_open(&c->os, c->r.k, c->r.t, &oo, &oe) < 0)
-            fprintf(stderr, "faultline: no outcome in this report: %s\n", oe.msg);
-        if (c->os)
-            cap_session_on_stop(c->r.cs, out_on_stop, c->os);
-    }
+    if (open_session(c) < 0)
+        return -1;
     cap_filter filter = { .pid = trig->pid, .addr = trig->target };
     snprintf(filter.comm, sizeof filter.comm, "%s", trig->comm);
     cap_session_set_filter(c->r.cs, &filter, c->o->nprogram ? NULL : trig->scenario);
@@ -118,8 +147,10 @@ static int run_one(run_ctx *c)
 {
     char line[256];
     vm_trigger trig;
-    if (cmd_console_wait(&c->con, c->r.t, VM_ANNOUNCE_PREFIX, line, sizeof line, c->o->timeout_s * 1000, &c->err) < 0 ||
-        vm_parse_announcement(line, &trig, &c->err) < 0)
+    if (c->o->reproducible ? arm_reproducible(c) < 0
+                           : (cmd_console_wait(&c->con, c->r.t, VM_ANNOUNCE_PREFIX, line, sizeof line,
+                                               c->o->timeout_s * 1000, &c->err) < 0 ||
+                              vm_parse_announcement(line, &trig, &c->err) < 0))
         return -1;
     if (!c->begun) {
         c->meta.boot_seconds = fl_now_s() - c->t0;
@@ -127,7 +158,7 @@ static int run_one(run_ctx *c)
             report_begin(c->out, c->fmt, &c->meta);
         c->begun = true;
     }
-    if (arm_for(c, &trig) < 0)
+    if (!c->o->reproducible && arm_for(c, &trig) < 0)
         return -1;
     cap_fault f;
     int crc = cap_fault_capture(c->r.cs, &f, &c->err);
@@ -139,7 +170,12 @@ static int run_one(run_ctx *c)
     if (follow)
         out_check_scenario(&of, c->o->nprogram ? NULL : scenario_find(trig.scenario));
     report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
-                          .page = trig.page, .target = trig.target, .outcome = follow ? of.classification : NULL };
+                          .page = trig.page, .target = trig.target };
+    if (c->o->reproducible) {
+        cmd_repro_trigger(c->o, c->index, &f, &rt);
+        c->pids[c->index] = f.task.pid;
+    }
+    rt.outcome = follow ? of.classification : NULL;
     if ((f.st[0].hit || f.nchecks) && !c->chrome) {
         report_fault(c->out, c->fmt, &rt, &f, c->r.cs);
         if (follow)
@@ -162,6 +198,9 @@ static int run_one(run_ctx *c)
     }
     if (c->o->trace && run_trace(c) < 0)
         return -1;
+    /* Reproducible: the next fault's filter is set before the guest runs on. */
+    if (c->o->reproducible && cmd_repro_scenario(c->o, c->index + 1))
+        return 0;
     return tgt_resume(c->r.t, &c->err);
 }
 
@@ -171,6 +210,8 @@ static int run_end(run_ctx *c)
 {
     char line[256];
     if (cmd_console_wait(&c->con, c->r.t, VM_DONE_PREFIX, line, sizeof line, c->o->timeout_s * 1000, &c->err) < 0)
+        return CMD_EXIT_ENV;
+    if (c->o->reproducible && cmd_repro_verify(&c->con, c->pids, c->index, &c->err) < 0)
         return CMD_EXIT_ENV;
     int rc = c->sum.failed ? CMD_EXIT_CHECKS : 0;
     const char *st = strstr(line, " status=");
@@ -189,6 +230,8 @@ static int run_boot(run_ctx *c)
     if (!o->nprogram)
         snprintf(append, sizeof append, "faultline.scenario=%s", o->scenario);
     cmd_append_kprobes(append, sizeof append);
+    if (o->reproducible)
+        cmd_repro_append(append, sizeof append);
     if (kern_open(&c->r.k, c->meta.vmlinux, NULL, &c->err) < 0)
         return -1;
     cmd_kernel_version(c->meta.vmlinux, c->r.k, c->version, sizeof c->version);
@@ -205,34 +248,44 @@ static void run_init(run_ctx *c, const cli_options *o)
 {
     memset(c, 0, sizeof *c);
     c->o = o;
-    c->chrome = o->trace && strcmp(o->format, "chrome") == 0;
+    c->chrome = o->trace && (strcmp(o->format, "chrome") == 0 || strcmp(o->format, "folded") == 0 ||
+                             strcmp(o->format, "svg") == 0);
     if (!c->chrome)
         report_parse_format(o->format, &c->fmt);
     if (o->trace) {
         trace_parse_format(o->format, &c->tfmt);
         if (o->view)
             trace_parse_view(o->view, &c->tview);
+        else if (c->tfmt == TRACE_FMT_MD)
+            c->tview = TRACE_VIEW_EXPLAIN;  /* the worksheet's trace is the narrative */
     }
     c->meta.kernel = c->version;
     c->meta.qemu = c->qemu;
     c->meta.vmlinux = cmd_guest_file(o->kernel, "FAULTLINE_KERNEL", "vmlinux", c->kbuf, sizeof c->kbuf);
 }
 
-int cmd_run(const cli_options *o)
+static int run_command(const cli_options *o)
 {
     static run_ctx c; /* large (paths, the console's lines): not on the stack */
     run_init(&c, o);
-    if (o->nprogram && cmd_check_program(o->program[0], &c.err) < 0)
+    if ((o->nprogram && cmd_check_program(o->program[0], &c.err) < 0) || cmd_repro_check(o, &c.err) < 0)
         return cmd_conclude(CMD_EXIT_ENV, &c.err, NULL);
     if (cmd_open_output(o, &c.out) < 0)
         return CMD_EXIT_ENV;
     double start = fl_now_s();
     int rc = CMD_EXIT_ENV;
     if (run_boot(&c) == 0) {
-        int expect = (!o->nprogram && strcmp(o->scenario, "all") == 0) ? (int)scenario_count() : 1;
+        int expect = 1;
+        if (!o->nprogram && strcmp(o->scenario, "all") == 0) {
+            expect = (int)scenario_count();
+            if (o->reproducible) /* its own list (cmd_repro.c) */
+                for (expect = 0; cmd_repro_scenario(o, expect); expect++)
+                    ;
+        }
         int i = 0;
-        while (i < expect && run_one(&c) == 0)
+        while (i < expect && (c.index = i, run_one(&c) == 0))
             i++;
+        c.index = i;
         if (i == expect)
             rc = run_end(&c);
     }
@@ -250,4 +303,9 @@ int cmd_run(const cli_options *o)
     out_session_close(c.os);
     cmd_vm_cleanup(&c.r);
     return rc;
+}
+
+int cmd_run(const cli_options *o)
+{
+    return o->expect ? cmd_expect(o, run_command) : run_command(o);
 }

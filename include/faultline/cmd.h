@@ -21,6 +21,11 @@ enum { CMD_EXIT_CHECKS = 1, CMD_EXIT_ENV = 2 };
 int cmd_run(const cli_options *o);     /* run and trace */
 int cmd_capture(const cli_options *o);
 int cmd_boot(const cli_options *o);
+int cmd_diff(const cli_options *o);    /* cmd_diff.c */
+int cmd_matrix(const cli_options *o);  /* cmd_matrix.c */
+/* Compare two JSON Lines files, write the diff (enum diff_format as int) to
+ * out; 0 the same, 1 different, 2 unreadable (said on stderr). */
+int cmd_diff_files(const char *a, const char *b, int format, FILE *out);
 
 /* ---- stop signals (cmd_signal.c) ---- */
 /* The signal that asked us to stop (0: none). The first INT/TERM/HUP/QUIT
@@ -86,5 +91,22 @@ int cmd_console_drain(void *ctx);
 void cmd_console_explain(cmd_console *c, fl_error *err);
 /* Wait (guest running) for a console line starting with prefix. */
 int cmd_console_wait(cmd_console *c, tgt *t, const char *prefix, char *out, size_t cap, int timeout_ms, fl_error *err);
+
+/* ---- run --reproducible (cmd_repro.c: why it arms before the boot) ---- */
+/* run --expect FILE / --update-expect (cmd_expect.c): `run` is the command
+ * itself, called with JSON output to a temporary file. */
+int cmd_expect(const cli_options *o, int (*run)(const cli_options *o));
+int cmd_repro_check(const cli_options *o, fl_error *err);
+void cmd_repro_append(char *append, size_t cap);          /* faultline.go=auto */
+const char *cmd_repro_scenario(const cli_options *o, int index);
+void cmd_repro_filter(const cli_options *o, int index, cap_filter *f);
+void cmd_repro_trigger(const cli_options *o, int index, const cap_fault *f, report_trigger *rt);
+int cmd_repro_wait_comm(cmd_vm *r, cmd_console *con, const char *comm, int timeout_ms, fl_error *err);
+int cmd_repro_verify(cmd_console *con, const int *pids, int n, fl_error *err);
+typedef struct cmd_repro_idle_ctx {
+    cmd_console *con;
+    cap_session **cs;
+} cmd_repro_idle_ctx;
+int cmd_repro_idle(void *ctx);
 
 #endif
