@@ -166,7 +166,9 @@ int out_session_open(out_session **out, kern *k, tgt *t, const out_options *opt,
         out_session_close(s);
         return fl_fail(err, FL_EIO, "out of memory");
     }
-    if (kern_sym_addr(k, "handle_mm_fault", &s->hmf_entry, err) < 0 || find_handler_return(s, err) < 0) {
+    uint64_t hi;
+    if (kern_sym_addr(k, "handle_mm_fault", &s->hmf_entry, err) < 0 ||
+        kern_func_range(k, "asm_exc_page_fault", &s->asm_entry, &hi, err) < 0) {
         fl_error_prefix(err, "preparing the outcome");
         out_session_close(s);
         return -1;
@@ -175,9 +177,21 @@ int out_session_open(out_session **out, kern *k, tgt *t, const out_options *opt,
     s->have_ret_bits = load_bits(k, "vm_fault_reason", &s->ret_bits) == 0;
     s->have_err_bits = load_bits(k, "x86_pf_error_code", &s->err_bits) == 0;
     kern_sym_addr(k, "empty_zero_page", &s->zero_page_va, NULL);
+    *out = s;
+    return 0;
+}
+
+/* What needs the guest's kernel mapped (a session may open at reset, before
+ * paging: --reproducible): once, at the first stop inside a fault. */
+int out_prepare_live(out_session *s, fl_error *err)
+{
+    if (s->live_ready)
+        return 0;
+    if (find_handler_return(s, err) < 0)
+        return fl_error_prefix(err, "preparing the outcome");
     out_vmflags_load(s);
     out_phys_probe(s);
-    *out = s;
+    s->live_ready = true;
     return 0;
 }
 
@@ -268,6 +282,9 @@ void out_on_stop(void *ctx, int station, const cap_fault *f, tgt *t)
         s->vma_ptr = s->hmf_ret = 0;
         s->have_stack_vm[0] = s->have_stack_vm[1] = false;
         identify(s, f);
+        fl_error e;
+        if (out_prepare_live(s, &e) < 0)
+            out_note(&s->cur, "%s", e.msg);
         walk_before(s);
         s->begun = true;
     } else {

@@ -71,11 +71,13 @@ struct out_session {
     uint64_t stack_vm[2];/* mm->stack_vm (pages) before and after: the kernel's
                             own count of stack growth (acct_stack_growth) */
     bool have_stack_vm[2];
+    bool live_ready;     /* out_prepare_live done */
     bool tracing;        /* out_from_trace: registers from the trace, no breakpoints */
     bool replay_exact;   /* ... and this step's registers are known exactly */
 };
 
 void out_note(out_fault *o, const char *fmt, const char *detail);
+int out_prepare_live(out_session *s, fl_error *err);
 
 /* outcome_run.c */
 void out_vmflags_load(out_session *s);

@@ -588,7 +588,7 @@ int out_finish(out_session *s, const cap_fault *f, out_fault *o, fl_error *err)
     if (!s->begun && out_begin(s, f, err) < 0)
         return -1;
     int64_t deadline = fl_deadline_ms(s->opt.timeout_ms);
-    int rc = arm_all(s, err) < 0 ? -1 : run_handler(s, deadline, err);
+    int rc = out_prepare_live(s, err) < 0 || arm_all(s, err) < 0 ? -1 : run_handler(s, deadline, err);
     out_disarm_all(s);
     out_fault *c = &s->cur;
     if (rc == 0 && !c->have_signal && !c->fixed_up)

@@ -120,6 +120,8 @@ int out_from_trace(out_session *s, const trace_result *tr, out_fault *o, fl_erro
     if (!s->begun)
         return fl_fail(err, FL_EUSAGE, "the outcome of a trace needs out_on_stop at the entry station (the "
                        "capture's stop hook) for its \"before\" walk");
+    if (out_prepare_live(s, err) < 0)
+        return -1;
     replay r = { .s = s, .tr = tr };
     kern_frame live = s->frame;
     s->frame = (kern_frame){ .reg = replay_reg, .mem = replay_mem, .ctx = &r };
