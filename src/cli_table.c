@@ -9,7 +9,8 @@
 #include "faultline/report.h"
 #include "faultline/trace.h"
 
-static const char *const scenarios[] = { "write", "read", "kernel-write", "write-forked", "all", NULL };
+static const char *const scenarios[] = { "write", "read", "kernel-write", "write-forked", "cow", "file-read", "exec",
+                                         "segv-write", "null", "kernel-fixup", "stack-grow", "all", NULL };
 static const char *const accels[] = { "tcg", "kvm", "auto", NULL };
 static const char *const report_formats[] = { "text", "md", "json", NULL };
 static const char *const trace_formats[] = { "text", "md", "json", "chrome", "folded", "svg", NULL };
@@ -97,8 +98,9 @@ const cli_option cli_option_rows[] = {
     { .name = "scenario", .kind = CLI_WORD, .metavar = "S", .at = CLI_AT(scenario), .commands = GUEST,
       .words = scenarios, .def = "write",
       .help = "write (default), read, kernel-write, write-forked (a forked child\n"
-              "faults on the same address first: it must be passed over), or all\n"
-              "(write, read and kernel-write in one boot)" },
+              "faults on the same address first: it must be passed over), cow,\n"
+              "file-read, exec, segv-write, null, kernel-fixup, stack-grow (the\n"
+              "outcome's catalog: docs/how-it-works.md), or all (every one, in one boot)" },
     { .name = "accel", .kind = CLI_WORD, .metavar = "A", .at = CLI_AT(accel), .commands = GUEST, .words = accels,
       .def = "tcg", .help = "tcg (default), kvm, or auto (kvm only if a bounded probe boots)" },
     { .name = "format", .kind = CLI_WORD, .metavar = "F", .at = CLI_AT(format), .commands = CLI_TRACE,

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "faultline/cmd.h"
+#include "faultline/outcome.h"
 #include "faultline/util.h"
 
 /* Connect to the user's stub and open the capture session on it. */
@@ -23,6 +24,20 @@ static int attach(const cli_options *o, cmd_vm *r, fl_error *err)
     return cap_session_open(&r->cs, r->k, r->t, &copt, err);
 }
 
+/* What each fault did: optional (a kernel it cannot follow is said, once). */
+static out_session *outcome_open(const cli_options *o, cmd_vm *r)
+{
+    out_session *os = NULL;
+    fl_error e = { 0 };
+    out_options oo = { .timeout_ms = o->timeout_s * 1000, .idle = cmd_check_stop };
+    if (out_session_open(&os, r->k, r->t, &oo, &e) < 0) {
+        fprintf(stderr, "faultline: no outcome in this report: %s\n", e.msg);
+        return NULL;
+    }
+    cap_session_on_stop(r->cs, out_on_stop, os);
+    return os;
+}
+
 int cmd_capture(const cli_options *o)
 {
     enum report_format fmt = REPORT_TEXT;
@@ -37,6 +52,7 @@ int cmd_capture(const cli_options *o)
     char version[256];
     int rc = CMD_EXIT_ENV;
     bool begun = false;
+    out_session *os = NULL;
     if (attach(o, &r, &err) < 0)
         goto out;
     /* The guest is stopped while we attach; say when it may fault. */
@@ -46,15 +62,29 @@ int cmd_capture(const cli_options *o)
     report_meta meta = { .kernel = version, .vmlinux = o->kernel, .gdb = o->gdb };
     report_begin(out, fmt, &meta);
     begun = true;
+    os = outcome_open(o, &r);
     for (int i = 0; i < o->count; i++) {
         cap_fault f;
+        static out_fault of;
         int crc = cap_fault_capture(r.cs, &f, &err);
-        report_trigger rt = { .have = false };
+        fl_error oe = { 0 };
+        int orc = crc == 0 && os ? out_finish(os, &f, &of, &oe) : 0;
+        report_trigger rt = { .have = false, .outcome = crc == 0 && os ? of.classification : NULL };
         if (f.st[0].hit || f.nchecks) {
             report_fault(out, fmt, &rt, &f, r.cs);
+            if (crc == 0 && os)
+                report_outcome(out, fmt, &of);
             fflush(out);
         }
         cmd_tally(&sum, &f);
+        if (crc == 0 && os) {
+            sum.checks += (unsigned)of.nchecks;
+            sum.failed += (unsigned)out_checks_failed(&of);
+        }
+        if (orc < 0 && (oe.code == FL_EINTR || oe.code == FL_ECLOSED)) {
+            err = oe;
+            goto out;
+        }
         if (crc < 0)
             goto out;
     }
@@ -65,6 +95,7 @@ out:
     if (begun)
         report_end(out, fmt, &sum);
     rc = cmd_close_output(out, o, rc);
+    out_session_close(os);
     cap_session_close(r.cs);
     tgt_close(r.t); /* detach: the user's guest runs on */
     kern_close(r.k);

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "faultline/cmd.h"
+#include "faultline/outcome.h"
+#include "faultline/scenario.h"
 #include "faultline/trace.h"
 #include "faultline/util.h"
 
@@ -23,6 +25,7 @@ typedef struct run_ctx {
     bool begun;
     report_meta meta;
     report_summary sum;
+    out_session *os; /* what each fault did (not while tracing) */
     double t0;
     char version[256], qemu[128], kbuf[PATH_MAX];
     fl_error err;
@@ -71,6 +74,12 @@ static int run_trace(run_ctx *c)
         fprintf(stderr, "\r%-70s\r", "");
     if (tr) {
         trace_report_opt(c->out, c->tfmt, c->tview, tr, &ro);
+        static out_fault of; /* what the traced fault did, from the trace */
+        if (c->os && !c->chrome && out_from_trace(c->os, tr, &of, NULL) == 0) {
+            report_outcome(c->out, c->fmt, &of);
+            c->sum.checks += (unsigned)of.nchecks;
+            c->sum.failed += (unsigned)out_checks_failed(&of);
+        }
         trace_result_free(tr);
     }
     if (rc < 0)
@@ -95,7 +104,17 @@ static int open_session(run_ctx *c)
         co.idle = cmd_repro_idle;
         co.idle_ctx = &c->ridle;
     }
-    return cap_session_open(&c->r.cs, c->r.k, c->r.t, &co, &c->err);
+    if (cap_session_open(&c->r.cs, c->r.k, c->r.t, &co, &c->err) < 0)
+        return -1;
+    /* What each fault did (outcome.h): optional, said when it cannot be. */
+    out_options oo = { .timeout_ms = co.timeout_ms, .max_slots = co.max_slots, .idle = co.idle,
+                       .idle_ctx = co.idle_ctx };
+    fl_error oe = { 0 };
+    if (out_session_open(&c->os, c->r.k, c->r.t, &oo, &oe) < 0)
+        fprintf(stderr, "faultline: no outcome in this report: %s\n", oe.msg);
+    if (c->os)
+        cap_session_on_stop(c->r.cs, out_on_stop, c->os);
+    return 0;
 }
 
 /* --reproducible: the filter is known before the guest runs (cmd_repro.c). */
@@ -145,17 +164,35 @@ static int run_one(run_ctx *c)
         return -1;
     cap_fault f;
     int crc = cap_fault_capture(c->r.cs, &f, &c->err);
+    static out_fault of;
+    fl_error oe = { 0 };
+    /* Tracing, the trace itself runs the fault to its end (run_trace). */
+    bool follow = crc == 0 && c->os && !c->o->trace;
+    int orc = follow ? out_finish(c->os, &f, &of, &oe) : 0;
+    if (follow)
+        out_check_scenario(&of, c->o->nprogram ? NULL : scenario_find(trig.scenario));
     report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
                           .page = trig.page, .target = trig.target };
     if (c->o->reproducible) {
         cmd_repro_trigger(c->o, c->index, &f, &rt);
         c->pids[c->index] = f.task.pid;
     }
+    rt.outcome = follow ? of.classification : NULL;
     if ((f.st[0].hit || f.nchecks) && !c->chrome) {
         report_fault(c->out, c->fmt, &rt, &f, c->r.cs);
+        if (follow)
+            report_outcome(c->out, c->fmt, &of);
         fflush(c->out); /* each fault's records as soon as they exist */
     }
     cmd_tally(&c->sum, &f);
+    if (follow) {
+        c->sum.checks += (unsigned)of.nchecks;
+        c->sum.failed += (unsigned)out_checks_failed(&of);
+    }
+    if (orc < 0 && (oe.code == FL_EINTR || oe.code == FL_ECLOSED)) {
+        c->err = oe; /* a signal or QEMU gone: the run ends; anything else is a failed check */
+        crc = -1;
+    }
     if (crc < 0) {
         if (c->err.code != FL_EINTR && c->err.code != FL_ETIMEOUT)
             cmd_console_explain(&c->con, &c->err);
@@ -240,7 +277,13 @@ static int run_command(const cli_options *o)
     double start = fl_now_s();
     int rc = CMD_EXIT_ENV;
     if (run_boot(&c) == 0) {
-        int expect = (!o->nprogram && strcmp(o->scenario, "all") == 0) ? 3 : 1;
+        int expect = 1;
+        if (!o->nprogram && strcmp(o->scenario, "all") == 0) {
+            expect = (int)scenario_count();
+            if (o->reproducible) /* its own list (cmd_repro.c) */
+                for (expect = 0; cmd_repro_scenario(o, expect); expect++)
+                    ;
+        }
         int i = 0;
         while (i < expect && (c.index = i, run_one(&c) == 0))
             i++;
@@ -259,6 +302,7 @@ static int run_command(const cli_options *o)
     if (c.begun && !c.chrome)
         report_end(c.out, c.fmt, &c.sum);
     rc = cmd_close_output(c.out, o, rc);
+    out_session_close(c.os);
     cmd_vm_cleanup(&c.r);
     return rc;
 }

@@ -196,6 +196,19 @@ static void md_station(FILE *o, const cap_fault *f, size_t id, const cap_session
 
 /* ---- JSON records ---- */
 
+void report_outcome(FILE *out, enum report_format fmt, const out_fault *o)
+{
+    if (fmt != REPORT_JSON) {
+        out_render(o, fmt == REPORT_MD ? "md" : "text", out, NULL);
+        return;
+    }
+    json_t *j = json_pack("{s:s}", "type", "outcome"), *body = out_to_json(o);
+    if (j && body)
+        json_object_update(j, body);
+    json_decref(body);
+    emit(out, j);
+}
+
 static json_t *json_values(const cap_station *st)
 {
     json_t *vals = json_object();
@@ -286,6 +299,8 @@ static void text_fault(FILE *o, const report_trigger *t, const cap_fault *f)
     if (t->have)
         fprintf(o, "\ntrigger: scenario %s, pid %d (%s), page 0x%" PRIx64 ", target 0x%" PRIx64 "\n", t->scenario,
                 t->pid, t->comm, t->page, t->target);
+    if (t->outcome)
+        fprintf(o, "%soutcome: %s\n", t->have ? "" : "\n", t->outcome);
     if (f->user_insn[0])
         fprintf(o, "faulting instruction: 0x%" PRIx64 ": %s\n", f->fault_ip, f->user_insn);
     if (f->task.pid)
@@ -345,6 +360,8 @@ static void md_checks(FILE *o, const cap_fault *f)
 static void md_fault(FILE *o, const report_trigger *t, const cap_fault *f, const cap_session *s)
 {
     fprintf(o, "\n## 1. USERSPACE TRIGGER\n\n");
+    if (t->outcome)
+        fprintf(o, "* **Outcome**: %s\n", t->outcome);
     if (t->have)
         fprintf(o, "* **Scenario**: `%s` (pid %d, `%s`)\n* **Page**: `0x%" PRIx64 "`\n* **Target VA**: `0x%" PRIx64
                    "` (page + `0x%" PRIx64 "`)\n",

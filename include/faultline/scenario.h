@@ -1,8 +1,9 @@
 /* scenario: what each bundled trigger (vm/triggers/trigger.c) promises about
  * its fault, as rows: the access it makes, and so the error code bits the CPU
- * must push, and the stations its fault does not reach. capture turns a row
- * into checks against the live values. A new scenario is a new row. Pure
- * data: no I/O. */
+ * must push, the stations its fault does not reach, and what the outcome must
+ * classify it as and which function must resolve it. capture and outcome turn
+ * a row into checks against the live values. A new scenario is a new row.
+ * Pure data: no I/O. */
 #ifndef FAULTLINE_SCENARIO_H
 #define FAULTLINE_SCENARIO_H
 
@@ -17,6 +18,9 @@ typedef struct scenario_def {
     bool user;               /* X86_PF_USER expected set */
     const char *skips[SCENARIO_MAX_SKIPS]; /* stations this fault does not
                                               reach, by function; NULL-ended */
+    /* What the outcome (outcome.h) must make of it: */
+    const char *resolver;    /* the deciding kernel function ("do_anonymous_page") */
+    const char *classification; /* how the outcome's one line begins */
 } scenario_def;
 
 size_t scenario_count(void);
