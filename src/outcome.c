@@ -41,11 +41,16 @@ static const char *const dwarf_regs[17] = {
     "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip",
 };
 
+const char *out_dwarf_reg(int regno)
+{
+    return regno >= 0 && regno < (int)(sizeof dwarf_regs / sizeof dwarf_regs[0]) ? dwarf_regs[regno] : NULL;
+}
+
 static int frame_reg(void *ctx, int regno, uint64_t *value, fl_error *err)
 {
-    if (regno < 0 || regno >= (int)(sizeof dwarf_regs / sizeof dwarf_regs[0]))
+    if (!out_dwarf_reg(regno))
         return fl_fail(err, FL_ENOTFOUND, "DWARF register %d is not a general register of x86-64", regno);
-    return tgt_reg_read((tgt *)ctx, dwarf_regs[regno], value, err);
+    return tgt_reg_read((tgt *)ctx, out_dwarf_reg(regno), value, err);
 }
 
 static int frame_mem(void *ctx, uint64_t addr, void *buf, size_t len, fl_error *err)

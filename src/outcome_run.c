@@ -93,8 +93,10 @@ void out_vmflags_load(out_session *s)
     free(pcs);
     if (lo && kern_var_addr(s->k, "show_smap_vma_flags", "mnemonics", lo, &s->frame, &addr, NULL) == 0)
         how = "DWARF location of show_smap_vma_flags()'s mnemonics";
-    else if (kern_sym_addr(s->k, "mnemonics.0", &addr, NULL) == 0)
+    else if (kern_sym_addr(s->k, "mnemonics.0", &addr, NULL) == 0) /* GCC's name for the static local */
         how = "symbol mnemonics.0 (show_smap_vma_flags()'s table)";
+    else if (kern_sym_addr(s->k, "show_smap_vma_flags.mnemonics", &addr, NULL) == 0) /* clang's */
+        how = "symbol show_smap_vma_flags.mnemonics";
     char raw[64 * 3];
     if (how && tgt_mem_read(s->t, addr, raw, sizeof raw, NULL) == 0) {
         /* char [64][3] since 6.12.x ("rd\0"), char [64][2] before ("rdwr"). */
