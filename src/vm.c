@@ -74,6 +74,7 @@ struct vm {
     char dir[64];
     char sock_path[128];
     char err_path[128];
+    char log_path[128];   /* QEMU's -d int exception log, "" when not asked for */
     char initrd_cat[128];
     char gdb_addr[160];
     char buf[VM_LINEBUF];  /* console bytes not yet split into lines */
@@ -816,6 +817,8 @@ void vm_stop(vm *v)
 /* The vm object with its private directory (and the concatenated initrd). */
 static int vm_prepare(vm **out, const vm_config *cfg, const char *accel, fl_error *err)
 {
+    if (cfg->exception_log && strcmp(accel, "kvm") == 0)
+        return fl_fail(err, FL_EUSAGE, "QEMU's exception log (-d int) is written only under TCG: use --accel tcg");
     vm *v = calloc(1, sizeof *v);
     if (!v)
         return fl_fail(err, FL_EIO, "out of memory starting the VM");
@@ -829,6 +832,8 @@ static int vm_prepare(vm **out, const vm_config *cfg, const char *accel, fl_erro
     }
     snprintf(v->sock_path, sizeof v->sock_path, "%s/gdb.sock", v->dir);
     snprintf(v->err_path, sizeof v->err_path, "%s/qemu.err", v->dir);
+    if (cfg->exception_log)
+        snprintf(v->log_path, sizeof v->log_path, "%s/exceptions.log", v->dir);
     if (cfg->extra_initrd && concat_initrd(v, cfg->initrd, cfg->extra_initrd, err) != 0) {
         vm_free(v);
         return -1;
@@ -907,6 +912,18 @@ static int vm_wait_gdbstub(vm *v, int port, int timeout, fl_error *err)
     }
 }
 
+/* QEMU's exception log into the private directory, when asked for. */
+static int add_exception_log(const vm *v, const char *argv[], int n)
+{
+    if (v->log_path[0]) {
+        argv[n++] = "-d";
+        argv[n++] = "int";
+        argv[n++] = "-D";
+        argv[n++] = v->log_path;
+    }
+    return n;
+}
+
 static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_error *err)
 {
     *out = NULL;
@@ -973,6 +990,7 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
     argv[n++] = initrd;
     argv[n++] = "-append";
     argv[n++] = append_s;
+    n = add_exception_log(v, argv, n);
     argv[n] = NULL;
 
     if (vm_spawn_qemu(v, argv, err) != 0) {
@@ -1018,6 +1036,11 @@ int vm_start(vm **out, const vm_config *cfg, fl_error *err)
 
 const char *vm_gdb_address(const vm *v) { return v->gdb_addr; }
 const char *vm_accel(const vm *v) { return v->accel; }
+const char *vm_exception_log(const vm *v)
+{
+    return v->log_path[0] ? v->log_path : NULL;
+}
+
 const char *vm_private_dir(const vm *v) { return v->dir; }
 pid_t vm_pid(const vm *v) { return v->pid; }
 int vm_console_fd(const vm *v) { return v->out_fd; }
