@@ -1,6 +1,7 @@
 /* exclog: QEMU's -d int exception log as page faults. See exclog.h. */
 #include "faultline/exclog.h"
 #include "faultline/decode.h"
+#include "faultline/target.h"
 #include "faultline/util.h"
 
 #include <errno.h>
@@ -164,6 +165,17 @@ exclog_stats exclog_reader_stats(const exclog_reader *r)
     return r->stats;
 }
 
+void exclog_skip_existing(exclog_reader *r)
+{
+    if (r->fifo)
+        return;
+    off_t end = lseek(r->fd, 0, SEEK_END);
+    if (end > 0)
+        r->stats.bytes += (uint64_t)end;
+    r->len = r->pos = 0;
+    r->in_record = false; /* the next header starts the first record */
+}
+
 /* One line of the log. 1: it completed a page-fault record (in *out). */
 static int take_line(exclog_reader *r, const char *line, exclog_record *out)
 {
@@ -309,4 +321,118 @@ void exclog_fault_from_record(const exclog_record *r, const cap_session *s, cap_
     put_value(st, s, "frame.rsp", r->rsp, 8, STATION_DEC_NONE);
     put_value(st, s, "frame.ss", r->ss, 8, STATION_DEC_SELECTOR);
     out->fault_ip = r->rip;
+}
+
+/* ---- an entry-only capture through the log ---- */
+
+typedef struct log_match {
+    uint64_t cr3, cr2, rip; /* of the fault the breakpoint caught */
+    bool started;           /* its record was seen: report from there on */
+} log_match;
+
+static bool addr_wanted(const exclog_capture_options *o, uint64_t cr2)
+{
+    if (!o->addr)
+        return true;
+    return o->addr_page ? (cr2 & ~0xfffull) == (o->addr & ~0xfffull) : cr2 == o->addr;
+}
+
+static bool record_wanted(log_match *m, const exclog_capture_options *o, const exclog_record *r)
+{
+    if (exclog_cr3_space(r->cr3) != exclog_cr3_space(m->cr3))
+        return false;
+    if (!m->started) {
+        if (r->cr2 != m->cr2 || r->rip != m->rip)
+            return false; /* the process's faults before the one the filter took */
+        m->started = true;
+        return true;
+    }
+    return addr_wanted(o, r->cr2);
+}
+
+/* One breakpoint stop at the filtered process's first fault: its CR3. */
+static int first_stop(cap_session *s, tgt *t, log_match *m, fl_error *err)
+{
+    cap_fault *f = malloc(sizeof *f);
+    if (!f)
+        return fl_fail(err, FL_EIO, "out of memory capturing the first fault");
+    int rc = cap_fault_capture(s, f, err);
+    const cap_value *cr3 = cap_value_get(f, CAP_ST_ENTRY, "cr3"), *cr2 = cap_value_get(f, CAP_ST_ENTRY, "cr2"),
+                    *rip = cap_value_get(f, CAP_ST_ENTRY, "frame.rip");
+    if (rc == 0 && (!cr3 || !cr2 || !rip))
+        rc = fl_fail(err, FL_EUSAGE, "a capture through the exception log needs the entry station "
+                                     "(asm_exc_page_fault) with cr2, cr3 and frame.rip");
+    if (rc == 0)
+        *m = (log_match){.cr3 = cr3->value, .cr2 = cr2->value, .rip = rip->value};
+    free(f);
+    return rc < 0 ? -1 : tgt_resume(t, err);
+}
+
+/* Read the log until count faults, stop() or the deadline. */
+static int follow_log(exclog_reader *r, cap_session *s, log_match *m, const exclog_capture_options *o,
+                      exclog_fault_fn fn, void *ctx, unsigned *reported, fl_error *err)
+{
+    cap_fault *f = malloc(sizeof *f);
+    if (!f)
+        return fl_fail(err, FL_EIO, "out of memory reading the exception log");
+    int64_t deadline = fl_deadline_ms(o->timeout_ms);
+    bool stopping = false;
+    int rc = 0;
+    while (o->count == 0 || *reported < o->count) {
+        exclog_record rec;
+        int left = fl_remaining_ms(deadline);
+        int got = exclog_next_fault(r, &rec, stopping ? 0 : left < 0 || left > 50 ? 50 : left, err);
+        if (got < 0) {
+            rc = -1;
+            break;
+        }
+        if (got == 1) {
+            if (!record_wanted(m, o, &rec))
+                continue;
+            exclog_fault_from_record(&rec, s, f);
+            (*reported)++;
+            if (fn(ctx, f))
+                break;
+            continue;
+        }
+        if (stopping)
+            break;
+        if (o->stop && o->stop(o->stop_ctx)) {
+            stopping = true; /* read what is written, then end */
+            continue;
+        }
+        if (left == 0) {
+            if (o->count && !m->started)
+                rc = fl_fail(err, FL_ETIMEOUT, "the exception log %s never showed the fault the breakpoint caught "
+                             "(CR2 0x%" PRIx64 ", RIP 0x%" PRIx64 "): is it the file this QEMU writes with -d int -D?",
+                             r->path, m->cr2, m->rip);
+            else if (o->count)
+                rc = fl_fail(err, FL_ETIMEOUT, "the exception log %s showed %u of %u faults in %d ms", r->path,
+                             *reported, o->count, o->timeout_ms);
+            break;
+        }
+    }
+    free(f);
+    return rc;
+}
+
+int exclog_capture(cap_session *s, tgt *t, const exclog_capture_options *o, exclog_fault_fn fn, void *ctx,
+                   unsigned *reported, fl_error *err)
+{
+    *reported = 0;
+    exclog_reader *r;
+    if (exclog_open(&r, o->log_path, o->cancelled, o->cancel_ctx, err) < 0)
+        return -1;
+    if (r->fifo) {
+        exclog_close(r);
+        return fl_fail(err, FL_EUSAGE, "the exception log %s is a FIFO: give QEMU's -D a regular file for a "
+                       "capture (a FIFO nobody reads while the guest runs to the first stop stalls QEMU)", o->log_path);
+    }
+    exclog_skip_existing(r);
+    log_match m = {0};
+    int rc = first_stop(s, t, &m, err);
+    if (rc == 0)
+        rc = follow_log(r, s, &m, o, fn, ctx, reported, err);
+    exclog_close(r);
+    return rc;
 }

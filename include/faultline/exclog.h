@@ -79,6 +79,9 @@ void exclog_close(exclog_reader *r);
  * guest may simply not fault), -1 on error (FL_EINTR when cancelled, FL_EIO). */
 int exclog_next_fault(exclog_reader *r, exclog_record *out, int timeout_ms, fl_error *err);
 exclog_stats exclog_reader_stats(const exclog_reader *r);
+/* Skip what the file holds now (a regular file: read on from its end; a
+ * FIFO: nothing to skip). */
+void exclog_skip_existing(exclog_reader *r);
 
 /* The entry station (asm_exc_page_fault) of a fault as the log gives it, in
  * the capture's shapes so the report code prints it: cr2, cr3 and the
@@ -87,5 +90,40 @@ exclog_stats exclog_reader_stats(const exclog_reader *r);
  * in the station's note; task stays empty (pid 0). With a session, values
  * are decoded with its kernel's and target's bit names; NULL: raw numbers. */
 void exclog_fault_from_record(const exclog_record *r, const cap_session *s, cap_fault *out);
+
+/* An entry-only capture through the log. The session (opened on the guest
+ * with the filter, at the entry station only) captures ONE fault with a
+ * breakpoint: that stop names the filtered process's CR3. The guest then
+ * runs with no breakpoint armed, and the log's page faults of that address
+ * space (and the filter's address, on CR2) from that fault on are reported
+ * through fn, in order. The CR3 names an mm while it lives: every thread
+ * of the process matches; a process that execs gets a new mm and stops
+ * matching; and once the process has exited, the kernel may give its
+ * page-table page (so the same CR3) to a new process, whose faults would
+ * then match: stop reading when the process ends (stop hook, count).
+ * The log must be a regular file here (a FIFO nobody drains while the guest
+ * runs to the first stop stalls QEMU). */
+typedef struct exclog_capture_options {
+    const char *log_path;
+    unsigned count;        /* faults to report; 0: until stop() or the timeout */
+    int timeout_ms;        /* the whole capture, -1: none; running out with
+                              fewer than count faults is FL_ETIMEOUT */
+    uint64_t addr;         /* 0: any address; else CR2 == addr (or its page) */
+    bool addr_page;
+    /* Asked between reads while the guest runs (e.g. to drain the console):
+     * non-zero ends the capture normally once the log's records already
+     * written are read (the guest ended). May be NULL. */
+    int (*stop)(void *ctx);
+    void *stop_ctx;
+    int (*cancelled)(void *ctx); /* non-zero: FL_EINTR. May be NULL. */
+    void *cancel_ctx;
+} exclog_capture_options;
+/* One fault, in the capture's shapes (exclog_fault_from_record); a
+ * non-zero return ends the capture normally. */
+typedef int (*exclog_fault_fn)(void *ctx, const cap_fault *f);
+/* Returns 0 (with *reported faults given to fn) or -1 (err; *reported
+ * still says how many were). The guest is left running. */
+int exclog_capture(cap_session *s, tgt *t, const exclog_capture_options *o, exclog_fault_fn fn, void *ctx,
+                   unsigned *reported, fl_error *err);
 
 #endif
