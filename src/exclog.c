@@ -327,8 +327,53 @@ void exclog_fault_from_record(const exclog_record *r, const cap_session *s, cap_
 
 typedef struct log_match {
     uint64_t cr3, cr2, rip; /* of the fault the breakpoint caught */
+    uint64_t mm;            /* its task's mm (0: not read: no filter by task) */
     bool started;           /* its record was seen: report from there on */
 } log_match;
+
+/* The end of the process's mm: one hardware breakpoint at exit_mmap(mm),
+ * which stops the guest only when some mm is torn down (rare), not per
+ * fault. At our mm's teardown the guest is stopped, so the log already holds
+ * every fault of it; after it the kernel may give the same CR3 to a new mm. */
+typedef struct mm_watch {
+    uint64_t pc;
+    const tgt_reg *rip, *arg0; /* exit_mmap's mm: SysV psABI's first argument, rdi, at its entry */
+    bool armed;
+} mm_watch;
+
+static int watch_arm(kern *k, tgt *t, const log_match *m, mm_watch *w, fl_error *err)
+{
+    memset(w, 0, sizeof *w);
+    w->rip = tgt_regmap_find(tgt_regs(t), "rip");
+    w->arg0 = tgt_regmap_find(tgt_regs(t), "rdi");
+    if (!m->mm || !w->rip || !w->arg0 || kern_sym_addr(k, "exit_mmap", &w->pc, NULL) < 0)
+        return 0; /* no task or no exit_mmap: read on until count, stop() or the timeout */
+    if (tgt_bp_insert(t, TGT_BP_HW, w->pc, 1, err) < 0)
+        return -1;
+    w->armed = true;
+    return 0;
+}
+
+/* 1: the guest stopped at our mm's teardown (disarmed, left stopped);
+ * 0: still running (another mm's teardown was passed over); -1: error. */
+static int watch_poll(tgt *t, const log_match *m, mm_watch *w, fl_error *err)
+{
+    tgt_stop st;
+    int got = w->armed ? tgt_poll_stop(t, &st, 0, err) : 0;
+    if (got <= 0)
+        return got;
+    uint64_t pc = 0, mm = 0;
+    if (tgt_reg_read_r(t, w->rip, &pc, err) < 0 || tgt_reg_read_r(t, w->arg0, &mm, err) < 0)
+        return -1;
+    if (pc == w->pc && mm == m->mm) {
+        w->armed = false;
+        return tgt_bp_remove(t, TGT_BP_HW, w->pc, 1, err) < 0 ? -1 : 1;
+    }
+    if (pc == w->pc && (tgt_bp_remove(t, TGT_BP_HW, w->pc, 1, err) < 0 || tgt_step(t, &st, 5000, err) < 0 ||
+                        tgt_bp_insert(t, TGT_BP_HW, w->pc, 1, err) < 0))
+        return -1;
+    return tgt_resume(t, err) < 0 ? -1 : 0;
+}
 
 static bool addr_wanted(const exclog_capture_options *o, uint64_t cr2)
 {
@@ -350,8 +395,9 @@ static bool record_wanted(log_match *m, const exclog_capture_options *o, const e
     return addr_wanted(o, r->cr2);
 }
 
-/* One breakpoint stop at the filtered process's first fault: its CR3. */
-static int first_stop(cap_session *s, tgt *t, log_match *m, fl_error *err)
+/* One breakpoint stop at the filtered process's first fault: its CR3 (and
+ * its task's mm, when the filter read the task). The guest stays stopped. */
+static int first_stop(cap_session *s, log_match *m, fl_error *err)
 {
     cap_fault *f = malloc(sizeof *f);
     if (!f)
@@ -363,52 +409,70 @@ static int first_stop(cap_session *s, tgt *t, log_match *m, fl_error *err)
         rc = fl_fail(err, FL_EUSAGE, "a capture through the exception log needs the entry station "
                                      "(asm_exc_page_fault) with cr2, cr3 and frame.rip");
     if (rc == 0)
-        *m = (log_match){.cr3 = cr3->value, .cr2 = cr2->value, .rip = rip->value};
+        *m = (log_match){.cr3 = cr3->value, .cr2 = cr2->value, .rip = rip->value, .mm = f->task.mm};
     free(f);
-    return rc < 0 ? -1 : tgt_resume(t, err);
+    return rc;
 }
 
-/* Read the log until count faults, stop() or the deadline. */
-static int follow_log(exclog_reader *r, cap_session *s, log_match *m, const exclog_capture_options *o,
-                      exclog_fault_fn fn, void *ctx, unsigned *reported, fl_error *err)
+typedef struct log_follow {
+    exclog_reader *r;
+    cap_session *s;
+    tgt *t;
+    log_match m;
+    mm_watch w;
+    const exclog_capture_options *o;
+    exclog_fault_fn fn;
+    void *ctx;
+    unsigned *reported;
+    bool stopping; /* the process ended (or stop() said so): read what is written, then end */
+} log_follow;
+
+/* Nothing new in the log: has the process (or the guest) ended? 1: end now. */
+static int follow_idle(log_follow *x, int left, fl_error *err)
+{
+    if (x->stopping)
+        return 1;
+    int ended = watch_poll(x->t, &x->m, &x->w, err);
+    if (ended < 0)
+        return -1;
+    if (ended || (x->o->stop && x->o->stop(x->o->stop_ctx))) {
+        x->stopping = true;
+        return 0;
+    }
+    if (left != 0)
+        return 0;
+    if (x->o->count && !x->m.started)
+        return fl_fail(err, FL_ETIMEOUT, "the exception log %s never showed the fault the breakpoint caught "
+                       "(CR2 0x%" PRIx64 ", RIP 0x%" PRIx64 "): is it the file this QEMU writes with -d int -D?",
+                       x->r->path, x->m.cr2, x->m.rip);
+    if (x->o->count)
+        return fl_fail(err, FL_ETIMEOUT, "the exception log %s showed %u of %u faults in %d ms", x->r->path,
+                       *x->reported, x->o->count, x->o->timeout_ms);
+    return 1; /* count 0: until the timeout */
+}
+
+/* Read the log until count faults, the process's end, stop() or the deadline. */
+static int follow_log(log_follow *x, fl_error *err)
 {
     cap_fault *f = malloc(sizeof *f);
     if (!f)
         return fl_fail(err, FL_EIO, "out of memory reading the exception log");
-    int64_t deadline = fl_deadline_ms(o->timeout_ms);
-    bool stopping = false;
+    int64_t deadline = fl_deadline_ms(x->o->timeout_ms);
     int rc = 0;
-    while (o->count == 0 || *reported < o->count) {
+    while (x->o->count == 0 || *x->reported < x->o->count) {
         exclog_record rec;
         int left = fl_remaining_ms(deadline);
-        int got = exclog_next_fault(r, &rec, stopping ? 0 : left < 0 || left > 50 ? 50 : left, err);
-        if (got < 0) {
-            rc = -1;
-            break;
-        }
-        if (got == 1) {
-            if (!record_wanted(m, o, &rec))
-                continue;
-            exclog_fault_from_record(&rec, s, f);
-            (*reported)++;
-            if (fn(ctx, f))
+        int got = exclog_next_fault(x->r, &rec, x->stopping ? 0 : left < 0 || left > 20 ? 20 : left, err);
+        if (got == 1 && record_wanted(&x->m, x->o, &rec)) {
+            exclog_fault_from_record(&rec, x->s, f);
+            (*x->reported)++;
+            if (x->fn(x->ctx, f))
                 break;
-            continue;
-        }
-        if (stopping)
+        } else if (got == 0 && (rc = follow_idle(x, left, err)) != 0) {
+            rc = rc < 0 ? -1 : 0;
             break;
-        if (o->stop && o->stop(o->stop_ctx)) {
-            stopping = true; /* read what is written, then end */
-            continue;
-        }
-        if (left == 0) {
-            if (o->count && !m->started)
-                rc = fl_fail(err, FL_ETIMEOUT, "the exception log %s never showed the fault the breakpoint caught "
-                             "(CR2 0x%" PRIx64 ", RIP 0x%" PRIx64 "): is it the file this QEMU writes with -d int -D?",
-                             r->path, m->cr2, m->rip);
-            else if (o->count)
-                rc = fl_fail(err, FL_ETIMEOUT, "the exception log %s showed %u of %u faults in %d ms", r->path,
-                             *reported, o->count, o->timeout_ms);
+        } else if (got < 0) {
+            rc = -1;
             break;
         }
     }
@@ -416,23 +480,32 @@ static int follow_log(exclog_reader *r, cap_session *s, log_match *m, const excl
     return rc;
 }
 
-int exclog_capture(cap_session *s, tgt *t, const exclog_capture_options *o, exclog_fault_fn fn, void *ctx,
+int exclog_capture(cap_session *s, kern *k, tgt *t, const exclog_capture_options *o, exclog_fault_fn fn, void *ctx,
                    unsigned *reported, fl_error *err)
 {
     *reported = 0;
-    exclog_reader *r;
-    if (exclog_open(&r, o->log_path, o->cancelled, o->cancel_ctx, err) < 0)
+    log_follow x = {.s = s, .t = t, .o = o, .fn = fn, .ctx = ctx, .reported = reported};
+    if (exclog_open(&x.r, o->log_path, o->cancelled, o->cancel_ctx, err) < 0)
         return -1;
-    if (r->fifo) {
-        exclog_close(r);
+    if (x.r->fifo) {
+        exclog_close(x.r);
         return fl_fail(err, FL_EUSAGE, "the exception log %s is a FIFO: give QEMU's -D a regular file for a "
                        "capture (a FIFO nobody reads while the guest runs to the first stop stalls QEMU)", o->log_path);
     }
-    exclog_skip_existing(r);
-    log_match m = {0};
-    int rc = first_stop(s, t, &m, err);
+    exclog_skip_existing(x.r);
+    int rc = first_stop(s, &x.m, err);
     if (rc == 0)
-        rc = follow_log(r, s, &m, o, fn, ctx, reported, err);
-    exclog_close(r);
+        rc = watch_arm(k, t, &x.m, &x.w, err);
+    if (rc == 0)
+        rc = tgt_resume(t, err);
+    if (rc == 0)
+        rc = follow_log(&x, err);
+    /* Leave the guest stopped, as a capture does, and nothing armed. */
+    tgt_stop st;
+    if (tgt_running(t) && tgt_interrupt(t, &st, 5000, rc == 0 ? err : NULL) < 0 && rc == 0 && !x.stopping)
+        rc = -1;
+    if (x.w.armed && !tgt_running(t))
+        tgt_bp_remove(t, TGT_BP_HW, x.w.pc, 1, NULL);
+    exclog_close(x.r);
     return rc;
 }

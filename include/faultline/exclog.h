@@ -93,19 +93,23 @@ void exclog_fault_from_record(const exclog_record *r, const cap_session *s, cap_
 
 /* An entry-only capture through the log. The session (opened on the guest
  * with the filter, at the entry station only) captures ONE fault with a
- * breakpoint: that stop names the filtered process's CR3. The guest then
- * runs with no breakpoint armed, and the log's page faults of that address
- * space (and the filter's address, on CR2) from that fault on are reported
- * through fn, in order. The CR3 names an mm while it lives: every thread
- * of the process matches; a process that execs gets a new mm and stops
- * matching; and once the process has exited, the kernel may give its
- * page-table page (so the same CR3) to a new process, whose faults would
- * then match: stop reading when the process ends (stop hook, count).
+ * breakpoint: that stop names the filtered process's CR3 (and, with a pid or
+ * comm filter, its mm). The guest then runs with no breakpoint per fault,
+ * and the log's page faults with that CR3 (and the filter's address, on
+ * CR2) from that fault on are reported through fn, in order.
+ * A CR3 names an mm while the mm lives: every thread of the process
+ * matches; a process that execs gets a new mm. Once the mm is torn down the
+ * kernel may give its page-table page, so the same CR3, to a new process:
+ * when the mm is known, one hardware breakpoint at exit_mmap (a stop per mm
+ * teardown in the guest, not per fault) ends the capture at that mm's end,
+ * with every fault of it read. Without it (no pid/comm filter) the capture
+ * ends on count, stop() or the timeout only.
  * The log must be a regular file here (a FIFO nobody drains while the guest
  * runs to the first stop stalls QEMU). */
 typedef struct exclog_capture_options {
     const char *log_path;
-    unsigned count;        /* faults to report; 0: until stop() or the timeout */
+    unsigned count;        /* faults to report; 0: until the process ends,
+                              stop() or the timeout */
     int timeout_ms;        /* the whole capture, -1: none; running out with
                               fewer than count faults is FL_ETIMEOUT */
     uint64_t addr;         /* 0: any address; else CR2 == addr (or its page) */
@@ -122,8 +126,9 @@ typedef struct exclog_capture_options {
  * non-zero return ends the capture normally. */
 typedef int (*exclog_fault_fn)(void *ctx, const cap_fault *f);
 /* Returns 0 (with *reported faults given to fn) or -1 (err; *reported
- * still says how many were). The guest is left running. */
-int exclog_capture(cap_session *s, tgt *t, const exclog_capture_options *o, exclog_fault_fn fn, void *ctx,
+ * still says how many were). The guest is left stopped, nothing armed
+ * (unless QEMU went away). */
+int exclog_capture(cap_session *s, kern *k, tgt *t, const exclog_capture_options *o, exclog_fault_fn fn, void *ctx,
                    unsigned *reported, fl_error *err);
 
 #endif

@@ -74,8 +74,9 @@ static size_t read_log(const char *path, uint64_t cr3, const cap_session *cs, fl
     return m;
 }
 
-/* exclog_capture: one stop for the CR3, then the log alone. */
-#define LOG_COUNT 60
+/* exclog_capture: one stop for the CR3, then the log alone, until the
+ * program's mm is torn down. */
+#define LOG_COUNT MAX_FAULTS
 static touch_fault via_log[LOG_COUNT];
 static size_t nvia;
 
@@ -88,7 +89,7 @@ static int collect(void *ctx, const cap_fault *f)
     return 0;
 }
 
-static void test_capture_api(const touch_prog *tp, kern *k)
+static void test_capture_api(const touch_prog *tp, kern *k, const char *kernel_path)
 {
     guest g;
     fl_error err = {0};
@@ -100,14 +101,20 @@ static void test_capture_api(const touch_prog *tp, kern *k)
         rc = touch_session(&g, k, &err);
     if (rc == 0)
         rc = vm_console_write(g.v, "go\n", &err);
-    exclog_capture_options o = {.log_path = g.v ? vm_exception_log(g.v) : NULL, .count = LOG_COUNT,
-                                .timeout_ms = 60000};
+    exclog_capture_options o = {.log_path = g.v ? vm_exception_log(g.v) : NULL, .count = 0, .timeout_ms = 60000};
+    double t0 = fl_now_s();
     if (rc == 0)
-        rc = exclog_capture(g.cs, g.t, &o, collect, NULL, &got, &err);
+        rc = exclog_capture(g.cs, k, g.t, &o, collect, NULL, &got, &err);
     CHECK(rc == 0);
     if (rc != 0)
         fprintf(stderr, "exclog_capture: %s\n", err.msg);
-    CHECK_EQ_U64(got, LOG_COUNT);
+    CHECK(got == nvia && got >= PAGES);
+    /* It ended at the program's end (exit_mmap of its mm), not on the
+     * timeout, with the guest stopped there. */
+    CHECK(fl_now_s() - t0 < 50);
+    uint64_t rip = 0, exit_mmap = guest_symbol(kernel_path, "exit_mmap");
+    CHECK(g.t && tgt_reg_read(g.t, "rip", &rip, &err) == 0);
+    CHECK_EQ_U64(rip, exit_mmap);
     /* The program's pages come one after the other, each a write to a page
      * not present, from user mode; every fault is in one address space. */
     size_t first = 0;
@@ -115,12 +122,19 @@ static void test_capture_api(const touch_prog *tp, kern *k)
         first++;
     printf("exclog_capture: %u faults, %zu before the program's pages\n", got, first);
     CHECK(first < nvia);
-    for (size_t i = first; i < nvia; i++) {
+    size_t last = first;
+    while (last < nvia && touch_in_range(via_log[last].cr2, PAGES))
+        last++;
+    CHECK_EQ_U64(last - first, PAGES);
+    printf("after the last page: %zu faults (the program's exit)\n", nvia - last);
+    CHECK(nvia - last <= 3);
+    for (size_t i = first; i < last; i++) {
         CHECK_EQ_U64(via_log[i].cr2, TOUCH_BASE + (i - first) * 4096 + TOUCH_OFF);
         CHECK_EQ_U64(via_log[i].error_code, 6);
         CHECK_EQ_U64(via_log[i].cs, 0x33);
-        CHECK_EQ_U64(exclog_cr3_space(via_log[i].cr3), exclog_cr3_space(via_log[0].cr3));
     }
+    for (size_t i = 0; i < nvia; i++)
+        CHECK_EQ_U64(exclog_cr3_space(via_log[i].cr3), exclog_cr3_space(via_log[0].cr3));
     guest_stop(&g);
 }
 
@@ -187,7 +201,7 @@ int main(void)
     for (size_t i = 0; i < n && j + i < m; i++)
         check_same(&bp[i], &lg[j + i], i);
     printf("compared %zu faults field by field\n", n);
-    test_capture_api(&tp, k);
+    test_capture_api(&tp, k, kernel);
 out:
     cap_session_close(g.cs);
     g.cs = NULL;
