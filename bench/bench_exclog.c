@@ -1,10 +1,10 @@
 /* Entry-only capture past the stop floor (issue 13): page faults per second
  * of one guest program (tests/touch_guest.h: PAGES fresh pages, one write
  * each) read three ways in the same invocation, each on a fresh VM:
- *  - log: QEMU's exception log (-d int), tailed by exclog as QEMU writes it
- *    and attributed by CR3; the CR3 comes from one breakpoint stop at the
- *    program's first fault, then the debugger detaches and the guest runs
- *    without stops;
+ *  - log: exclog_capture: QEMU's exception log (-d int), tailed as QEMU
+ *    writes it and attributed by CR3; the CR3 comes from one breakpoint stop
+ *    at the program's first fault, then the guest runs with no breakpoint
+ *    per fault (one at exit_mmap: a stop per mm teardown);
  *  - gdb: GDB 13, `hbreak *asm_exc_page_fault if $cr2 >= A && $cr2 < B`
  *    and a Python stop handler that reads CR2 and the 48-byte frame;
  *  - breakpoint: faultline's capture at the entry station only (filter:
@@ -52,40 +52,34 @@ static int start_program(guest *g, const touch_prog *tp, kern *k, int pages, boo
                : 0;
 }
 
+typedef struct log_count {
+    span *s;
+    int pages;
+} log_count;
+
+static int count_fault(void *ctx, const cap_fault *f)
+{
+    log_count *c = ctx;
+    if (touch_in_range(cap_value_get(f, CAP_ST_ENTRY, "cr2")->value, c->pages))
+        span_add(c->s);
+    return c->s->n >= c->pages;
+}
+
+/* exclog_capture, as faultline runs it: one stop for the CR3, then the log. */
 static int run_log(const touch_prog *tp, kern *k, int pages, span *s, fl_error *e)
 {
     guest g;
-    exclog_reader *r = NULL;
-    cap_fault *f = malloc(sizeof *f);
     int rc = -1;
-    if (!f || start_program(&g, tp, k, pages, true, e) < 0)
+    unsigned got = 0;
+    log_count c = {s, pages};
+    if (start_program(&g, tp, k, pages, true, e) < 0)
         goto out;
     s->start = fl_now_s();
-    if (cap_fault_capture(g.cs, f, e) < 0)
+    exclog_capture_options o = {.log_path = vm_exception_log(g.v), .timeout_ms = 300000};
+    if (exclog_capture(g.cs, k, g.t, &o, count_fault, &c, &got, e) < 0)
         goto out;
-    uint64_t cr3 = cap_value_get(f, CAP_ST_ENTRY, "cr3")->value;
-    cap_session_close(g.cs);
-    g.cs = NULL;
-    tgt_close(g.t); /* detach: the guest runs on with no breakpoint */
-    g.t = NULL;
-    if (exclog_open(&r, vm_exception_log(g.v), NULL, NULL, e) < 0)
-        goto out;
-    int64_t deadline = fl_deadline_ms(300000);
-    exclog_record rec;
-    while (s->n < pages) {
-        int got = exclog_next_fault(r, &rec, fl_remaining_ms(deadline), e);
-        if (got <= 0) {
-            if (got == 0)
-                fl_fail(e, FL_ETIMEOUT, "the log showed %d of %d faults in 300 s", s->n, pages);
-            goto out;
-        }
-        if (touch_log_match(&rec, cr3) && touch_in_range(rec.cr2, pages))
-            span_add(s);
-    }
-    rc = 0;
+    rc = s->n == pages ? 0 : fl_fail(e, FL_EIO, "the log showed %d of %d faults on the pages", s->n, pages);
 out:
-    exclog_close(r);
-    free(f);
     guest_stop(&g);
     return rc;
 }
