@@ -180,7 +180,8 @@ int cmd_boot_vm(const cli_options *o, cmd_vm *r, char *append, size_t acap, doub
         return fl_fail(err, FL_EUSAGE, "no kernel at %s: run 'make vm' (or pass --kernel)", kernel);
     if (stat(initrd, &sb) < 0)
         return fl_fail(err, FL_EUSAGE, "no initramfs at %s: run 'make vm' (or pass --initrd)", initrd);
-    vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = o->accel, .append = append };
+    vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = o->accel, .append = append,
+                      .exception_log = o->entry_log };
     if (strcmp(o->accel, "auto") == 0) {
         /* Decided before the clock starts: the first probe on a machine takes
          * up to 20 s (its verdict is cached), and the user should see why. */

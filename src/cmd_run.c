@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "faultline/cmd.h"
+#include "faultline/exclog.h"
 #include "faultline/trace.h"
 #include "faultline/util.h"
 
@@ -83,7 +84,7 @@ static int arm_for(run_ctx *c, const vm_trigger *trig)
     if (tgt_interrupt(c->r.t, &stop, 5000, &c->err) < 0)
         return -1;
     if (!c->r.cs) {
-        cap_options co = { .stations = c->o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(c->o->probes),
+        cap_options co = { .stations = c->o->trace || c->o->entry_log ? 1u << CAP_ST_ENTRY : cmd_probe_mask(c->o->probes),
                            .timeout_ms = c->o->timeout_s * 1000,
                            .max_slots = strcmp(vm_accel(c->r.v), "kvm") == 0 ? 4 : 0,
                            .idle = cmd_console_drain, .idle_ctx = &c->con };
@@ -95,6 +96,35 @@ static int arm_for(run_ctx *c, const vm_trigger *trig)
     cap_session_set_filter(c->r.cs, &filter, c->o->nprogram ? NULL : trig->scenario);
     cap_session_set_kprobe_live(c->r.cs, c->con.kprobes_listed);
     return vm_console_write(c->r.v, "go\n", &c->err);
+}
+
+/* --entry-log: every fault of the trigger (or program) from QEMU's
+ * exception log, until its mm is torn down or the guest ends. */
+typedef struct run_log_sink {
+    run_ctx *c;
+    report_trigger rt;
+} run_log_sink;
+
+static int report_log_fault(void *ctx, const cap_fault *f)
+{
+    run_log_sink *k = ctx;
+    report_fault(k->c->out, k->c->fmt, &k->rt, f, k->c->r.cs);
+    fflush(k->c->out);
+    cmd_tally(&k->c->sum, f);
+    k->c->sum.faults++; /* a fault read from the log carries no checks */
+    return 0;
+}
+
+static int run_entry_log(run_ctx *c, const vm_trigger *trig)
+{
+    run_log_sink k = { c, { .have = true, .scenario = trig->scenario, .pid = trig->pid, .comm = trig->comm,
+                            .page = trig->page, .target = trig->target } };
+    exclog_capture_options lo = { .log_path = vm_exception_log(c->r.v), .timeout_ms = c->o->timeout_s * 1000,
+                                  .addr = trig->target, .stop = cmd_console_drain, .stop_ctx = &c->con };
+    unsigned got;
+    if (exclog_capture(c->r.cs, c->r.k, c->r.t, &lo, report_log_fault, &k, &got, &c->err) < 0)
+        return -1;
+    return tgt_running(c->r.t) ? 0 : tgt_resume(c->r.t, &c->err);
 }
 
 /* One announced trigger: arm, let it fault, report (and trace) it. */
@@ -113,6 +143,8 @@ static int run_one(run_ctx *c)
     }
     if (arm_for(c, &trig) < 0)
         return -1;
+    if (c->o->entry_log)
+        return run_entry_log(c, &trig);
     cap_fault f;
     int crc = cap_fault_capture(c->r.cs, &f, &c->err);
     report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,

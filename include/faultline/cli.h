@@ -82,6 +82,9 @@ typedef struct cli_options {
     const char *mode;
     const char *view;
     int max_steps;
+    /* the entry station from QEMU's exception log (exclog.h) */
+    const char *exception_log; /* capture --exception-log FILE */
+    bool entry_log;            /* run --entry-log */
 } cli_options;
 
 enum cli_kind {
