@@ -137,12 +137,12 @@ const cli_option cli_option_rows[] = {
     { .name = "exception-log", .kind = CLI_PATH, .metavar = "FILE", .at = CLI_AT(exception_log),
       .commands = CLI_CAPTURE, .check = check_entry_only,
       .help = "read the entry station of each fault from QEMU's exception\n"
-              "log FILE (QEMU started with -d int -D FILE, TCG) instead of\n"
+              "log FILE (QEMU under TCG logging 'int' into FILE) instead of\n"
               "stopping at each fault: one stop finds the process's CR3" },
     { .name = "entry-log", .kind = CLI_FLAG, .at = CLI_AT(entry_log), .commands = CLI_RUN,
       .help = "report the entry station of every fault of the trigger or\n"
-              "PROGRAM from QEMU's exception log (-d int, TCG) instead of\n"
-              "stopping at each fault (no current, no checks)" },
+              "PROGRAM from QEMU's exception log (TCG) instead of stopping\n"
+              "at each fault (no current, no checks)" },
     { .name = NULL },
 };
 
