@@ -1022,6 +1022,8 @@ int vm_start(vm **out, const vm_config *cfg, fl_error *err)
     }
     vm_clean_stale_tmpdirs();  /* what SIGKILLed runs before us left behind */
     const char *accel = cfg->accel ? cfg->accel : "tcg";
+    if (strcmp(accel, "auto") == 0 && cfg->exception_log)
+        accel = "tcg"; /* only TCG writes the exception log */
     if (strcmp(accel, "auto") == 0) {
         bool usable = false;
         char why[256];
@@ -1442,6 +1444,7 @@ static int kvm_probe(const vm_config *cfg, int probe_ms, bool *usable, char *why
     c.start_running = true;
     c.gdb_listen = NULL;
     c.extra_initrd = NULL;
+    c.exception_log = false; /* TCG's alone: the probe is about KVM */
     c.start_timeout_ms = probe_ms;
     vm *v = NULL;
     fl_error perr;
