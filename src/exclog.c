@@ -425,6 +425,7 @@ typedef struct log_follow {
     void *ctx;
     unsigned *reported;
     bool stopping; /* the process ended (or stop() said so): read what is written, then end */
+    bool mm_ended; /* its mm was torn down */
 } log_follow;
 
 /* Nothing new in the log: has the process (or the guest) ended? 1: end now. */
@@ -437,6 +438,7 @@ static int follow_idle(log_follow *x, int left, fl_error *err)
         return -1;
     if (ended || (x->o->stop && x->o->stop(x->o->stop_ctx))) {
         x->stopping = true;
+        x->mm_ended = ended;
         return 0;
     }
     if (left != 0)
@@ -477,6 +479,9 @@ static int follow_log(log_follow *x, fl_error *err)
         }
     }
     free(f);
+    if (rc == 0 && x->mm_ended && x->o->count && *x->reported < x->o->count)
+        rc = fl_fail(err, FL_ECLOSED, "the process's address space was torn down (exit_mmap) after %u of %u faults",
+                     *x->reported, x->o->count);
     return rc;
 }
 

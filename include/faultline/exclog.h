@@ -126,7 +126,8 @@ typedef struct exclog_capture_options {
  * non-zero return ends the capture normally. */
 typedef int (*exclog_fault_fn)(void *ctx, const cap_fault *f);
 /* Returns 0 (with *reported faults given to fn) or -1 (err; *reported
- * still says how many were). The guest is left stopped, nothing armed
+ * still says how many were; FL_ECLOSED when the process ended before
+ * count faults, FL_ETIMEOUT when the time ran out before them). The guest is left stopped, nothing armed
  * (unless QEMU went away). */
 int exclog_capture(cap_session *s, kern *k, tgt *t, const exclog_capture_options *o, exclog_fault_fn fn, void *ctx,
                    unsigned *reported, fl_error *err);

@@ -10,28 +10,40 @@
 command -v cc >/dev/null && command -v jq >/dev/null || { echo "SKIP: needs cc and jq"; exit 77; }
 
 # ---- capture --exception-log, against the user's QEMU ----
-dir=$work/qemu; mkdir -m 0700 "$dir"; mkfifo "$dir/con.in" "$dir/con.out"
-qemu-system-x86_64 -accel tcg -cpu max -m 256 -smp 1 -nodefaults -display none -no-reboot \
-  -gdb "unix:$dir/gdb.sock,server=on,wait=off" -serial "pipe:$dir/con" \
-  -kernel "$FAULTLINE_KERNEL" -initrd "$FAULTLINE_INITRD" -d int -D "$dir/exc.log" \
-  -append "console=ttyS0 loglevel=4 panic=-1 faultline.scenario=write-forked" 2>"$work/qemu.err" &
-qpid=$!
-trap 'rc=$?; kill -9 $qpid 2>/dev/null || true; wait $qpid 2>/dev/null || true; rm -rf "$work"; exit $rc' EXIT
-exec 3<>"$dir/con.in"
-cat "$dir/con.out" >"$work/console" &
 wait_for() { # wait_for FILE PATTERN SECONDS
   local i; for ((i = 0; i < $3 * 10; i++)); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1
 }
-expect_true "the trigger announced itself" wait_for "$work/console" FAULTLINE-TRIGGER 90
-line=$(grep -m1 FAULTLINE-TRIGGER "$work/console")
-pid=$(sed -n 's/.* pid=\([0-9]*\).*/\1/p' <<<"$line"); target=$(sed -n 's/.* target=\(0x[0-9a-f]*\).*/\1/p' <<<"$line")
+qpid=
+trap 'rc=$?; [ -n "$qpid" ] && kill -9 $qpid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; exit $rc' EXIT
+# user_qemu SCENARIO: the user's QEMU (running, -d int -D $dir/exc.log) up to
+# the trigger's announcement -> dir, qpid, pid, target; fd 3 writes its console
+user_qemu() {
+  dir=$work/qemu-$1; mkdir -m 0700 "$dir"; mkfifo "$dir/con.in" "$dir/con.out"
+  qemu-system-x86_64 -accel tcg -cpu max -m 256 -smp 1 -nodefaults -display none -no-reboot \
+    -gdb "unix:$dir/gdb.sock,server=on,wait=off" -serial "pipe:$dir/con" \
+    -kernel "$FAULTLINE_KERNEL" -initrd "$FAULTLINE_INITRD" -d int -D "$dir/exc.log" \
+    -append "console=ttyS0 loglevel=4 panic=-1 faultline.scenario=$1" 2>"$dir/qemu.err" &
+  qpid=$!
+  exec 3<>"$dir/con.in"
+  cat "$dir/con.out" >"$dir/console" &
+  expect_true "$1: the trigger announced itself" wait_for "$dir/console" FAULTLINE-TRIGGER 90
+  local line; line=$(grep -m1 FAULTLINE-TRIGGER "$dir/console")
+  pid=$(sed -n 's/.* pid=\([0-9]*\).*/\1/p' <<<"$line"); target=$(sed -n 's/.* target=\(0x[0-9a-f]*\).*/\1/p' <<<"$line")
+}
+# capture_log JSON ARGS...: faultline capture --exception-log, "go" once attached -> rc
+capture_log() {
+  local j=$1; shift
+  timeout 120 "$FAULTLINE_BIN" capture --gdb "unix:$dir/gdb.sock" --vmlinux "$FAULTLINE_KERNEL" \
+    --exception-log "$dir/exc.log" --format json -o "$j" "$@" 2>"$j.err" &
+  local fpid=$!
+  expect_true "faultline says when it is attached" wait_for "$j.err" "waiting up to" 30
+  echo go >&3
+  rc=0; wait $fpid || rc=$?
+}
+
+user_qemu write-forked
 j=$work/capture.json
-timeout 120 "$FAULTLINE_BIN" capture --gdb "unix:$dir/gdb.sock" --vmlinux "$FAULTLINE_KERNEL" --pid "$pid" \
-  --addr "$target" --exception-log "$dir/exc.log" --format json -o "$j" 2>"$work/err" &
-fpid=$!
-expect_true "faultline says when it is attached" wait_for "$work/err" "waiting up to" 30
-echo go >&3
-rc=0; wait $fpid || rc=$?
+capture_log "$j" --pid "$pid" --addr "$target"
 expect "capture: exit status" "$rc" 0
 expect "capture: one fault" "$(jq -s '[.[] | select(.type=="probe")] | length' "$j")" 1
 expect "capture: CR2" "$(value "$j" asm_exc_page_fault cr2)" "$target"
@@ -43,8 +55,17 @@ expect "capture: only the entry station" "$(jq -r 'select(.type=="probe") | .fun
 # target with different CR3s, and faultline reported the parent's.
 n_target=$(grep -c "v=0e .* CR2=0*${target#0x}\$" "$dir/exc.log" || true)
 expect_true "the log holds the child's fault on the same address too ($n_target)" [ "$n_target" -ge 2 ]
-expect_true "the guest ran on: init done" wait_for "$work/console" "FAULTLINE-DONE scenario=write-forked status=0" 60
-kill -9 $qpid 2>/dev/null || true; wait $qpid 2>/dev/null || true
+expect_true "the guest ran on: init done" wait_for "$dir/console" "FAULTLINE-DONE scenario=write-forked status=0" 60
+kill -9 $qpid 2>/dev/null || true; wait $qpid 2>/dev/null || true; exec 3>&-
+
+# More faults asked for than the process makes: it ends at its exit_mmap.
+user_qemu write
+j=$work/count.json
+capture_log "$j" --pid "$pid" --addr "$target" --count 3
+expect "capture --count 3 of a one-fault process: error" "$rc" 2
+expect_true "... says the process ended" grep -q "torn down (exit_mmap) after 1 of 3 faults" "$j.err"
+expect "... and reports the one fault" "$(value "$j" asm_exc_page_fault cr2)" "$target"
+kill -9 $qpid 2>/dev/null || true; wait $qpid 2>/dev/null || true; exec 3>&-; qpid=
 
 # ---- run --entry-log -- PROGRAM ----
 cat >"$work/pages.c" <<'C'
