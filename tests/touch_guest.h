@@ -141,7 +141,7 @@ static inline int touch_session(guest *g, kern *k, fl_error *err)
     return cap_session_open(&g->cs, k, g->t, &co, err);
 }
 
-/* Number of a fault of the program through the exception log: one whose
+/* Is this log record a fault of the program? Its
  * CR3 names the same address space as `cr3`. */
 static inline bool touch_log_match(const exclog_record *r, uint64_t cr3)
 {
