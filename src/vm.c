@@ -74,6 +74,7 @@ struct vm {
     char dir[64];
     char sock_path[128];
     char err_path[128];
+    char log_path[128];   /* QEMU's -d int exception log, "" when not asked for */
     char initrd_cat[128];
     char gdb_addr[160];
     char buf[VM_LINEBUF];  /* console bytes not yet split into lines */
@@ -816,6 +817,8 @@ void vm_stop(vm *v)
 /* The vm object with its private directory (and the concatenated initrd). */
 static int vm_prepare(vm **out, const vm_config *cfg, const char *accel, fl_error *err)
 {
+    if (cfg->exception_log && strcmp(accel, "kvm") == 0)
+        return fl_fail(err, FL_EUSAGE, "QEMU's exception log (-d int) is written only under TCG: use --accel tcg");
     vm *v = calloc(1, sizeof *v);
     if (!v)
         return fl_fail(err, FL_EIO, "out of memory starting the VM");
@@ -829,6 +832,8 @@ static int vm_prepare(vm **out, const vm_config *cfg, const char *accel, fl_erro
     }
     snprintf(v->sock_path, sizeof v->sock_path, "%s/gdb.sock", v->dir);
     snprintf(v->err_path, sizeof v->err_path, "%s/qemu.err", v->dir);
+    if (cfg->exception_log)
+        snprintf(v->log_path, sizeof v->log_path, "%s/exceptions.log", v->dir);
     if (cfg->extra_initrd && concat_initrd(v, cfg->initrd, cfg->extra_initrd, err) != 0) {
         vm_free(v);
         return -1;
@@ -905,6 +910,18 @@ static int vm_wait_gdbstub(vm *v, int port, int timeout, fl_error *err)
         }
         sleep_ms(10);
     }
+}
+
+/* QEMU's exception log into the private directory, when asked for. */
+static int add_exception_log(const vm *v, const char *argv[], int n)
+{
+    if (v->log_path[0]) {
+        argv[n++] = "-d";
+        argv[n++] = "int";
+        argv[n++] = "-D";
+        argv[n++] = v->log_path;
+    }
+    return n;
 }
 
 static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_error *err)
@@ -985,6 +1002,7 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
         argv[n++] = "-seed";
         argv[n++] = VM_REPRODUCIBLE_SEED;
     }
+    n = add_exception_log(v, argv, n);
     argv[n] = NULL;
 
     if (vm_spawn_qemu(v, argv, err) != 0) {
@@ -1016,6 +1034,8 @@ int vm_start(vm **out, const vm_config *cfg, fl_error *err)
     }
     vm_clean_stale_tmpdirs();  /* what SIGKILLed runs before us left behind */
     const char *accel = cfg->accel ? cfg->accel : "tcg";
+    if (strcmp(accel, "auto") == 0 && cfg->exception_log)
+        accel = "tcg"; /* only TCG writes the exception log */
     if (strcmp(accel, "auto") == 0) {
         bool usable = false;
         char why[256];
@@ -1030,6 +1050,11 @@ int vm_start(vm **out, const vm_config *cfg, fl_error *err)
 
 const char *vm_gdb_address(const vm *v) { return v->gdb_addr; }
 const char *vm_accel(const vm *v) { return v->accel; }
+const char *vm_exception_log(const vm *v)
+{
+    return v->log_path[0] ? v->log_path : NULL;
+}
+
 const char *vm_private_dir(const vm *v) { return v->dir; }
 pid_t vm_pid(const vm *v) { return v->pid; }
 int vm_console_fd(const vm *v) { return v->out_fd; }
@@ -1431,6 +1456,7 @@ static int kvm_probe(const vm_config *cfg, int probe_ms, bool *usable, char *why
     c.start_running = true;
     c.gdb_listen = NULL;
     c.extra_initrd = NULL;
+    c.exception_log = false; /* TCG's alone: the probe is about KVM */
     c.start_timeout_ms = probe_ms;
     vm *v = NULL;
     fl_error perr;
