@@ -924,50 +924,41 @@ static int add_exception_log(const vm *v, const char *argv[], int n)
     return n;
 }
 
-static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_error *err)
+/* The strings QEMU's command line points into. */
+typedef struct qemu_strings {
+    char mem[16], gdb[200], append[4096];
+} qemu_strings;
+
+/* -m, -gdb and -append's values; the stub's address is recorded in v. */
+static int qemu_strings_fill(vm *v, const vm_config *cfg, int port, int mem, qemu_strings *q, fl_error *err)
 {
-    *out = NULL;
-    int port = 0;
-    if (cfg->gdb_listen && parse_gdb_listen(cfg->gdb_listen, &port, err) != 0)
-        return -1;
-    int mem = cfg->mem_mb ? cfg->mem_mb : VM_DEFAULT_MEM_MB;
-    if (mem < 64 || mem > 65536)
-        return fl_fail(err, FL_EUSAGE, "guest memory of %d MB is out of range: use 64..65536", mem);
-    int timeout = cfg->start_timeout_ms > 0 ? cfg->start_timeout_ms : VM_DEFAULT_START_MS;
-    const char *qemu = cfg->qemu ? cfg->qemu : "qemu-system-x86_64";
-    if (cfg->reproducible && strcmp(accel, "kvm") == 0)
-        return fl_fail(err, FL_EUSAGE, "reproducible mode needs --accel tcg: under KVM the guest runs on the host's clock and CPU, which no option makes deterministic");
-
-    vm *v = NULL;
-    if (vm_prepare(&v, cfg, accel, err) != 0)
-        return -1;
-    const char *initrd = cfg->extra_initrd ? v->initrd_cat : cfg->initrd;
-
-    char mem_s[16], gdb_s[200], append_s[4096];
-    snprintf(mem_s, sizeof mem_s, "%d", mem);
+    snprintf(q->mem, sizeof q->mem, "%d", mem);
     if (port) {
-        snprintf(gdb_s, sizeof gdb_s, "tcp:127.0.0.1:%d", port);
+        snprintf(q->gdb, sizeof q->gdb, "tcp:127.0.0.1:%d", port);
         snprintf(v->gdb_addr, sizeof v->gdb_addr, "127.0.0.1:%d", port);
     } else {
         /* QEMU 7.2 accepts the unix: form for -gdb, and creates the socket
          * only after the machine (and the kernel image) loaded, so its
          * appearance means "ready"; a -chardev socket would appear earlier. */
-        snprintf(gdb_s, sizeof gdb_s, "unix:%s,server=on,wait=off", v->sock_path);
+        snprintf(q->gdb, sizeof q->gdb, "unix:%s,server=on,wait=off", v->sock_path);
         snprintf(v->gdb_addr, sizeof v->gdb_addr, "unix:%s", v->sock_path);
     }
     /* loglevel=4: warnings and worse only, so kernel chatter does not split
      * the trigger's lines; panic=-1 + -no-reboot: a panic ends QEMU. */
-    int an = snprintf(append_s, sizeof append_s, "console=ttyS0 loglevel=4 panic=-1%s%s%s",
+    int an = snprintf(q->append, sizeof q->append, "console=ttyS0 loglevel=4 panic=-1%s%s%s",
                       cfg->reproducible ? " " VM_REPRODUCIBLE_APPEND : "", cfg->append ? " " : "",
                       cfg->append ? cfg->append : "");
-    if (an < 0 || (size_t)an >= sizeof append_s) {
-        vm_free(v);
-        return fl_fail(err, FL_EUSAGE, "the kernel command line is longer than %zu bytes", sizeof append_s - 1);
-    }
+    if (an < 0 || (size_t)an >= sizeof q->append)
+        return fl_fail(err, FL_EUSAGE, "the kernel command line is longer than %zu bytes", sizeof q->append - 1);
+    return 0;
+}
+
+/* QEMU's whole command line (argv has room for 40 entries). */
+static void qemu_argv(const vm *v, const vm_config *cfg, const char *accel, const qemu_strings *q, const char **argv)
+{
     bool kvm = strcmp(accel, "kvm") == 0;
-    const char *argv[40];
     int n = 0;
-    argv[n++] = qemu;
+    argv[n++] = cfg->qemu ? cfg->qemu : "qemu-system-x86_64";
     argv[n++] = "-accel";
     argv[n++] = kvm ? "kvm" : "tcg";
     argv[n++] = "-cpu";
@@ -975,7 +966,7 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
      * 0x10a"); without arch-capabilities it starts. */
     argv[n++] = kvm ? "host,-arch-capabilities" : "max";
     argv[n++] = "-m";
-    argv[n++] = mem_s;
+    argv[n++] = q->mem;
     argv[n++] = "-smp";
     argv[n++] = "1";
     argv[n++] = "-nodefaults";
@@ -985,15 +976,15 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
     if (!cfg->start_running)
         argv[n++] = "-S";
     argv[n++] = "-gdb";
-    argv[n++] = gdb_s;
+    argv[n++] = q->gdb;
     argv[n++] = "-serial";
     argv[n++] = "stdio";
     argv[n++] = "-kernel";
     argv[n++] = cfg->kernel;
     argv[n++] = "-initrd";
-    argv[n++] = initrd;
+    argv[n++] = cfg->extra_initrd ? v->initrd_cat : cfg->initrd;
     argv[n++] = "-append";
-    argv[n++] = append_s;
+    argv[n++] = q->append;
     if (cfg->reproducible) {
         argv[n++] = "-icount";
         argv[n++] = VM_REPRODUCIBLE_ICOUNT;
@@ -1004,7 +995,31 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
     }
     n = add_exception_log(v, argv, n);
     argv[n] = NULL;
+}
 
+static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_error *err)
+{
+    *out = NULL;
+    int port = 0;
+    if (cfg->gdb_listen && parse_gdb_listen(cfg->gdb_listen, &port, err) != 0)
+        return -1;
+    int mem = cfg->mem_mb ? cfg->mem_mb : VM_DEFAULT_MEM_MB;
+    if (mem < 64 || mem > 65536)
+        return fl_fail(err, FL_EUSAGE, "guest memory of %d MB is out of range: use 64..65536", mem);
+    int timeout = cfg->start_timeout_ms > 0 ? cfg->start_timeout_ms : VM_DEFAULT_START_MS;
+    if (cfg->reproducible && strcmp(accel, "kvm") == 0)
+        return fl_fail(err, FL_EUSAGE, "reproducible mode needs --accel tcg: under KVM the guest runs on the "
+                       "host's clock and CPU, which no option makes deterministic");
+    vm *v = NULL;
+    if (vm_prepare(&v, cfg, accel, err) != 0)
+        return -1;
+    qemu_strings q;
+    const char *argv[40];
+    if (qemu_strings_fill(v, cfg, port, mem, &q, err) != 0) {
+        vm_free(v);
+        return -1;
+    }
+    qemu_argv(v, cfg, accel, &q, argv);
     if (vm_spawn_qemu(v, argv, err) != 0) {
         vm_free(v);
         return -1;
