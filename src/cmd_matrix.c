@@ -218,7 +218,8 @@ static int prepare(matrix_ctx *m, fl_error *err)
     char kbuf[PATH_MAX];
     const char *dflt[1] = { cmd_guest_file(NULL, "FAULTLINE_KERNEL", "vmlinux", kbuf, sizeof kbuf) };
     const char *const *kernels = o->kernels.n ? o->kernels.v : dflt;
-    if (matrix_plan_make(&m->plan, o->scenarios, kernels, o->kernels.n ? o->kernels.n : 1, o->accels, k, n, err) < 0)
+    if (matrix_plan_make(&m->plan, o->scenarios, kernels, o->kernels.n ? o->kernels.n : 1, o->accels, k, n,
+                         cmd_repro_supports, err) < 0)
         return -1;
     if (o->out_dir) {
         snprintf(m->out_dir, sizeof m->out_dir, "%s", o->out_dir);
