@@ -185,6 +185,11 @@ static int run_cells(matrix_ctx *m, fl_error *err)
 {
     size_t next = 0;
     int rc = 0;
+    /* The KVM probe (up to 20 s the first time) before any cell starts, so
+     * it never holds up the reaping of running cells. */
+    for (size_t i = 0; i < m->plan.ncells && !m->kvm_checked; i++)
+        if (strcmp(m->plan.cells[i].accel, "kvm") == 0)
+            kvm_usable(m, &m->plan.cells[i]);
     while ((next < m->plan.ncells && !cmd_stop_signal && rc == 0) || m->nrun > 0) {
         while (next < m->plan.ncells && m->nrun < m->jobs && !cmd_stop_signal && rc == 0) {
             matrix_cell *c = &m->plan.cells[next];
