@@ -6,6 +6,7 @@
 
 #include "faultline/cmd.h"
 #include "faultline/outcome.h"
+#include "faultline/exclog.h"
 #include "faultline/util.h"
 
 /* Connect to the user's stub and open the capture session on it. */
@@ -16,8 +17,8 @@ static int attach(const cli_options *o, cmd_vm *r, fl_error *err)
     if (tgt_connect(&r->t, o->gdb, 10000, err) < 0)
         return fl_error_prefix(err, "connecting to %s", o->gdb);
     cap_options copt = { .filter = { .pid = o->pid, .addr = o->addr, .addr_page = o->addr_page },
-                         .stations = cmd_probe_mask(o->probes), .explicit_stations = o->probes != NULL,
-                         .timeout_ms = o->timeout_s * 1000,
+                         .stations = o->exception_log ? 1u << CAP_ST_ENTRY : cmd_probe_mask(o->probes),
+                         .explicit_stations = o->probes != NULL, .timeout_ms = o->timeout_s * 1000,
                          .idle = cmd_check_stop };
     if (o->comm)
         snprintf(copt.filter.comm, sizeof copt.filter.comm, "%s", o->comm);
@@ -36,6 +37,34 @@ static out_session *outcome_open(const cli_options *o, cmd_vm *r)
     }
     cap_session_on_stop(r->cs, out_on_stop, os);
     return os;
+}
+
+/* --exception-log: each fault of the log is reported as it is read. */
+typedef struct log_sink {
+    FILE *out;
+    enum report_format fmt;
+    cap_session *cs;
+    report_summary *sum;
+} log_sink;
+
+static int report_log_fault(void *ctx, const cap_fault *f)
+{
+    log_sink *k = ctx;
+    report_trigger rt = { .have = false };
+    report_fault(k->out, k->fmt, &rt, f, k->cs);
+    fflush(k->out);
+    cmd_tally(k->sum, f);
+    k->sum->faults++; /* a fault read from the log carries no checks */
+    return 0;
+}
+
+static int capture_via_log(const cli_options *o, cmd_vm *r, log_sink *k, fl_error *err)
+{
+    exclog_capture_options lo = { .log_path = o->exception_log, .count = (unsigned)o->count,
+                                  .timeout_ms = o->timeout_s * 1000, .addr = o->addr, .addr_page = o->addr_page,
+                                  .cancelled = cmd_check_stop };
+    unsigned got;
+    return exclog_capture(r->cs, r->k, r->t, &lo, report_log_fault, k, &got, err);
 }
 
 int cmd_capture(const cli_options *o)
@@ -63,7 +92,10 @@ int cmd_capture(const cli_options *o)
     report_begin(out, fmt, &meta);
     begun = true;
     os = outcome_open(o, &r);
-    for (int i = 0; i < o->count; i++) {
+    log_sink sink = { out, fmt, r.cs, &sum };
+    if (o->exception_log && capture_via_log(o, &r, &sink, &err) < 0)
+        goto out;
+    for (int i = 0; !o->exception_log && i < o->count; i++) {
         cap_fault f;
         static out_fault of;
         int crc = cap_fault_capture(r.cs, &f, &err);

@@ -35,8 +35,7 @@
 
 /* The scenarios whose target is known before the trigger runs (with
  * norandmaps the page hint 0x7f0000000000 is always free): the address the
- * filter waits for. vm/triggers/trigger.c's set_up: page + 0x100, exec's
- * fetch at the page itself. Left out: write-forked and cow (two processes
+ * filter waits for. vm/triggers/trigger.c's set_up: page + 0x100. Left out: write-forked and cow (two processes
  * of the same comm write the same address: the parent before its fork, the
  * child after; only the announced pid tells them apart), null (announced with no address: the host takes the process's
  * first fault) and stack-grow (an address below the stack, known only from
@@ -46,7 +45,7 @@ static const struct {
     uint64_t target;
 } repro_rows[] = {
     { "write", 0x7f0000000100ull },     { "read", 0x7f0000000100ull },      { "kernel-write", 0x7f0000000100ull },
-    { "file-read", 0x7f0000000100ull }, { "exec", 0x7f0000000000ull },
+    { "file-read", 0x7f0000000100ull }, { "exec", 0x7f0000000100ull },
     { "segv-write", 0x7f0000000100ull }, { "kernel-fixup", 0x7f0000000100ull },
 };
 

@@ -10,6 +10,7 @@
 #include "faultline/cmd.h"
 #include "faultline/outcome.h"
 #include "faultline/scenario.h"
+#include "faultline/exclog.h"
 #include "faultline/trace.h"
 #include "faultline/util.h"
 
@@ -95,7 +96,8 @@ static int open_session(run_ctx *c)
 {
     if (c->r.cs)
         return 0;
-    cap_options co = { .stations = c->o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(c->o->probes),
+    cap_options co = { .stations = c->o->trace || c->o->entry_log ? 1u << CAP_ST_ENTRY
+                                                                  : cmd_probe_mask(c->o->probes),
                        .explicit_stations = c->o->probes != NULL, .timeout_ms = c->o->timeout_s * 1000,
                        .max_slots = strcmp(vm_accel(c->r.v), "kvm") == 0 ? 4 : 0,
                        .idle = cmd_console_drain, .idle_ctx = &c->con };
@@ -106,6 +108,8 @@ static int open_session(run_ctx *c)
     }
     if (cap_session_open(&c->r.cs, c->r.k, c->r.t, &co, &c->err) < 0)
         return -1;
+    if (c->o->entry_log)
+        return 0; /* the log gives the entry alone: nothing to follow the fault with */
     /* What each fault did (outcome.h): optional, said when it cannot be. */
     out_options oo = { .timeout_ms = co.timeout_ms, .max_slots = co.max_slots, .idle = co.idle,
                        .idle_ctx = co.idle_ctx };
@@ -142,6 +146,35 @@ static int arm_for(run_ctx *c, const vm_trigger *trig)
     return vm_console_write(c->r.v, "go\n", &c->err);
 }
 
+/* --entry-log: every fault of the trigger (or program) from QEMU's
+ * exception log, until its mm is torn down or the guest ends. */
+typedef struct run_log_sink {
+    run_ctx *c;
+    report_trigger rt;
+} run_log_sink;
+
+static int report_log_fault(void *ctx, const cap_fault *f)
+{
+    run_log_sink *k = ctx;
+    report_fault(k->c->out, k->c->fmt, &k->rt, f, k->c->r.cs);
+    fflush(k->c->out);
+    cmd_tally(&k->c->sum, f);
+    k->c->sum.faults++; /* a fault read from the log carries no checks */
+    return 0;
+}
+
+static int run_entry_log(run_ctx *c, const vm_trigger *trig)
+{
+    run_log_sink k = { c, { .have = true, .scenario = trig->scenario, .pid = trig->pid, .comm = trig->comm,
+                            .page = trig->page, .target = trig->target } };
+    exclog_capture_options lo = { .log_path = vm_exception_log(c->r.v), .timeout_ms = c->o->timeout_s * 1000,
+                                  .addr = trig->target, .stop = cmd_console_drain, .stop_ctx = &c->con };
+    unsigned got;
+    if (exclog_capture(c->r.cs, c->r.k, c->r.t, &lo, report_log_fault, &k, &got, &c->err) < 0)
+        return -1;
+    return tgt_running(c->r.t) ? 0 : tgt_resume(c->r.t, &c->err);
+}
+
 /* One announced trigger: arm, let it fault, report (and trace) it. */
 static int run_one(run_ctx *c)
 {
@@ -162,6 +195,8 @@ static int run_one(run_ctx *c)
     }
     if (!c->o->reproducible && arm_for(c, &trig) < 0)
         return -1;
+    if (c->o->entry_log)
+        return run_entry_log(c, &trig);
     cap_fault f;
     int crc = cap_fault_capture(c->r.cs, &f, &c->err);
     static out_fault of;
