@@ -31,7 +31,7 @@ typedef struct run_ctx {
     char version[256], qemu[128], kbuf[PATH_MAX];
     fl_error err;
     int index;                /* which fault of the run (scenario all: 0-2) */
-    int pids[4];              /* --reproducible: the pid captured per fault */
+    int pids[64];             /* --reproducible: the pid captured per fault */
     cmd_repro_idle_ctx ridle; /* --reproducible: the capture's idle hook */
 } run_ctx;
 
@@ -205,12 +205,14 @@ static int run_one(run_ctx *c)
     bool follow = crc == 0 && c->os && !c->o->trace;
     int orc = follow ? out_finish(c->os, &f, &of, &oe) : 0;
     if (follow)
-        out_check_scenario(&of, c->o->nprogram ? NULL : scenario_find(trig.scenario));
+        out_check_scenario(&of, c->o->nprogram ? NULL
+                                : scenario_find(c->o->reproducible ? cmd_repro_scenario(c->o, c->index) : trig.scenario));
     report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
                           .page = trig.page, .target = trig.target };
     if (c->o->reproducible) {
         cmd_repro_trigger(c->o, c->index, &f, &rt);
-        c->pids[c->index] = f.task.pid;
+        if (c->index < (int)(sizeof c->pids / sizeof c->pids[0]))
+            c->pids[c->index] = f.task.pid;
     }
     rt.outcome = follow ? of.classification : NULL;
     if ((f.st[0].hit || f.nchecks) && !c->chrome) {
@@ -248,7 +250,8 @@ static int run_end(run_ctx *c)
     char line[256];
     if (cmd_console_wait(&c->con, c->r.t, VM_DONE_PREFIX, line, sizeof line, c->o->timeout_s * 1000, &c->err) < 0)
         return CMD_EXIT_ENV;
-    if (c->o->reproducible && cmd_repro_verify(&c->con, c->pids, c->index, &c->err) < 0)
+    int npids = c->index < 64 ? c->index : 64;
+    if (c->o->reproducible && cmd_repro_verify(&c->con, c->o, c->pids, npids, &c->err) < 0)
         return CMD_EXIT_ENV;
     int rc = c->sum.failed ? CMD_EXIT_CHECKS : 0;
     const char *st = strstr(line, " status=");
