@@ -13,7 +13,7 @@ static int attach(const cli_options *o, cmd_vm *r, fl_error *err)
     if (kern_open(&r->k, o->kernel, NULL, err) < 0)
         return -1;
     if (tgt_connect(&r->t, o->gdb, 10000, err) < 0)
-        return fl_error_prefix(err, "connecting to %s", o->gdb);
+        return -1; /* the sentence names the address already */
     cap_options copt = { .filter = { .pid = o->pid, .addr = o->addr, .addr_page = o->addr_page },
                          .stations = cmd_probe_mask(o->probes), .timeout_ms = o->timeout_s * 1000,
                          .idle = cmd_check_stop };
@@ -26,11 +26,13 @@ int cmd_capture(const cli_options *o)
 {
     enum report_format fmt = REPORT_TEXT;
     report_parse_format(o->format, &fmt);
-    FILE *out;
-    if (cmd_open_output(o, &out) < 0)
-        return CMD_EXIT_ENV;
-    cmd_vm r = { 0 };
     fl_error err = { 0 };
+    const char *const inputs[][2] = { { "--vmlinux", o->kernel }, { NULL, NULL } };
+    static cmd_output output;
+    if (cmd_output_open(&output, o, inputs, &err) < 0)
+        return cmd_conclude(CMD_EXIT_ENV, &err, NULL);
+    FILE *out = output.f;
+    cmd_vm r = { 0 };
     report_summary sum = { 0 };
     double start = fl_now_s();
     char version[256];
@@ -63,7 +65,7 @@ out:
     rc = cmd_conclude(rc, &err, &sum);
     if (begun)
         report_end(out, fmt, &sum);
-    rc = cmd_close_output(out, o, rc);
+    rc = cmd_output_close(&output, rc, begun);
     cap_session_close(r.cs);
     tgt_close(r.t); /* detach: the user's guest runs on */
     kern_close(r.k);

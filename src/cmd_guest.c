@@ -206,7 +206,7 @@ int cmd_boot_vm(const cli_options *o, cmd_vm *r, char *append, size_t acap, doub
     if (vm_start(&r->v, &cfg, err) < 0)
         return -1;
     if (tgt_connect(&r->t, vm_gdb_address(r->v), 10000, err) < 0)
-        return fl_error_prefix(err, "connecting to the guest's gdbstub");
+        return -1; /* the sentence names the stub's address already */
     return tgt_resume(r->t, err);
 }
 

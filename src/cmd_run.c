@@ -16,6 +16,8 @@ typedef struct run_ctx {
     cmd_vm r;
     cmd_console con;
     FILE *out;
+    cmd_output output;
+    char ibuf[PATH_MAX];
     bool chrome; /* Chrome's trace-event file holds the trace alone */
     enum report_format fmt;
     enum trace_format tfmt;
@@ -191,8 +193,15 @@ int cmd_run(const cli_options *o)
     run_init(&c, o);
     if (o->nprogram && cmd_check_program(o->program[0], &c.err) < 0)
         return cmd_conclude(CMD_EXIT_ENV, &c.err, NULL);
-    if (cmd_open_output(o, &c.out) < 0)
-        return CMD_EXIT_ENV;
+    const char *const inputs[][2] = {
+        { "--kernel", c.meta.vmlinux },
+        { "--initrd", cmd_guest_file(o->initrd, "FAULTLINE_INITRD", "initramfs.cpio.gz", c.ibuf, sizeof c.ibuf) },
+        { "the program", o->nprogram ? o->program[0] : NULL },
+        { NULL, NULL },
+    };
+    if (cmd_output_open(&c.output, o, inputs, &c.err) < 0)
+        return cmd_conclude(CMD_EXIT_ENV, &c.err, NULL);
+    c.out = c.output.f;
     double start = fl_now_s();
     int rc = CMD_EXIT_ENV;
     if (run_boot(&c) == 0) {
@@ -213,7 +222,7 @@ int cmd_run(const cli_options *o)
     }
     if (c.begun && !c.chrome)
         report_end(c.out, c.fmt, &c.sum);
-    rc = cmd_close_output(c.out, o, rc);
+    rc = cmd_output_close(&c.output, rc, c.begun || c.chrome);
     cmd_vm_cleanup(&c.r);
     return rc;
 }

@@ -40,10 +40,22 @@ int cmd_conclude(int rc, fl_error *err, report_summary *sum);
 void cmd_tally(report_summary *sum, const cap_fault *f);
 /* --probes LIST (already checked by the parser) -> station mask; 0: all. */
 unsigned cmd_probe_mask(const char *list);
-/* The report stream: stdout, or -o FILE. */
-int cmd_open_output(const cli_options *o, FILE **out);
-/* Close it; a report that could not be written turns success into 2. */
-int cmd_close_output(FILE *out, const cli_options *o, int rc);
+
+/* ---- the report's destination (cmd_output.c) ---- */
+typedef struct cmd_output {
+    FILE *f;                 /* the stream to write the report to */
+    int fd;
+    const char *given;       /* as the user named it, for messages */
+    char path[4096];         /* the file itself (a symbolic link resolved) */
+    char tmp[4096];          /* the temporary file beside it, "" if direct */
+    double grace_deadline;   /* after a stop signal: when writes give up */
+} cmd_output;
+/* Standard output, or -o FILE (see cmd_output.c for how it is kept safe).
+ * inputs: {option, path} pairs the output must not be, ended by {NULL}. */
+int cmd_output_open(cmd_output *out, const cli_options *o, const char *const inputs[][2], fl_error *err);
+/* Close; the file replaces the target only if rc is 0 or 1, or a signal's
+ * with report_written. A report that could not be written turns 0/1 into 2. */
+int cmd_output_close(cmd_output *out, int rc, bool report_written);
 
 /* ---- the bundled guest (cmd_guest.c) ---- */
 /* Where the guest's files are when neither an option nor the environment
