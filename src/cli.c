@@ -118,6 +118,14 @@ static int parse_list(const cli_option *r, const char *v, fl_error *err)
     }
 }
 
+bool cli_given(const cli_options *o, const char *name)
+{
+    for (const cli_option *r = cli_option_rows; r->name && r - cli_option_rows < CLI_MAX_ROWS; r++)
+        if (o->given[r - cli_option_rows] && strcmp(r->name, name) == 0)
+            return true;
+    return false;
+}
+
 /* Store one value (as typed) in the row's field. */
 static int set_value(const cli_option *r, const char *v, cli_options *o, fl_error *err)
 {
@@ -184,6 +192,8 @@ static int parse_one(const cli_command *cmd, int argc, char **argv, int *i, cli_
         v = strchr(arg, '=') + 1;
     else if (arg[1] != '-' && arg[2])
         v = arg + 2;
+    if (r - cli_option_rows < CLI_MAX_ROWS)
+        o->given[r - cli_option_rows] = true;
     if (r->kind == CLI_FLAG)
         return v ? fl_fail(err, FL_EUSAGE, "--%s takes no value, not '%s'", r->name, v) : set_value(r, NULL, o, err);
     if (!v) {

@@ -2,6 +2,7 @@
  * How to add one: the top of include/faultline/cli.h. */
 #include "faultline/cli.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include "faultline/capture.h"
@@ -46,21 +47,36 @@ static int check_capture(cli_options *o, fl_error *err)
     return 0;
 }
 
-/* trace is run with --trace set. */
+/* trace is run with --trace set; --gdb chooses between the bundled VM and
+ * a QEMU the user started, and each takes its own options. */
 static int check_trace(cli_options *o, fl_error *err)
 {
-    (void)err;
+    static const char *const bundled[] = { "scenario", "accel", "kernel", "initrd", NULL };
+    static const char *const attached[] = { "vmlinux", "comm", "pid", "addr", "page", NULL };
     o->trace = true;
+    const char *const *wrong = o->gdb ? bundled : attached;
+    for (int i = 0; wrong[i]; i++)
+        if (cli_given(o, wrong[i]))
+            return fl_fail(err, FL_EUSAGE, "--%s %s", wrong[i],
+                           o->gdb ? "is for the bundled VM, not with --gdb" : "goes with --gdb (a QEMU you started)");
+    if (o->gdb && !o->kernel)
+        return fl_fail(err, FL_EUSAGE, "--gdb needs --vmlinux, the guest's kernel with DWARF");
+    if (o->gdb && o->nprogram)
+        return fl_fail(err, FL_EUSAGE, "with --gdb there is no program to run: filter with --comm, --pid or --addr");
     return 0;
 }
 
 #define GUEST (CLI_RUN | CLI_TRACE | CLI_BOOT)
 #define TRACING (CLI_RUN | CLI_TRACE)
+#define FILTERS (CLI_CAPTURE | CLI_TRACE) /* which fault: for a QEMU you started */
 
 const cli_option cli_option_rows[] = {
     { .name = "gdb", .kind = CLI_ENDPOINT, .metavar = "ADDR", .at = CLI_AT(gdb), .commands = CLI_CAPTURE,
       .help = "the stub: unix:/path/to/socket or host:port" },
-    { .name = "vmlinux", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(kernel), .commands = CLI_CAPTURE,
+    { .name = "gdb", .kind = CLI_ENDPOINT, .metavar = "ADDR", .at = CLI_AT(gdb), .commands = CLI_TRACE,
+      .help = "trace a QEMU you started instead of the bundled VM: its stub,\n"
+              "unix:/path/to/socket or host:port (needs --vmlinux; detaches at the end)" },
+    { .name = "vmlinux", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(kernel), .commands = CLI_CAPTURE | CLI_TRACE,
       .help = "the guest's kernel, with DWARF (CONFIG_DEBUG_INFO)" },
     { .name = "scenario", .kind = CLI_WORD, .metavar = "S", .at = CLI_AT(scenario), .commands = GUEST,
       .words = scenarios, .def = "write",
@@ -81,19 +97,21 @@ const cli_option cli_option_rows[] = {
       .words = report_formats, .def = "text", .help = "text (default), md (the worksheet), json (JSON Lines)" },
     { .name = "output", .short_name = 'o', .kind = CLI_PATH, .metavar = "FILE", .at = CLI_AT(output),
       .commands = CLI_RUN | CLI_TRACE | CLI_CAPTURE, .help = "write the report to FILE instead of standard output" },
-    { .name = "comm", .kind = CLI_STRING, .metavar = "NAME", .at = CLI_AT(comm), .commands = CLI_CAPTURE, .max = 15,
+    { .name = "comm", .kind = CLI_STRING, .metavar = "NAME", .at = CLI_AT(comm), .commands = FILTERS, .max = 15,
       .what = "a task's comm", .help = "only faults of tasks with this comm" },
-    { .name = "pid", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(pid), .commands = CLI_CAPTURE, .min = 1,
+    { .name = "pid", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(pid), .commands = FILTERS, .min = 1,
       .max = 4194304, .what = "a process id", .help = "only faults of this pid" },
-    { .name = "addr", .kind = CLI_ADDR, .metavar = "VA", .at = CLI_AT(addr), .commands = CLI_CAPTURE,
+    { .name = "addr", .kind = CLI_ADDR, .metavar = "VA", .at = CLI_AT(addr), .commands = FILTERS,
       .help = "only faults on this address (with --page: on its 4 KiB page)" },
-    { .name = "page", .kind = CLI_FLAG, .at = CLI_AT(addr_page), .commands = CLI_CAPTURE,
+    { .name = "page", .kind = CLI_FLAG, .at = CLI_AT(addr_page), .commands = FILTERS,
       .help = "with --addr: any fault on the same 4 KiB page" },
     { .name = "probes", .kind = CLI_LIST, .metavar = "LIST", .at = CLI_AT(probes), .commands = CLI_RUN | CLI_CAPTURE,
       .word_at = station_at, .noun = "station",
       .help = "stations to stop at, comma-separated function names (default: all)" },
-    { .name = "count", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(count), .commands = CLI_CAPTURE, .min = 1,
-      .max = 1000, .def = "1", .help = "faults to capture (default 1)" },
+    { .name = "count", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(count), .commands = CLI_CAPTURE, .min = 0,
+      .max = INT_MAX, .def = "1",
+      .help = "faults to capture (default 1); 0: every matching fault until\n"
+              "--timeout or a signal, each written as soon as it is captured" },
     { .name = "timeout", .kind = CLI_INT, .metavar = "SEC", .at = CLI_AT(timeout_s), .commands = CLI_BOOT, .min = 1,
       .max = 3600, .def = "60", .what = "seconds",
       .help = "how long the announcement and the guest's end may take (default 60)" },
@@ -132,13 +150,16 @@ const cli_command cli_command_rows[] = {
       .description = "Boots the bundled VM, runs the scenario's trigger (or PROGRAM, a static x86-64\n"
                      "binary, filtered by its own process), stops at each station of the fault path,\n"
                      "and prints the report." },
-    { .name = "trace", .bit = CLI_TRACE, .run = cmd_run, .check = check_trace, .takes_program = true,
-      .synopsis = "[OPTIONS] [-- PROGRAM [ARGS]]",
+    { .name = "trace", .bit = CLI_TRACE, .run = cmd_trace, .check = check_trace, .takes_program = true,
+      .synopsis = "[OPTIONS] [-- PROGRAM [ARGS]]\n"
+                  "       faultline trace --gdb ADDR --vmlinux PATH [--comm NAME|--pid N|--addr VA] [OPTIONS]",
       .summary = "the same, then single-step the fault path back to user mode",
       .description = "Boots the bundled VM, captures the fault at asm_exc_page_fault (CR2, the\n"
                      "hardware frame) and single-steps it until it is back in user mode, with each\n"
                      "instruction's file:line, source, disassembly and the registers it changed.\n"
-                     "Same as 'faultline run --trace'." },
+                     "Same as 'faultline run --trace'. With --gdb, the same against a QEMU you\n"
+                     "started (halted or running): the first fault that passes the filters is\n"
+                     "traced, then faultline detaches and the guest runs on." },
     { .name = "capture", .bit = CLI_CAPTURE, .run = cmd_capture, .check = check_capture,
       .synopsis = "--gdb unix:PATH|HOST:PORT --vmlinux PATH [OPTIONS]",
       .summary = "the same capture against a QEMU you started (-s / -gdb)",

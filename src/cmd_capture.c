@@ -7,19 +7,54 @@
 #include "faultline/cmd.h"
 #include "faultline/util.h"
 
-/* Connect to the user's stub and open the capture session on it. */
-static int attach(const cli_options *o, cmd_vm *r, fl_error *err)
+/* The capture's idle callback: a stop signal, or the overall deadline. */
+static int attached_idle(void *ctx)
+{
+    const cmd_vm *r = ctx;
+    return cmd_stop_signal || (r->deadline && fl_now_s() > r->deadline);
+}
+
+int cmd_attach(const cli_options *o, cmd_vm *r, unsigned stations, fl_error *err)
 {
     if (kern_open(&r->k, o->kernel, NULL, err) < 0)
         return -1;
     if (tgt_connect(&r->t, o->gdb, 10000, err) < 0)
         return -1; /* the sentence names the address already */
     cap_options copt = { .filter = { .pid = o->pid, .addr = o->addr, .addr_page = o->addr_page },
-                         .stations = cmd_probe_mask(o->probes), .timeout_ms = o->timeout_s * 1000,
-                         .idle = cmd_check_stop };
+                         .stations = stations, .timeout_ms = o->timeout_s * 1000,
+                         .idle = attached_idle, .idle_ctx = r };
     if (o->comm)
         snprintf(copt.filter.comm, sizeof copt.filter.comm, "%s", o->comm);
     return cap_session_open(&r->cs, r->k, r->t, &copt, err);
+}
+
+/* --count N faults, each written as soon as it is captured; --count 0
+ * goes on until the deadline (--timeout in all) or a signal, and the
+ * deadline is then its normal end. */
+static int capture_faults(const cli_options *o, cmd_vm *r, FILE *out, enum report_format fmt, report_summary *sum,
+                          fl_error *err)
+{
+    for (int i = 0; o->count == 0 || i < o->count; i++) {
+        cap_fault f;
+        int crc = cap_fault_capture(r->cs, &f, err);
+        report_trigger rt = { .have = false };
+        if (f.st[0].hit || f.nchecks) {
+            report_fault(out, fmt, &rt, &f, r->cs);
+            fflush(out);
+        }
+        cmd_tally(sum, &f);
+        /* --count 0 ends normally on its deadline or when the guest ends. */
+        if (crc < 0 && o->count == 0 && !cmd_stop_signal &&
+            (err->code == FL_ETIMEOUT || err->code == FL_EINTR || err->code == FL_ECLOSED)) {
+            fprintf(stderr, "faultline: --count 0: %u fault%s captured (%s)\n", sum->faults, sum->faults == 1 ? "" : "s",
+                    err->code == FL_ECLOSED ? err->msg : "the timeout ended the capture");
+            fl_error_clear(err);
+            break;
+        }
+        if (crc < 0)
+            return -1;
+    }
+    return sum->failed ? CMD_EXIT_CHECKS : 0;
 }
 
 int cmd_capture(const cli_options *o)
@@ -31,40 +66,34 @@ int cmd_capture(const cli_options *o)
     static cmd_output output;
     if (cmd_output_open(&output, o, inputs, &err) < 0)
         return cmd_conclude(CMD_EXIT_ENV, &err, NULL);
-    FILE *out = output.f;
     cmd_vm r = { 0 };
     report_summary sum = { 0 };
     double start = fl_now_s();
     char version[256];
     int rc = CMD_EXIT_ENV;
     bool begun = false;
-    if (attach(o, &r, &err) < 0)
+    if (o->count == 0)
+        r.deadline = start + o->timeout_s;
+    if (cmd_attach(o, &r, cmd_probe_mask(o->probes), &err) < 0)
         goto out;
     /* The guest is stopped while we attach; say when it may fault. */
-    fprintf(stderr, "faultline: attached to %s; waiting up to %d s for %d fault%s matching the filter\n", o->gdb,
-            o->timeout_s, o->count, o->count == 1 ? "" : "s");
+    if (o->count)
+        fprintf(stderr, "faultline: attached to %s; waiting up to %d s for %d fault%s matching the filter\n", o->gdb,
+                o->timeout_s, o->count, o->count == 1 ? "" : "s");
+    else
+        fprintf(stderr, "faultline: attached to %s; capturing every fault matching the filter for %d s\n", o->gdb,
+                o->timeout_s);
     cmd_kernel_version(o->kernel, r.k, version, sizeof version);
     report_meta meta = { .kernel = version, .vmlinux = o->kernel, .gdb = o->gdb };
-    report_begin(out, fmt, &meta);
+    report_begin(output.f, fmt, &meta);
     begun = true;
-    for (int i = 0; i < o->count; i++) {
-        cap_fault f;
-        int crc = cap_fault_capture(r.cs, &f, &err);
-        report_trigger rt = { .have = false };
-        if (f.st[0].hit || f.nchecks) {
-            report_fault(out, fmt, &rt, &f, r.cs);
-            fflush(out);
-        }
-        cmd_tally(&sum, &f);
-        if (crc < 0)
-            goto out;
-    }
-    rc = sum.failed ? CMD_EXIT_CHECKS : 0;
+    int crc = capture_faults(o, &r, output.f, fmt, &sum, &err);
+    rc = crc < 0 ? CMD_EXIT_ENV : crc;
 out:
     sum.seconds = fl_now_s() - start;
     rc = cmd_conclude(rc, &err, &sum);
     if (begun)
-        report_end(out, fmt, &sum);
+        report_end(output.f, fmt, &sum);
     rc = cmd_output_close(&output, rc, begun);
     cap_session_close(r.cs);
     tgt_close(r.t); /* detach: the user's guest runs on */

@@ -5,10 +5,8 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "faultline/cmd.h"
-#include "faultline/trace.h"
 #include "faultline/util.h"
 
 typedef struct run_ctx {
@@ -20,8 +18,6 @@ typedef struct run_ctx {
     char ibuf[PATH_MAX];
     bool chrome; /* Chrome's trace-event file holds the trace alone */
     enum report_format fmt;
-    enum trace_format tfmt;
-    enum trace_view tview;
     bool begun;
     report_meta meta;
     report_summary sum;
@@ -29,51 +25,6 @@ typedef struct run_ctx {
     char version[256], qemu[128], kbuf[PATH_MAX];
     fl_error err;
 } run_ctx;
-
-/* The trace's progress line, drawn here (the CLI owns the terminal) and
- * only when stderr is one. */
-typedef struct progress_line {
-    bool tty, drawn;
-} progress_line;
-
-static void draw_progress(void *ctx, size_t steps, const char *function)
-{
-    progress_line *p = ctx;
-    if (!p->tty)
-        return;
-    fprintf(stderr, "\rtrace: %zu steps  %-48.48s", steps, function ? function : "");
-    p->drawn = true;
-}
-
-/* Single-step the fault from where the capture left the guest (the entry
- * station) and write the trace; what was stepped is written even when the
- * trace ends early. */
-static int run_trace(run_ctx *c)
-{
-    const cli_options *o = c->o;
-    progress_line pl = { .tty = isatty(STDERR_FILENO) };
-    trace_options topt = {
-        .mode = o->mode && strcmp(o->mode, "fast") == 0 ? TRACE_FAST : TRACE_SINGLE,
-        .until = o->until,
-        .max_steps = (size_t)o->max_steps,
-        .over = o->over,
-        .timeout_ms = o->timeout_s * 1000,
-        .progress_fn = draw_progress,
-        .progress_ctx = &pl,
-        .cancel = cmd_check_stop,
-    };
-    trace_result *tr = NULL;
-    int rc = trace_run(c->r.t, c->r.k, &topt, &tr, &c->err);
-    if (pl.drawn)
-        fprintf(stderr, "\r%-70s\r", "");
-    if (tr) {
-        trace_report(c->out, c->tfmt, c->tview, tr);
-        trace_result_free(tr);
-    }
-    if (rc < 0)
-        fl_error_prefix(&c->err, "tracing the fault");
-    return rc;
-}
 
 /* The filter is the trigger's own announcement: its pid, its comm (for a
  * user program the shell that announced it execs it, and only the exec
@@ -129,7 +80,7 @@ static int run_one(run_ctx *c)
             cmd_console_explain(&c->con, &c->err);
         return -1;
     }
-    if (c->o->trace && run_trace(c) < 0)
+    if (c->o->trace && cmd_trace_fault(c->r.t, c->r.k, c->o, c->out, &c->err) < 0)
         return -1;
     return tgt_resume(c->r.t, &c->err);
 }
@@ -177,11 +128,6 @@ static void run_init(run_ctx *c, const cli_options *o)
     c->chrome = o->trace && strcmp(o->format, "chrome") == 0;
     if (!c->chrome)
         report_parse_format(o->format, &c->fmt);
-    if (o->trace) {
-        trace_parse_format(o->format, &c->tfmt);
-        if (o->view)
-            trace_parse_view(o->view, &c->tview);
-    }
     c->meta.kernel = c->version;
     c->meta.qemu = c->qemu;
     c->meta.vmlinux = cmd_guest_file(o->kernel, "FAULTLINE_KERNEL", "vmlinux", c->kbuf, sizeof c->kbuf);

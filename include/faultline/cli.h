@@ -57,8 +57,10 @@ enum cli_command_bit {
 
 /* Every value any command's options can carry. Filled by cli_parse: first
  * every row's .def, then argv. */
+#define CLI_MAX_ROWS 128
 typedef struct cli_options {
     unsigned command;      /* the cli_command_bit being run */
+    bool given[CLI_MAX_ROWS]; /* by row index: typed on the command line */
     const char *scenario;
     const char *accel;
     const char *format;
@@ -141,6 +143,9 @@ const cli_command *cli_command_find(const char *name);
 /* The row of option `arg` ("--format", "-o", "--format=x") that applies to
  * command `cmd`, or NULL. */
 const cli_option *cli_option_find(const cli_command *cmd, const char *arg);
+
+/* Was option `name` (without "--") typed, as opposed to defaulted? */
+bool cli_given(const cli_options *o, const char *name);
 
 /* Parse argv (argv[0] is the command's name) into *o. Returns 0, 1 when
  * --help was asked for, -1 with one sentence in err (FL_EUSAGE). The

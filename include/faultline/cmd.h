@@ -18,7 +18,8 @@
 enum { CMD_EXIT_CHECKS = 1, CMD_EXIT_ENV = 2 };
 
 /* The handlers of cli_command_rows (return the exit status). */
-int cmd_run(const cli_options *o);     /* run and trace */
+int cmd_run(const cli_options *o);     /* run, and trace on the bundled VM */
+int cmd_trace(const cli_options *o);   /* trace: cmd_run, or attached with --gdb */
 int cmd_capture(const cli_options *o);
 int cmd_boot(const cli_options *o);
 
@@ -72,11 +73,25 @@ typedef struct cmd_vm {
     vm *v;
     tgt *t;
     cap_session *cs;
+    double deadline;       /* fl_now_s() at which waits give up (0: none) */
     char program_cpio[4096];
 } cmd_vm;
 /* Start the guest (with o->program appended), connect, let it run. */
 int cmd_boot_vm(const cli_options *o, cmd_vm *r, char *append, size_t acap, double *t0, fl_error *err);
 void cmd_vm_cleanup(cmd_vm *r);
+
+/* ---- a QEMU the user started (cmd_capture.c) ---- */
+/* Open --vmlinux, connect to --gdb (which stops the guest) and open a
+ * capture session for these stations with the filters of o. Its waits give
+ * up on a stop signal or at r->deadline. */
+int cmd_attach(const cli_options *o, cmd_vm *r, unsigned stations, fl_error *err);
+
+/* ---- tracing (cmd_trace.c) ---- */
+/* Single-step the fault from where the capture left the guest (the entry
+ * station) back to user mode, with o's mode, limits and view, and write
+ * the trace to out in o's format; what was stepped is written even when
+ * the trace ends early. */
+int cmd_trace_fault(tgt *t, kern *k, const cli_options *o, FILE *out, fl_error *err);
 
 /* ---- the guest's serial console while it runs (cmd_console.c) ---- */
 #define CMD_PENDING_MAX 16

@@ -102,7 +102,11 @@ bad "run: --probes with no station" "at least one station" run --probes ""
 # ---- numbers out of range ----
 bad "run: --timeout 0" "--timeout" run --timeout 0
 bad "run: --timeout 99999" "--timeout" run --timeout 99999
-bad "capture: --count 0" "--count" capture --count 0 --gdb "$nogdb" --vmlinux "$K"
+# --count 0 is "every fault until the timeout" (issue 13); negative and
+# non-numbers stay errors, and there is no upper bound.
+bad "capture: --count -1" "--count needs" capture --count -1 --gdb "$nogdb" --vmlinux "$K"
+bad "capture: --count abc" "--count needs" capture --count abc --gdb "$nogdb" --vmlinux "$K"
+bad "capture: --count 5000 is accepted (fails on the connect)" "connect" capture --count 5000 --gdb "$nogdb" --vmlinux "$K"
 bad "capture: --addr 0" "--addr" capture --addr 0 --gdb "$nogdb" --vmlinux "$K"
 bad "capture: --comm longer than 15" "--comm" capture --comm abcdefghijklmnopq --gdb "$nogdb" --vmlinux "$K"
 bad "run: missing initrd" "/nonexistent/initrd" run --initrd /nonexistent/initrd

@@ -111,6 +111,10 @@ static void test_rows(void)
         CHECK(r->kind != CLI_LIST || (r->word_at && r->noun));
         CHECK(r->at + (r->kind == CLI_FLAG ? sizeof(bool) : sizeof(int)) <= sizeof(cli_options));
     }
+    size_t nrows = 0;
+    while (cli_option_rows[nrows].name)
+        nrows++;
+    CHECK(nrows <= CLI_MAX_ROWS); /* cli_options.given has a flag per row */
     for (const cli_command *c = cli_command_rows; c->name; c++) {
         CHECK(cli_command_find(c->name) == c);
         char *buf = NULL;
