@@ -100,6 +100,31 @@ static int parse_number(const cli_option *r, const char *v, cli_options *o, fl_e
     return 0;
 }
 
+/* One address of a range: digits up to `stop`; -1 if not a number. */
+static int range_end(const char *s, char stop, unsigned long long *v, const char **rest)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-' || *s == '+' || *s == ' ')
+        return -1;
+    *v = strtoull(s, &end, 0);
+    if (errno || end == s || *end != stop)
+        return -1;
+    *rest = end;
+    return 0;
+}
+
+static int parse_range(const cli_option *r, const char *v, cli_options *o, fl_error *err)
+{
+    unsigned long long lo, hi;
+    const char *rest;
+    if (range_end(v, '-', &lo, &rest) < 0 || range_end(rest + 1, '\0', &hi, &rest) < 0 || lo >= hi)
+        return fl_fail(err, FL_EUSAGE, "--%s needs two addresses LO-HI with LO below HI, such as "
+                       "0x7f0000000000-0x7f0000001000, not '%s'", r->name, v);
+    *(cli_range *)field(o, r) = (cli_range){ lo, hi };
+    return 0;
+}
+
 static int parse_list(const cli_option *r, const char *v, fl_error *err)
 {
     if (!*v)
@@ -136,6 +161,8 @@ static int set_value(const cli_option *r, const char *v, cli_options *o, fl_erro
     case CLI_INT:
     case CLI_ADDR:
         return parse_number(r, v, o, err);
+    case CLI_RANGE:
+        return parse_range(r, v, o, err);
     case CLI_STRING:
         if (r->max && strlen(v) > (size_t)r->max)
             return fl_fail(err, FL_EUSAGE, "--%s takes at most %lld characters (%s), not '%s'", r->name, r->max,

@@ -103,7 +103,7 @@ int cli_list_values(FILE *out, const cli_command *cmd, const char *option)
         return -1;
     static const char *const kinds[] = {
         [CLI_STRING] = "none", [CLI_PATH] = "files", [CLI_WORD] = "words", [CLI_LIST] = "list",
-        [CLI_INT] = "none",    [CLI_ADDR] = "none",  [CLI_ENDPOINT] = "endpoint",
+        [CLI_INT] = "none",    [CLI_ADDR] = "none",  [CLI_ENDPOINT] = "endpoint", [CLI_RANGE] = "none",
     };
     fprintf(out, "%s\n", kinds[r->kind]);
     const char *w;

@@ -16,6 +16,7 @@ static const char *const report_formats[] = { "text", "md", "json", NULL };
 static const char *const trace_formats[] = { "text", "md", "json", "chrome", NULL };
 static const char *const trace_modes[] = { "single", "fast", NULL };
 static const char *const trace_views[] = { "line", "insn", "tree", NULL };
+static const char *const fault_modes[] = { "user", "kernel", NULL };
 
 static const char *station_at(int i)
 {
@@ -52,7 +53,7 @@ static int check_capture(cli_options *o, fl_error *err)
 static int check_trace(cli_options *o, fl_error *err)
 {
     static const char *const bundled[] = { "scenario", "accel", "kernel", "initrd", NULL };
-    static const char *const attached[] = { "vmlinux", "comm", "pid", "addr", "page", NULL };
+    static const char *const attached[] = { "vmlinux", NULL };
     o->trace = true;
     const char *const *wrong = o->gdb ? bundled : attached;
     for (int i = 0; wrong[i]; i++)
@@ -68,7 +69,8 @@ static int check_trace(cli_options *o, fl_error *err)
 
 #define GUEST (CLI_RUN | CLI_TRACE | CLI_BOOT)
 #define TRACING (CLI_RUN | CLI_TRACE)
-#define FILTERS (CLI_CAPTURE | CLI_TRACE) /* which fault: for a QEMU you started */
+/* Which faults: one set of filters shared by every command that captures. */
+#define FILTERS (CLI_RUN | CLI_TRACE | CLI_CAPTURE)
 
 const cli_option cli_option_rows[] = {
     { .name = "gdb", .kind = CLI_ENDPOINT, .metavar = "ADDR", .at = CLI_AT(gdb), .commands = CLI_CAPTURE,
@@ -105,13 +107,20 @@ const cli_option cli_option_rows[] = {
       .help = "only faults on this address (with --page: on its 4 KiB page)" },
     { .name = "page", .kind = CLI_FLAG, .at = CLI_AT(addr_page), .commands = FILTERS,
       .help = "with --addr: any fault on the same 4 KiB page" },
+    { .name = "range", .kind = CLI_RANGE, .metavar = "LO-HI", .at = CLI_AT(range), .commands = FILTERS,
+      .help = "only faults on an address from LO up to (not including) HI" },
+    { .name = "fault-mode", .kind = CLI_WORD, .metavar = "M", .at = CLI_AT(fault_mode), .commands = FILTERS,
+      .words = fault_modes, .help = "only user-mode or only kernel-mode faults (the error code's\nX86_PF_USER bit)" },
+    { .name = "nth", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(nth), .commands = FILTERS, .min = 1,
+      .max = INT_MAX, .help = "skip the first N-1 faults that pass the filters" },
     { .name = "probes", .kind = CLI_LIST, .metavar = "LIST", .at = CLI_AT(probes), .commands = CLI_RUN | CLI_CAPTURE,
       .word_at = station_at, .noun = "station",
       .help = "stations to stop at, comma-separated function names (default: all)" },
-    { .name = "count", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(count), .commands = CLI_CAPTURE, .min = 0,
+    { .name = "count", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(count), .commands = FILTERS, .min = 0,
       .max = INT_MAX, .def = "1",
       .help = "faults to capture (default 1); 0: every matching fault until\n"
-              "--timeout or a signal, each written as soon as it is captured" },
+              "the program ends, --timeout or a signal, each written as soon\n"
+              "as it is captured" },
     { .name = "timeout", .kind = CLI_INT, .metavar = "SEC", .at = CLI_AT(timeout_s), .commands = CLI_BOOT, .min = 1,
       .max = 3600, .def = "60", .what = "seconds",
       .help = "how long the announcement and the guest's end may take (default 60)" },
@@ -152,7 +161,7 @@ const cli_command cli_command_rows[] = {
                      "and prints the report." },
     { .name = "trace", .bit = CLI_TRACE, .run = cmd_trace, .check = check_trace, .takes_program = true,
       .synopsis = "[OPTIONS] [-- PROGRAM [ARGS]]\n"
-                  "       faultline trace --gdb ADDR --vmlinux PATH [--comm NAME|--pid N|--addr VA] [OPTIONS]",
+                  "       faultline trace --gdb ADDR --vmlinux PATH [--comm NAME|--pid N|--addr VA ...] [OPTIONS]",
       .summary = "the same, then single-step the fault path back to user mode",
       .description = "Boots the bundled VM, captures the fault at asm_exc_page_fault (CR2, the\n"
                      "hardware frame) and single-steps it until it is back in user mode, with each\n"

@@ -28,33 +28,40 @@ int cmd_attach(const cli_options *o, cmd_vm *r, unsigned stations, fl_error *err
     return cap_session_open(&r->cs, r->k, r->t, &copt, err);
 }
 
-/* --count N faults, each written as soon as it is captured; --count 0
- * goes on until the deadline (--timeout in all) or a signal, and the
- * deadline is then its normal end. */
-static int capture_faults(const cli_options *o, cmd_vm *r, FILE *out, enum report_format fmt, report_summary *sum,
-                          fl_error *err)
+/* Did --count 0 reach its normal end (the deadline, the guest's end, or
+ * the idle callback's "the program is done")? Says so and clears err. */
+static bool count0_ended(const cli_options *o, const report_summary *sum, fl_error *err)
 {
+    if (o->count != 0 || cmd_stop_signal ||
+        (err->code != FL_ETIMEOUT && err->code != FL_EINTR && err->code != FL_ECLOSED))
+        return false;
+    fprintf(stderr, "faultline: --count 0: %u fault%s captured (%s)\n", sum->faults, sum->faults == 1 ? "" : "s",
+            err->code == FL_ECLOSED ? err->msg : err->code == FL_EINTR ? "the program ended" : "the timeout ended it");
+    fl_error_clear(err);
+    return true;
+}
+
+int cmd_capture_loop(const cli_options *o, cmd_capture_ctx *c, fl_error *err)
+{
+    unsigned matched = 0;
     for (int i = 0; o->count == 0 || i < o->count; i++) {
         cap_fault f;
-        int crc = cap_fault_capture(r->cs, &f, err);
-        report_trigger rt = { .have = false };
-        if (f.st[0].hit || f.nchecks) {
-            report_fault(out, fmt, &rt, &f, r->cs);
-            fflush(out);
+        unsigned skipped = 0;
+        int crc = cmd_capture_selected(c->cs, o, &f, &matched, &skipped, err);
+        c->sum->passed_over += skipped;
+        if ((f.st[0].hit || f.nchecks) && c->report) {
+            report_fault(c->out, c->fmt, c->trigger, &f, c->cs);
+            fflush(c->out); /* each fault's records as soon as they exist */
         }
-        cmd_tally(sum, &f);
-        /* --count 0 ends normally on its deadline or when the guest ends. */
-        if (crc < 0 && o->count == 0 && !cmd_stop_signal &&
-            (err->code == FL_ETIMEOUT || err->code == FL_EINTR || err->code == FL_ECLOSED)) {
-            fprintf(stderr, "faultline: --count 0: %u fault%s captured (%s)\n", sum->faults, sum->faults == 1 ? "" : "s",
-                    err->code == FL_ECLOSED ? err->msg : "the timeout ended the capture");
-            fl_error_clear(err);
+        cmd_tally(c->sum, &f);
+        if (crc < 0 && count0_ended(o, c->sum, err))
             break;
-        }
         if (crc < 0)
             return -1;
+        if (o->trace && cmd_trace_fault(c->t, c->k, o, c->out, err) < 0)
+            return -1;
     }
-    return sum->failed ? CMD_EXIT_CHECKS : 0;
+    return 0;
 }
 
 int cmd_capture(const cli_options *o)
@@ -87,8 +94,11 @@ int cmd_capture(const cli_options *o)
     report_meta meta = { .kernel = version, .vmlinux = o->kernel, .gdb = o->gdb };
     report_begin(output.f, fmt, &meta);
     begun = true;
-    int crc = capture_faults(o, &r, output.f, fmt, &sum, &err);
-    rc = crc < 0 ? CMD_EXIT_ENV : crc;
+    report_trigger none = { .have = false };
+    cmd_capture_ctx cc = { .cs = r.cs, .t = r.t, .k = r.k, .out = output.f, .fmt = fmt, .report = true,
+                           .trigger = &none, .sum = &sum };
+    if (cmd_capture_loop(o, &cc, &err) == 0)
+        rc = sum.failed ? CMD_EXIT_CHECKS : 0;
 out:
     sum.seconds = fl_now_s() - start;
     rc = cmd_conclude(rc, &err, &sum);

@@ -26,26 +26,46 @@ typedef struct run_ctx {
     fl_error err;
 } run_ctx;
 
+/* The capture's idle callback: read the console; with --count 0 the
+ * trigger's (or program's) faults end when the console announces the
+ * next trigger or init's end. */
+static int run_idle(void *ctx)
+{
+    run_ctx *c = ctx;
+    if (cmd_console_drain(&c->con) < 0)
+        return -1;
+    for (int i = 0; c->o->count == 0 && i < c->con.npending; i++)
+        if (strncmp(c->con.pending[i], VM_ANNOUNCE_PREFIX, strlen(VM_ANNOUNCE_PREFIX)) == 0 ||
+            strncmp(c->con.pending[i], VM_DONE_PREFIX, strlen(VM_DONE_PREFIX)) == 0)
+            return 1;
+    return 0;
+}
+
 /* The filter is the trigger's own announcement: its pid, its comm (for a
  * user program the shell that announced it execs it, and only the exec
  * gives the task the program's comm: faults of the shell before that are
- * not the program's) and its target address (a program announces none). */
+ * not the program's) and its target address (a program announces none).
+ * The user's --pid, --comm and --addr replace the announcement's; with any
+ * filter of the user's the scenario's own expectations are not checked. */
 static int arm_for(run_ctx *c, const vm_trigger *trig)
 {
+    const cli_options *o = c->o;
     tgt_stop stop;
     if (tgt_interrupt(c->r.t, &stop, 5000, &c->err) < 0)
         return -1;
     if (!c->r.cs) {
-        cap_options co = { .stations = c->o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(c->o->probes),
-                           .timeout_ms = c->o->timeout_s * 1000,
+        cap_options co = { .stations = o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(o->probes),
+                           .timeout_ms = o->timeout_s * 1000,
                            .max_slots = strcmp(vm_accel(c->r.v), "kvm") == 0 ? 4 : 0,
-                           .idle = cmd_console_drain, .idle_ctx = &c->con };
+                           .idle = run_idle, .idle_ctx = c };
         if (cap_session_open(&c->r.cs, c->r.k, c->r.t, &co, &c->err) < 0)
             return -1;
     }
-    cap_filter filter = { .pid = trig->pid, .addr = trig->target };
-    snprintf(filter.comm, sizeof filter.comm, "%s", trig->comm);
-    cap_session_set_filter(c->r.cs, &filter, c->o->nprogram ? NULL : trig->scenario);
+    cap_filter filter = { .pid = o->pid ? o->pid : trig->pid, .addr = o->addr ? o->addr : trig->target,
+                          .addr_page = o->addr_page };
+    snprintf(filter.comm, sizeof filter.comm, "%s", o->comm ? o->comm : trig->comm);
+    bool own = o->pid || o->comm || o->addr || cmd_selects_more(o);
+    cap_session_set_filter(c->r.cs, &filter, o->nprogram || own ? NULL : trig->scenario);
     cap_session_set_kprobe_live(c->r.cs, c->con.kprobes_listed);
     return vm_console_write(c->r.v, "go\n", &c->err);
 }
@@ -66,22 +86,15 @@ static int run_one(run_ctx *c)
     }
     if (arm_for(c, &trig) < 0)
         return -1;
-    cap_fault f;
-    int crc = cap_fault_capture(c->r.cs, &f, &c->err);
     report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
                           .page = trig.page, .target = trig.target };
-    if ((f.st[0].hit || f.nchecks) && !c->chrome) {
-        report_fault(c->out, c->fmt, &rt, &f, c->r.cs);
-        fflush(c->out); /* each fault's records as soon as they exist */
-    }
-    cmd_tally(&c->sum, &f);
-    if (crc < 0) {
+    cmd_capture_ctx cc = { .cs = c->r.cs, .t = c->r.t, .k = c->r.k, .out = c->out, .fmt = c->fmt,
+                           .report = !c->chrome, .trigger = &rt, .sum = &c->sum };
+    if (cmd_capture_loop(c->o, &cc, &c->err) < 0) {
         if (c->err.code != FL_EINTR && c->err.code != FL_ETIMEOUT)
             cmd_console_explain(&c->con, &c->err);
         return -1;
     }
-    if (c->o->trace && cmd_trace_fault(c->r.t, c->r.k, c->o, c->out, &c->err) < 0)
-        return -1;
     return tgt_resume(c->r.t, &c->err);
 }
 

@@ -71,21 +71,18 @@ static int trace_attached(const cli_options *o, cmd_vm *r, FILE *out, bool *begu
         return -1;
     fprintf(stderr, "faultline: attached to %s; waiting up to %d s for a fault matching the filter\n", o->gdb,
             o->timeout_s);
+    if (o->count == 0)
+        r->deadline = fl_now_s() + o->timeout_s;
     char version[256];
     cmd_kernel_version(o->kernel, r->k, version, sizeof version);
     report_meta meta = { .kernel = version, .vmlinux = o->kernel, .gdb = o->gdb };
     if (!chrome)
         report_begin(out, fmt, &meta);
     *begun = !chrome;
-    cap_fault f;
-    int crc = cap_fault_capture(r->cs, &f, err);
-    report_trigger rt = { .have = false };
-    if ((f.st[0].hit || f.nchecks) && !chrome) {
-        report_fault(out, fmt, &rt, &f, r->cs);
-        fflush(out);
-    }
-    cmd_tally(sum, &f);
-    if (crc < 0 || cmd_trace_fault(r->t, r->k, o, out, err) < 0)
+    report_trigger none = { .have = false };
+    cmd_capture_ctx cc = { .cs = r->cs, .t = r->t, .k = r->k, .out = out, .fmt = fmt, .report = !chrome,
+                           .trigger = &none, .sum = sum };
+    if (cmd_capture_loop(o, &cc, err) < 0)
         return -1;
     return sum->failed ? CMD_EXIT_CHECKS : 0;
 }

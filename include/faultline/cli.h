@@ -57,6 +57,11 @@ enum cli_command_bit {
 
 /* Every value any command's options can carry. Filled by cli_parse: first
  * every row's .def, then argv. */
+/* An address range, LO inclusive, HI exclusive; hi == 0: none given. */
+typedef struct cli_range {
+    uint64_t lo, hi;
+} cli_range;
+
 #define CLI_MAX_ROWS 128
 typedef struct cli_options {
     unsigned command;      /* the cli_command_bit being run */
@@ -74,6 +79,9 @@ typedef struct cli_options {
     uint64_t addr;
     bool addr_page;
     int count;
+    cli_range range;       /* --range LO-HI */
+    const char *fault_mode;/* --fault-mode user|kernel */
+    int nth;               /* --nth N: the N-th matching fault (0: the first) */
     int timeout_s;
     char **program;        /* after "--" */
     int nprogram;
@@ -95,6 +103,7 @@ enum cli_kind {
     CLI_INT,       /* decimal or 0x number in .min ... .max -> int */
     CLI_ADDR,      /* non-zero 64-bit address -> uint64_t */
     CLI_ENDPOINT,  /* unix:PATH or HOST:PORT -> const char * */
+    CLI_RANGE,     /* LO-HI, two addresses, LO < HI -> cli_range */
 };
 
 /* Where a row's value lands in struct cli_options. */

@@ -86,6 +86,32 @@ void cmd_vm_cleanup(cmd_vm *r);
  * up on a stop signal or at r->deadline. */
 int cmd_attach(const cli_options *o, cmd_vm *r, unsigned stations, fl_error *err);
 
+/* ---- which faults (cmd_select.c) ---- */
+/* Does o ask for more than the capture's own filter (pid, comm, address)? */
+bool cmd_selects_more(const cli_options *o);
+/* Capture faults until one passes --range and --fault-mode and is at least
+ * the --nth that did (*matched counts them across calls); the others are
+ * added to *passed_over. The guest is left stopped as cap_fault_capture
+ * leaves it; on -1, *f holds what the last capture read. */
+int cmd_capture_selected(cap_session *cs, const cli_options *o, cap_fault *f, unsigned *matched,
+                         unsigned *passed_over, fl_error *err);
+
+/* What the capture loop writes to and counts in. */
+typedef struct cmd_capture_ctx {
+    cap_session *cs;
+    tgt *t;
+    kern *k;
+    FILE *out;
+    enum report_format fmt;
+    bool report;                  /* write the fault's records (not for chrome) */
+    const report_trigger *trigger;
+    report_summary *sum;
+} cmd_capture_ctx;
+/* --count faults (0: until the deadline, the guest's end, or the idle
+ * callback ends the wait), each selected (cmd_capture_selected), written
+ * and flushed as it is captured, and traced when o->trace. */
+int cmd_capture_loop(const cli_options *o, cmd_capture_ctx *c, fl_error *err);
+
 /* ---- tracing (cmd_trace.c) ---- */
 /* Single-step the fault from where the capture left the guest (the entry
  * station) back to user mode, with o's mode, limits and view, and write

@@ -86,6 +86,36 @@ static void test_errors(void)
     CHECK(parse(&o, &e, "run", "--help", "--frob", NULL) == 1);
 }
 
+static void test_filters(void)
+{
+    cli_options o;
+    fl_error e;
+    CHECK(parse(&o, &e, "run", "--range", "0x1000-0x2000", "--fault-mode", "user", "--nth", "3", "--count", "0",
+                NULL) == 0);
+    CHECK_EQ_U64(o.range.lo, 0x1000);
+    CHECK_EQ_U64(o.range.hi, 0x2000);
+    CHECK_STR(o.fault_mode, "user");
+    CHECK_EQ_U64(o.nth, 3);
+    CHECK_EQ_U64(o.count, 0);
+    CHECK(cli_given(&o, "range") && cli_given(&o, "count") && !cli_given(&o, "timeout"));
+    CHECK(parse(&o, &e, "capture", "--range", "0x2000-0x1000", NULL) < 0 && has(e.msg, "LO below HI"));
+    CHECK(parse(&o, &e, "capture", "--range", "0x2000", NULL) < 0 && has(e.msg, "--range needs"));
+    CHECK(parse(&o, &e, "capture", "--range", "1--2", NULL) < 0);
+    CHECK(parse(&o, &e, "capture", "--range", "-1-2", NULL) < 0);
+    CHECK(parse(&o, &e, "capture", "--range", "1-2x", NULL) < 0);
+    CHECK(parse(&o, &e, "capture", "--fault-mode", "both", NULL) < 0 && has(e.msg, "--fault-mode must be user or kernel"));
+    CHECK(parse(&o, &e, "capture", "--nth", "0", NULL) < 0 && has(e.msg, "--nth needs a number from 1"));
+    CHECK(parse(&o, &e, "capture", "--count", "-1", NULL) < 0);
+    CHECK(parse(&o, &e, "capture", "--count", "100000", "--gdb", "a:1", "--vmlinux", "v", NULL) == 0);
+    /* trace: the bundled VM's options and --gdb's do not mix */
+    CHECK(parse(&o, &e, "trace", "--gdb", "a:1", "--vmlinux", "v", "--pid", "5", NULL) == 0 && o.trace);
+    CHECK(parse(&o, &e, "trace", "--gdb", "a:1", NULL) < 0 && has(e.msg, "needs --vmlinux"));
+    CHECK(parse(&o, &e, "trace", "--gdb", "a:1", "--vmlinux", "v", "--scenario", "read", NULL) < 0 &&
+          has(e.msg, "--scenario is for the bundled VM"));
+    CHECK(parse(&o, &e, "trace", "--vmlinux", "v", NULL) < 0 && has(e.msg, "--vmlinux goes with --gdb"));
+    CHECK(parse(&o, &e, "trace", "--gdb", "a:1", "--vmlinux", "v", "--", "prog", NULL) < 0);
+}
+
 static void test_program(void)
 {
     cli_options o;
@@ -136,6 +166,7 @@ int main(void)
 {
     test_defaults_and_values();
     test_errors();
+    test_filters();
     test_program();
     test_rows();
     return check_summary("test_cli");
