@@ -26,5 +26,10 @@ bad "unwritable output" "cannot write the report" run -o /nonexistent/dir/report
 bad "program that is not x86-64 ELF" "not an x86-64 ELF" run -- /etc/passwd
 # Precise where other QEMUs may run beside us (other runs on the machine):
 # none booting this tree's guest files may be left.
-expect_true "no QEMU left" bash -c '! pgrep -f -- "$1" >/dev/null' _ "$FAULTLINE_INITRD"
+no_qemu_of_this_tree() {
+  local p; for p in $(pgrep -x qemu-system-x86 || true); do
+    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$FAULTLINE_INITRD" && return 1
+  done; return 0
+}
+expect_true "no QEMU left" no_qemu_of_this_tree
 finish
