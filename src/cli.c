@@ -41,8 +41,7 @@ const cli_option *cli_option_find(const cli_command *cmd, const char *arg)
     return row_for(cmd, arg);
 }
 
-/* Is r the row cmd uses for its name (rows may share a name)? */
-static bool effective(const cli_command *cmd, const cli_option *r)
+bool cli_row_applies(const cli_command *cmd, const cli_option *r)
 {
     if (!(r->commands & cmd->bit))
         return false;
@@ -194,7 +193,7 @@ static int apply_defaults(const cli_command *cmd, cli_options *o, fl_error *err)
     memset(o, 0, sizeof *o);
     o->command = cmd->bit;
     for (const cli_option *r = cli_option_rows; r->name; r++)
-        if (r->def && effective(cmd, r) && set_value(r, r->def, o, err) < 0)
+        if (r->def && cli_row_applies(cmd, r) && set_value(r, r->def, o, err) < 0)
             return -1;
     return 0;
 }
@@ -236,7 +235,7 @@ static int check_all(const cli_command *cmd, cli_options *o, fl_error *err)
     if (cmd->check && cmd->check(o, err) < 0)
         return -1;
     for (const cli_option *r = cli_option_rows; r->name; r++) {
-        if (!r->check || !effective(cmd, r))
+        if (!r->check || !cli_row_applies(cmd, r))
             continue;
         const char *v = *(const char *const *)((const char *)o + r->at);
         if (v && r->check(o, v, err) < 0)

@@ -15,6 +15,8 @@
 
 static const char *guest_dir = "build/vm";
 
+enum { START_MAX_MS = 10000 }; /* QEMU's socket plus the connection, at most */
+
 void cmd_set_guest_dir(const char *dir)
 {
     guest_dir = dir;
@@ -202,10 +204,15 @@ int cmd_boot_vm(const cli_options *o, cmd_vm *r, char *append, size_t acap, doub
         for (int i = 1; i < o->nprogram && used < acap; i++)
             used += (size_t)snprintf(append + used, acap - used, "%s%s", i == 1 ? " faultline.args=" : ",", o->program[i]);
     }
+    /* --timeout bounds the start-up too: QEMU's socket and the connection
+     * share one deadline (at most the 10 s they had before). */
     *t0 = fl_now_s();
+    int budget_ms = o->timeout_s * 1000 < START_MAX_MS ? o->timeout_s * 1000 : START_MAX_MS;
+    cfg.start_timeout_ms = budget_ms;
     if (vm_start(&r->v, &cfg, err) < 0)
         return -1;
-    if (tgt_connect(&r->t, vm_gdb_address(r->v), 10000, err) < 0)
+    int left_ms = budget_ms - (int)((fl_now_s() - *t0) * 1000);
+    if (tgt_connect(&r->t, vm_gdb_address(r->v), left_ms > 500 ? left_ms : 500, err) < 0)
         return -1; /* the sentence names the stub's address already */
     return tgt_resume(r->t, err);
 }

@@ -153,6 +153,10 @@ const cli_command *cli_command_find(const char *name);
  * command `cmd`, or NULL. */
 const cli_option *cli_option_find(const cli_command *cmd, const char *arg);
 
+/* Is r the row cmd uses for its name (it names cmd, and no earlier row of
+ * the same name does)? */
+bool cli_row_applies(const cli_command *cmd, const cli_option *r);
+
 /* Was option `name` (without "--") typed, as opposed to defaulted? */
 bool cli_given(const cli_options *o, const char *name);
 

@@ -99,6 +99,24 @@ expect "a failed run left the existing report as it was" "$(cat "$work/old-repor
 expect "a failed run left no temporary file beside it" "$(ls -A "$work" | grep -c '\.faultline-' || true)" 0
 bad "run: --probes with no station" "at least one station" run --probes ""
 
+# ---- a QEMU that never opens its gdbstub (issue 16, item 9) ----
+# --timeout bounds the start-up too: with --timeout 3 the run ends in about
+# 3 s (it took the fixed 10 s of vm.c's socket wait, plus the connect's).
+# Guards cmd_guest.c's start-up budget.
+mkdir -p "$work/hang-bin"
+cat >"$work/hang-bin/qemu-system-x86_64" <<'SH'
+#!/bin/sh
+[ "$1" = --version ] && { echo "QEMU emulator version 7.2.0 (a stand-in that hangs)"; exit 0; }
+exec sleep 60
+SH
+chmod +x "$work/hang-bin/qemu-system-x86_64"
+rc=0; s=$(date +%s.%N)
+PATH=$work/hang-bin:$PATH timeout 30 "$FAULTLINE_BIN" run --timeout 3 -o "$work/hang.txt" >/dev/null 2>"$work/err" || rc=$?
+el=$(echo "$(date +%s.%N) - $s" | bc)
+expect "a QEMU that hangs at start: exit status" "$rc" 2
+expect "a QEMU that hangs at start: one line on stderr" "$(wc -l <"$work/err")" 1
+expect_true "a QEMU that hangs at start: --timeout 3 bounds it ($el s: $(cat "$work/err"))" [ "$(echo "$el < 6" | bc)" = 1 ]
+
 # ---- numbers out of range ----
 bad "run: --timeout 0" "--timeout" run --timeout 0
 bad "run: --timeout 99999" "--timeout" run --timeout 99999
