@@ -1,9 +1,11 @@
 /* cmd_output: where the report goes, written so that it can neither
  * destroy a file nor hold faultline hostage:
  *  - a regular file (or a new one) is written to a temporary file beside it
- *    (mkstemp in the same directory) and renamed over it only when the run
- *    succeeded or wrote a partial report on a stop signal; a failed run
- *    leaves the old file as it was;
+ *    (mkstemp in the same directory), renamed over it when the report's
+ *    first bytes are written (from then on it grows in place, so a reader
+ *    can follow it), or at the end if the run succeeded or a stop signal
+ *    cut it short; a run that fails before it wrote anything leaves the old
+ *    file as it was;
  *  - an output that is one of the inputs (the kernel, the initramfs, the
  *    program) is refused before anything is read;
  *  - a FIFO, a terminal or a pipe is written directly, but never by a call
@@ -43,12 +45,25 @@ static int wait_writable(cmd_output *out, int fd)
     }
 }
 
+/* The report begins: the temporary file takes the target's name. */
+static int commit(cmd_output *out)
+{
+    if (!out->tmp[0])
+        return 0;
+    if (rename(out->tmp, out->path) < 0)
+        return -1;
+    out->tmp[0] = '\0';
+    return 0;
+}
+
 /* The stream's write: at most PIPE_BUF bytes once poll() says the fd takes
  * some (a pipe then has a free page: the write cannot block). */
 static ssize_t output_write(void *cookie, const char *buf, size_t n)
 {
     cmd_output *out = cookie;
     size_t done = 0;
+    if (n && commit(out) < 0)
+        return -1;
     while (done < n) {
         if (!wait_writable(out, out->fd)) {
             errno = EINTR;
@@ -176,13 +191,14 @@ int cmd_output_close(cmd_output *out, int rc, bool report_written)
     /* A signal that cut the writes short is the signal's exit, not a write error. */
     if (bad && cmd_stop_signal && out->grace_deadline)
         bad = false;
+    /* Not renamed yet: nothing was written. */
     bool keep = !bad && (rc == 0 || rc == CMD_EXIT_CHECKS || (rc > 128 && report_written));
     if (out->tmp[0]) {
-        if (keep && rename(out->tmp, out->path) < 0) {
+        if (keep && commit(out) < 0) {
             bad = true;
             e = errno;
         }
-        if (!keep || bad)
+        if (out->tmp[0])
             unlink(out->tmp);
     }
     if (!bad)

@@ -48,14 +48,15 @@ typedef struct cmd_output {
     int fd;
     const char *given;       /* as the user named it, for messages */
     char path[4096];         /* the file itself (a symbolic link resolved) */
-    char tmp[4096];          /* the temporary file beside it, "" if direct */
+    char tmp[4096];          /* the temporary file beside it until renamed, else "" */
     double grace_deadline;   /* after a stop signal: when writes give up */
 } cmd_output;
 /* Standard output, or -o FILE (see cmd_output.c for how it is kept safe).
  * inputs: {option, path} pairs the output must not be, ended by {NULL}. */
 int cmd_output_open(cmd_output *out, const cli_options *o, const char *const inputs[][2], fl_error *err);
-/* Close; the file replaces the target only if rc is 0 or 1, or a signal's
- * with report_written. A report that could not be written turns 0/1 into 2. */
+/* Close. A file that nothing was written to replaces the target only if rc
+ * is 0 or 1, or a signal's with report_written (else the old file stays).
+ * A report that could not be written turns 0/1 into 2. */
 int cmd_output_close(cmd_output *out, int rc, bool report_written);
 
 /* ---- the bundled guest (cmd_guest.c) ---- */
