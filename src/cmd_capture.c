@@ -1,6 +1,6 @@
-/* cmd_capture: the capture against a QEMU the user started: connect (which
- * stops the guest), arm, capture --count filtered faults, detach so the
- * guest runs on. */
+/* cmd_capture: the capture against a QEMU the user started (capture, and
+ * trace --gdb): connect (which stops the guest), arm, capture --count
+ * filtered faults (tracing each for trace), detach so the guest runs on. */
 #include <stdio.h>
 #include <string.h>
 
@@ -64,10 +64,24 @@ int cmd_capture_loop(const cli_options *o, cmd_capture_ctx *c, fl_error *err)
     return 0;
 }
 
+/* Say on stderr when the guest may fault (it is stopped while we attach). */
+static void say_attached(const cli_options *o)
+{
+    if (o->count)
+        fprintf(stderr, "faultline: attached to %s; waiting up to %d s for %d fault%s matching the filter\n", o->gdb,
+                o->timeout_s, o->count, o->count == 1 ? "" : "s");
+    else
+        fprintf(stderr, "faultline: attached to %s; capturing every fault matching the filter for %d s\n", o->gdb,
+                o->timeout_s);
+}
+
+/* capture, and trace --gdb: attach, capture (and trace) --count faults,
+ * detach. A trace captures at the entry only; its Chrome trace-event file
+ * holds the trace alone. */
 int cmd_capture(const cli_options *o)
 {
     enum report_format fmt = REPORT_TEXT;
-    report_parse_format(o->format, &fmt);
+    bool report = report_parse_format(o->format, &fmt) == 0; /* not chrome */
     fl_error err = { 0 };
     const char *const inputs[][2] = { { "--vmlinux", o->kernel }, { NULL, NULL } };
     static cmd_output output;
@@ -81,21 +95,16 @@ int cmd_capture(const cli_options *o)
     bool begun = false;
     if (o->count == 0)
         r.deadline = start + o->timeout_s;
-    if (cmd_attach(o, &r, cmd_probe_mask(o->probes), &err) < 0)
+    if (cmd_attach(o, &r, o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(o->probes), &err) < 0)
         goto out;
-    /* The guest is stopped while we attach; say when it may fault. */
-    if (o->count)
-        fprintf(stderr, "faultline: attached to %s; waiting up to %d s for %d fault%s matching the filter\n", o->gdb,
-                o->timeout_s, o->count, o->count == 1 ? "" : "s");
-    else
-        fprintf(stderr, "faultline: attached to %s; capturing every fault matching the filter for %d s\n", o->gdb,
-                o->timeout_s);
+    say_attached(o);
     cmd_kernel_version(o->kernel, r.k, version, sizeof version);
     report_meta meta = { .kernel = version, .vmlinux = o->kernel, .gdb = o->gdb };
-    report_begin(output.f, fmt, &meta);
-    begun = true;
+    if (report)
+        report_begin(output.f, fmt, &meta);
+    begun = report;
     report_trigger none = { .have = false };
-    cmd_capture_ctx cc = { .cs = r.cs, .t = r.t, .k = r.k, .out = output.f, .fmt = fmt, .report = true,
+    cmd_capture_ctx cc = { .cs = r.cs, .t = r.t, .k = r.k, .out = output.f, .fmt = fmt, .report = report,
                            .trigger = &none, .sum = &sum };
     if (cmd_capture_loop(o, &cc, &err) == 0)
         rc = sum.failed ? CMD_EXIT_CHECKS : 0;
@@ -104,7 +113,7 @@ out:
     rc = cmd_conclude(rc, &err, &sum);
     if (begun)
         report_end(output.f, fmt, &sum);
-    rc = cmd_output_close(&output, rc, begun);
+    rc = cmd_output_close(&output, rc, begun || !report);
     cap_session_close(r.cs);
     tgt_close(r.t); /* detach: the user's guest runs on */
     kern_close(r.k);
