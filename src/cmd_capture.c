@@ -10,8 +10,10 @@
 /* The capture's idle callback: a stop signal, or the overall deadline. */
 static int attached_idle(void *ctx)
 {
-    const cmd_vm *r = ctx;
-    return cmd_stop_signal || (r->deadline && fl_now_s() > r->deadline);
+    cmd_vm *r = ctx;
+    if (r->deadline && fl_now_s() > r->deadline)
+        r->idle_stop = "--timeout ended it";
+    return cmd_stop_signal || r->idle_stop;
 }
 
 int cmd_attach(const cli_options *o, cmd_vm *r, unsigned stations, fl_error *err)
@@ -28,15 +30,20 @@ int cmd_attach(const cli_options *o, cmd_vm *r, unsigned stations, fl_error *err
     return cap_session_open(&r->cs, r->k, r->t, &copt, err);
 }
 
-/* Did --count 0 reach its normal end (the deadline, the guest's end, or
- * the idle callback's "the program is done")? Says so and clears err. */
-static bool count0_ended(const cli_options *o, const report_summary *sum, fl_error *err)
+/* The capture loop ended early without a stop signal: the normal end of
+ * --count 0 (said on stderr, err cleared), else an error saying so. */
+static bool ended_early(const cli_options *o, const cmd_capture_ctx *c, int captured, fl_error *err)
 {
-    if (o->count != 0 || cmd_stop_signal ||
-        (err->code != FL_ETIMEOUT && err->code != FL_EINTR && err->code != FL_ECLOSED))
+    const char *why = c->vm->idle_stop;
+    if (cmd_stop_signal || (err->code != FL_ETIMEOUT && err->code != FL_EINTR && err->code != FL_ECLOSED))
         return false;
-    fprintf(stderr, "faultline: --count 0: %u fault%s captured (%s)\n", sum->faults, sum->faults == 1 ? "" : "s",
-            err->code == FL_ECLOSED ? err->msg : err->code == FL_EINTR ? "the program ended" : "the timeout ended it");
+    if (o->count != 0) {
+        if (why)
+            fl_fail(err, FL_ETIMEOUT, "%s after %d of the %d faults asked for", why, captured, o->count);
+        return false;
+    }
+    fprintf(stderr, "faultline: --count 0: %u fault%s captured (%s)\n", c->sum->faults, c->sum->faults == 1 ? "" : "s",
+            err->code == FL_ECLOSED ? err->msg : why ? why : "--timeout ended it");
     fl_error_clear(err);
     return true;
 }
@@ -44,21 +51,23 @@ static bool count0_ended(const cli_options *o, const report_summary *sum, fl_err
 int cmd_capture_loop(const cli_options *o, cmd_capture_ctx *c, fl_error *err)
 {
     unsigned matched = 0;
+    cmd_vm *vm = c->vm;
+    vm->idle_stop = NULL;
     for (int i = 0; o->count == 0 || i < o->count; i++) {
         cap_fault f;
         unsigned skipped = 0;
-        int crc = cmd_capture_selected(c->cs, o, &f, &matched, &skipped, err);
+        int crc = cmd_capture_selected(vm->cs, o, &f, &matched, &skipped, err);
         c->sum->passed_over += skipped;
         if ((f.st[0].hit || f.nchecks) && c->report) {
-            report_fault(c->out, c->fmt, c->trigger, &f, c->cs);
+            report_fault(c->out, c->fmt, c->trigger, &f, vm->cs);
             fflush(c->out); /* each fault's records as soon as they exist */
         }
         cmd_tally(c->sum, &f);
-        if (crc < 0 && count0_ended(o, c->sum, err))
+        if (crc < 0 && ended_early(o, c, i, err))
             break;
         if (crc < 0)
             return -1;
-        if (o->trace && cmd_trace_fault(c->t, c->k, o, c->out, err) < 0)
+        if (o->trace && cmd_trace_fault(vm->t, vm->k, o, c->out, err) < 0)
             return -1;
     }
     return 0;
@@ -104,7 +113,7 @@ int cmd_capture(const cli_options *o)
         report_begin(output.f, fmt, &meta);
     begun = report;
     report_trigger none = { .have = false };
-    cmd_capture_ctx cc = { .cs = r.cs, .t = r.t, .k = r.k, .out = output.f, .fmt = fmt, .report = report,
+    cmd_capture_ctx cc = { .vm = &r, .out = output.f, .fmt = fmt, .report = report,
                            .trigger = &none, .sum = &sum };
     if (cmd_capture_loop(o, &cc, &err) == 0)
         rc = sum.failed ? CMD_EXIT_CHECKS : 0;

@@ -26,18 +26,20 @@ typedef struct run_ctx {
     fl_error err;
 } run_ctx;
 
-/* The capture's idle callback: read the console; with --count 0 the
- * trigger's (or program's) faults end when the console announces the
- * next trigger or init's end. */
+/* The capture's idle callback: read the console; the trigger's (or the
+ * program's) faults are over when the console announces the next trigger
+ * or init's end. */
 static int run_idle(void *ctx)
 {
     run_ctx *c = ctx;
     if (cmd_console_drain(&c->con) < 0)
         return -1;
-    for (int i = 0; c->o->count == 0 && i < c->con.npending; i++)
+    for (int i = 0; i < c->con.npending; i++)
         if (strncmp(c->con.pending[i], VM_ANNOUNCE_PREFIX, strlen(VM_ANNOUNCE_PREFIX)) == 0 ||
-            strncmp(c->con.pending[i], VM_DONE_PREFIX, strlen(VM_DONE_PREFIX)) == 0)
+            strncmp(c->con.pending[i], VM_DONE_PREFIX, strlen(VM_DONE_PREFIX)) == 0) {
+            c->r.idle_stop = c->o->nprogram ? "the program ended" : "the trigger ended";
             return 1;
+        }
     return 0;
 }
 
@@ -88,7 +90,7 @@ static int run_one(run_ctx *c)
         return -1;
     report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
                           .page = trig.page, .target = trig.target };
-    cmd_capture_ctx cc = { .cs = c->r.cs, .t = c->r.t, .k = c->r.k, .out = c->out, .fmt = c->fmt,
+    cmd_capture_ctx cc = { .vm = &c->r, .out = c->out, .fmt = c->fmt,
                            .report = !c->chrome, .trigger = &rt, .sum = &c->sum };
     if (cmd_capture_loop(c->o, &cc, &c->err) < 0) {
         if (c->err.code != FL_EINTR && c->err.code != FL_ETIMEOUT)

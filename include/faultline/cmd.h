@@ -75,6 +75,7 @@ typedef struct cmd_vm {
     tgt *t;
     cap_session *cs;
     double deadline;       /* fl_now_s() at which waits give up (0: none) */
+    const char *idle_stop; /* why an idle callback ended a wait, or NULL */
     char program_cpio[4096];
 } cmd_vm;
 /* Start the guest (with o->program appended), connect, let it run. */
@@ -99,18 +100,19 @@ int cmd_capture_selected(cap_session *cs, const cli_options *o, cap_fault *f, un
 
 /* What the capture loop writes to and counts in. */
 typedef struct cmd_capture_ctx {
-    cap_session *cs;
-    tgt *t;
-    kern *k;
+    cmd_vm *vm;                   /* its session, target and kernel */
     FILE *out;
     enum report_format fmt;
     bool report;                  /* write the fault's records (not for chrome) */
     const report_trigger *trigger;
     report_summary *sum;
 } cmd_capture_ctx;
-/* --count faults (0: until the deadline, the guest's end, or the idle
- * callback ends the wait), each selected (cmd_capture_selected), written
- * and flushed as it is captured, and traced when o->trace. */
+/* --count faults, each selected (cmd_capture_selected), written and
+ * flushed as it is captured, and traced when o->trace. --count 0 ends
+ * normally when an idle callback ends the wait (vm->idle_stop says why:
+ * the deadline, the program's end), on the capture's timeout or the
+ * guest's end; --count N that an idle callback cuts short is an error
+ * saying how many of N were captured. */
 int cmd_capture_loop(const cli_options *o, cmd_capture_ctx *c, fl_error *err);
 
 /* ---- tracing (cmd_trace.c) ---- */

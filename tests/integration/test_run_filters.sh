@@ -72,6 +72,19 @@ expect "--fault-mode kernel: two faults" "$(ecode "$j" | wc -l)" 2
 expect "--fault-mode kernel: none has X86_PF_USER (bit 2)" \
   "$(ecode "$j" | while read -r e; do echo $(( e & 4 )); done | sort -u)" 0
 
+# ---- --count N beyond what the program takes: it ends with the program ----
+# (not after the whole --timeout), exit 2, saying how many of N it got, and
+# the report holds those it did.
+j=$work/more.json
+rc=0; t0=$(now)
+timeout 300 "$FAULTLINE_BIN" run --range 0x7e0000000000-0x7e0000008000 --count 20 --timeout 60 \
+  --probes asm_exc_page_fault --format json -o "$j" -- "$work/pages" 2>"$work/more.err" || rc=$?
+el=$(secs_since "$t0")
+expect "--count 20 of 8: exit status" "$rc" 2
+expect_true "--count 20 of 8: says how many ($(cat "$work/more.err"))" grep -q "the program ended after 8 of the 20" "$work/more.err"
+expect_true "--count 20 of 8: ends with the program, not the 60 s timeout ($el s)" lt "$el" 40
+expect "--count 20 of 8: the report holds the eight" "$(entry "$j" | in_buffer)" 8
+
 # ---- trace with a filter: the selected fault is the one stepped ----
 j=$work/trace.json
 rc=0; timeout 300 "$FAULTLINE_BIN" trace --mode fast --range 0x7e0000001000-0x7e0000002000 --format json -o "$j" \
