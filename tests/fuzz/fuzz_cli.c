@@ -22,6 +22,10 @@ static void check_values(const cli_options *o)
         abort();
     if (o->probes && !*o->probes)
         abort();
+    if (o->range.hi && o->range.lo >= o->range.hi)
+        abort();
+    if (o->nth < 0 || (o->fault_mode && strcmp(o->fault_mode, "user") && strcmp(o->fault_mode, "kernel")))
+        abort();
     if (o->nprogram < 0 || (o->nprogram && !o->program[0]))
         abort();
 }
