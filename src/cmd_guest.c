@@ -144,7 +144,8 @@ static int program_cpio(const char *program, char *path, size_t cap, char *guest
     snprintf(tmp, sizeof tmp, "%s", program);
     snprintf(base, sizeof base, "%s", basename(tmp));
     snprintf(guest_path, gcap, "/user/%s", base);
-    snprintf(path, cap, "/tmp/faultline-program-XXXXXX");
+    const char *tmpdir = getenv("TMPDIR");
+    snprintf(path, cap, "%s/faultline-program-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
     int fd = mkstemp(path);
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
@@ -209,7 +210,14 @@ int cmd_boot_vm(const cli_options *o, cmd_vm *r, char *append, size_t acap, doub
     *t0 = fl_now_s();
     int budget_ms = o->timeout_s * 1000 < START_MAX_MS ? o->timeout_s * 1000 : START_MAX_MS;
     cfg.start_timeout_ms = budget_ms;
-    if (vm_start(&r->v, &cfg, err) < 0)
+    int started = vm_start(&r->v, &cfg, err);
+    /* vm_start copied the program's archive into QEMU's initrd: removed at
+     * once, it cannot outlive us even on SIGKILL. */
+    if (r->program_cpio[0]) {
+        unlink(r->program_cpio);
+        r->program_cpio[0] = '\0';
+    }
+    if (started < 0)
         return -1;
     int left_ms = budget_ms - (int)((fl_now_s() - *t0) * 1000);
     if (tgt_connect(&r->t, vm_gdb_address(r->v), left_ms > 500 ? left_ms : 500, err) < 0)
