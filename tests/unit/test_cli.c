@@ -4,14 +4,17 @@
  * rows (help, listings) agreeing with the rows. */
 #include "check.h"
 #include "faultline/cli.h"
+#include "faultline/cmd.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Parse a NULL-terminated argument list for command `name`. */
 static int parse(cli_options *o, fl_error *e, const char *name, ...)
 {
-    char *argv[64];
+    static char *argv[64]; /* o.program points into it after the call */
     int argc = 0;
     va_list ap;
     va_start(ap, name);
@@ -162,6 +165,88 @@ static void test_rows(void)
     }
 }
 
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+    buf[n] = '\0';
+    if (f)
+        fclose(f);
+}
+
+static size_t temporaries(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | grep -c faultline-", dir);
+    FILE *p = popen(cmd, "r");
+    int n = 0;
+    if (p && fscanf(p, "%d", &n) != 1)
+        n = -1;
+    if (p)
+        pclose(p);
+    return (size_t)n;
+}
+
+/* -o: written beside the target, renamed at the first write or at a
+ * successful end; an old file survives a run that wrote nothing; inputs
+ * and directories refused; a FIFO with no reader gives way to a signal. */
+static void test_output(void)
+{
+    char dir[] = "/tmp/test_cli-XXXXXX", path[256], in[256], buf[256];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/report.txt", dir);
+    snprintf(in, sizeof in, "%s/input", dir);
+    cli_options o = { .output = path };
+    const char *const none[][2] = { { NULL, NULL } };
+    cmd_output out;
+    fl_error e;
+    CHECK(cmd_output_open(&out, &o, none, &e) == 0);
+    CHECK(access(path, F_OK) != 0); /* nothing there until the report begins */
+    fputs("one\n", out.f);
+    CHECK(cmd_output_close(&out, 0, true) == 0);
+    slurp(path, buf, sizeof buf);
+    CHECK_STR(buf, "one\n");
+    CHECK_EQ_U64(temporaries(dir), 0);
+    /* a run that fails before writing leaves the old report */
+    CHECK(cmd_output_open(&out, &o, none, &e) == 0);
+    CHECK(cmd_output_close(&out, CMD_EXIT_ENV, false) == CMD_EXIT_ENV);
+    slurp(path, buf, sizeof buf);
+    CHECK_STR(buf, "one\n");
+    CHECK_EQ_U64(temporaries(dir), 0);
+    /* once written, the report replaces it even if the run then fails */
+    CHECK(cmd_output_open(&out, &o, none, &e) == 0);
+    fputs("two\n", out.f);
+    fflush(out.f);
+    slurp(path, buf, sizeof buf);
+    CHECK_STR(buf, "two\n"); /* it grows in place */
+    CHECK(cmd_output_close(&out, CMD_EXIT_ENV, true) == CMD_EXIT_ENV);
+    /* inputs: by path and by hard link */
+    FILE *f = fopen(in, "w");
+    fputs("input\n", f);
+    fclose(f);
+    const char *const inputs[][2] = { { "--kernel", in }, { NULL, NULL } };
+    o.output = in;
+    CHECK(cmd_output_open(&out, &o, inputs, &e) < 0 && has(e.msg, "same file as --kernel"));
+    snprintf(path, sizeof path, "%s/link", dir);
+    CHECK(link(in, path) == 0);
+    o.output = path;
+    CHECK(cmd_output_open(&out, &o, inputs, &e) < 0 && has(e.msg, "same file as --kernel"));
+    slurp(in, buf, sizeof buf);
+    CHECK_STR(buf, "input\n");
+    o.output = dir;
+    CHECK(cmd_output_open(&out, &o, none, &e) < 0 && has(e.msg, "directory"));
+    /* a FIFO nobody reads: the wait for a reader ends on a stop signal */
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    CHECK(mkfifo(path, 0600) == 0);
+    o.output = path;
+    cmd_stop_signal = SIGINT;
+    CHECK(cmd_output_open(&out, &o, none, &e) < 0 && e.code == FL_EINTR);
+    cmd_stop_signal = 0;
+    char rm[300];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+    CHECK(system(rm) == 0);
+}
+
 int main(void)
 {
     test_defaults_and_values();
@@ -169,5 +254,6 @@ int main(void)
     test_filters();
     test_program();
     test_rows();
+    test_output();
     return check_summary("test_cli");
 }
