@@ -126,7 +126,9 @@ typedef struct cli_option {
     const char *(*word_at)(int i);
     const char *noun;
     /* Optional check of the value once every option is parsed (it may
-     * depend on others, e.g. --format chrome needs --trace). */
+     * depend on others, e.g. --format chrome needs --trace); for rows whose
+     * value is a string (CLI_WORD, CLI_STRING, CLI_PATH, CLI_LIST,
+     * CLI_ENDPOINT). A CLI_WORD row with a check leaves the words to it. */
     int (*check)(const cli_options *o, const char *value, fl_error *err);
 } cli_option;
 
