@@ -34,11 +34,19 @@ static int check_format(const cli_options *o, const char *v, fl_error *err)
     return fl_fail(err, FL_EUSAGE, "--format must be %s, not '%s'", o->trace ? "text, md, json or chrome" : "text, md or json", v);
 }
 
+/* A Chrome trace-event file is one JSON document: one trace. */
+static int check_chrome(const cli_options *o, fl_error *err)
+{
+    if (o->format && strcmp(o->format, "chrome") == 0 && (o->count != 1 || strcmp(o->scenario, "all") == 0))
+        return fl_fail(err, FL_EUSAGE, "--format chrome holds one trace: use it with --count 1 and one scenario");
+    return 0;
+}
+
 static int check_run(cli_options *o, fl_error *err)
 {
     if (!o->trace && (o->until || o->over || o->mode || o->view || o->max_steps))
         return fl_fail(err, FL_EUSAGE, "--until, --over, --mode, --view and --max-steps need --trace");
-    return 0;
+    return check_chrome(o, err);
 }
 
 static int check_capture(cli_options *o, fl_error *err)
@@ -64,7 +72,7 @@ static int check_trace(cli_options *o, fl_error *err)
         return fl_fail(err, FL_EUSAGE, "--gdb needs --vmlinux, the guest's kernel with DWARF");
     if (o->gdb && o->nprogram)
         return fl_fail(err, FL_EUSAGE, "with --gdb there is no program to run: filter with --comm, --pid or --addr");
-    return 0;
+    return check_chrome(o, err);
 }
 
 #define GUEST (CLI_RUN | CLI_TRACE | CLI_BOOT)

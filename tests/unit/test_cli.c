@@ -78,6 +78,8 @@ static void test_errors(void)
     CHECK(parse(&o, &e, "run", "--probes", "exc_page_fault,handle_mm_fault", NULL) == 0);
     CHECK(parse(&o, &e, "run", "--format", "chrome", NULL) < 0 && has(e.msg, "--format must be text, md or json"));
     CHECK(parse(&o, &e, "run", "--trace", "--format", "chrome", NULL) == 0);
+    CHECK(parse(&o, &e, "trace", "--format", "chrome", "--count", "2", NULL) < 0 && has(e.msg, "one trace"));
+    CHECK(parse(&o, &e, "trace", "--format", "chrome", "--scenario", "all", NULL) < 0 && has(e.msg, "one trace"));
     CHECK(parse(&o, &e, "run", "--until", "x", NULL) < 0 && has(e.msg, "need --trace"));
     CHECK(parse(&o, &e, "capture", "--vmlinux", "v", NULL) < 0 && has(e.msg, "both required"));
     CHECK(parse(&o, &e, "capture", "--comm", "abcdefghijklmnop", "--gdb", "a:1", "--vmlinux", "v", NULL) < 0 &&
@@ -142,6 +144,7 @@ static void test_rows(void)
         CHECK(r->kind != CLI_INT || r->min <= r->max);
         CHECK(r->kind != CLI_WORD || r->words);
         CHECK(r->kind != CLI_LIST || (r->word_at && r->noun));
+        CHECK(!r->check || (r->kind != CLI_FLAG && r->kind != CLI_INT && r->kind != CLI_ADDR && r->kind != CLI_RANGE));
         CHECK(r->at + (r->kind == CLI_FLAG ? sizeof(bool) : sizeof(int)) <= sizeof(cli_options));
     }
     size_t nrows = 0;
