@@ -42,7 +42,7 @@ static bool ended_early(const cli_options *o, const cmd_capture_ctx *c, int capt
             fl_fail(err, FL_ETIMEOUT, "%s after %d of the %d faults asked for", why, captured, o->count);
         return false;
     }
-    fprintf(stderr, "faultline: --count 0: %u fault%s captured (%s)\n", c->sum->faults, c->sum->faults == 1 ? "" : "s",
+    fprintf(stderr, "faultline: --count 0: %d fault%s captured (%s)\n", captured, captured == 1 ? "" : "s",
             err->code == FL_ECLOSED ? err->msg : why ? why : "--timeout ended it");
     fl_error_clear(err);
     return true;
