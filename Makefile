@@ -12,7 +12,7 @@ LIBS     := -ldwarf -lelf -lz -lcapstone -lexpat -ljansson
 ALLCFLAGS = $(WARN) $(INCS) $(CFLAGS)
 
 B        := build
-HDRS     := $(wildcard include/faultline/*.h)
+HDRS     := $(wildcard include/faultline/*.h) $(wildcard src/*.h)
 TEST_HDRS:= $(wildcard tests/*.h)
 # The command line (src/main.c, src/cli*.c, src/cmd_*.c) is not library code:
 # it owns the terminal and the signals. Its objects go to a second archive
@@ -37,7 +37,7 @@ BENCH_SRCS:=$(wildcard bench/bench_*.c)
 BENCH_BINS:=$(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all deps vm run test unit asan fuzz integration bench clean
+.PHONY: all deps vm run test unit asan fuzz integration bench clean golden
 all: bin/faultline
 
 deps:
@@ -64,7 +64,7 @@ $(B)/tests/itest_%: tests/integration/itest_%.c $(TEST_HDRS) $(B)/libfaultline.a
 $(B)/tests-asan/%: tests/unit/%.c $(TEST_HDRS) $(B)/libfaultline-cli-asan.a $(B)/libfaultline-asan.a | $(B)/tests-asan
 	$(CC) $(ALLCFLAGS) $(ASAN) -O1 -Itests $< $(B)/libfaultline-cli-asan.a $(B)/libfaultline-asan.a $(LIBS) -lpthread -o $@
 # libFuzzer targets link the library and command-line sources directly, built by clang.
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(CLI_SRCS) $(HDRS) | $(B)/fuzz
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(CLI_SRCS) $(HDRS) $(TEST_HDRS) | $(B)/fuzz
 	$(CLANG) $(filter-out -Wno-format-truncation,$(WARN)) $(INCS) -g -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(CLI_SRCS) $(LIBS) -o $@
 $(B)/fixtures/%: tests/fixtures/%.c | $(B)/fixtures
 	$(CC) -g -gdwarf-5 -O2 -fno-pie -no-pie $< -o $@
@@ -98,6 +98,13 @@ test: deps
 	@$(MAKE) --no-print-directory all $(FIX_BINS) $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(BENCH_BINS)
 	@scripts/build-vm.sh $(B)/vm
 	@tests/run.sh all $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(wildcard tests/integration/test_*.sh)
+
+# Rewrite the golden files (tests/golden, docs/ci.md) after a deliberate
+# change of the guest: kernel, initramfs (vm/), QEMU or the reproducible mode.
+GOLDEN := write read kernel-write
+golden: all
+	@scripts/build-vm.sh $(B)/vm
+	@for s in $(GOLDEN); do bin/faultline run --scenario $$s --expect tests/golden/$$s.jsonl --update-expect || exit 1; done
 
 bench: all $(BENCH_BINS)
 	@scripts/build-vm.sh $(B)/vm

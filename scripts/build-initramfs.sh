@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds faultline's guest initramfs: busybox-static with its applet links,
 # vm/init as /init, and the static trigger program (vm/triggers/trigger.c) as
-# /bin/fl-trigger with one link per scenario (fl-write, fl-read, fl-kernel-write,
-# fl-write-forked).
+# /bin/fl-trigger with one link per scenario (fl-write, fl-read, ..., the list
+# below; vm/init runs them by name).
 #
 # Usage: scripts/build-initramfs.sh OUT.cpio.gz
 # Rebuilds only when an input changed (a hash of the inputs is kept in
@@ -21,7 +21,7 @@ busybox=${BUSYBOX:-/bin/busybox}
 cc=${CC:-cc}
 init="$here/vm/init"
 trigger_src="$here/vm/triggers/trigger.c"
-scenarios=(write read kernel-write write-forked)
+scenarios=(write read kernel-write write-forked cow file-read exec segv-write null kernel-fixup stack-grow)
 
 [ -x "$busybox" ] || die "busybox is missing at $busybox: install busybox-static (scripts/install-deps.sh)."
 file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||

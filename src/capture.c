@@ -1,4 +1,5 @@
-/* capture: one filtered fault, station by station. See capture.h. */
+/* capture: one filtered fault, station by station, driven by the rows of
+ * station.c and checks.c. See capture.h. */
 #include "faultline/capture.h"
 #include "faultline/util.h"
 
@@ -7,13 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-/* The stations, in the order the fault path reaches them. */
-static const char *const station_functions[CAP_ST_COUNT] = {
-    "asm_exc_page_fault", "exc_page_fault", "do_user_addr_fault",
-    "lock_vma_under_rcu", "handle_mm_fault", "handle_pte_fault",
-};
 
 /* DWARF register numbers of the x86-64 psABI (fig. 3.36) to the names the
  * target description uses. The kernel's DWARF locations speak in these. */
@@ -22,52 +16,104 @@ static const char *const dwarf_regs[17] = {
     "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip",
 };
 
-/* The x86 base page (SDM vol. 3, 4.5): vmf->address is CR2 rounded down to it. */
-#define BASE_PAGE_MASK (~(uint64_t)0xfff)
+/* psABI integer argument registers, in order (fig. 3.4): where a parameter
+ * is at a function's own first instruction when DWARF has no location. */
+static const char *const abi_args[6] = { "rdi", "rsi", "rdx", "rcx", "r8", "r9" };
 
-typedef struct station_where {
+/* The x86 base page (Intel SDM vol. 3, 4.5). */
+#define BASE_PAGE_MASK (~(uint64_t)0xfff)
+/* The hardware frame: six 8-byte slots (Intel SDM vol. 3, 6.14.2). */
+#define HW_FRAME_SLOTS 6
+
+/* What a stop needs of one breakpoint pc, resolved before any stop. */
+typedef struct pc_info {
+    uint64_t pc;
+    bool located;        /* location/source/insn filled */
+    char location[192];
+    char source[192];
+    char insn[96];
+} pc_info;
+
+/* One value of a row, compiled. */
+typedef struct compiled_value {
+    const station_value *def;
+    const tgt_reg *reg;        /* STATION_REG, STATION_FRAME (the stack pointer) */
+    kern_member member;        /* STATION_MEMBER */
+    kern_member *members;      /* STATION_STRUCT */
+    size_t nmembers;
+    uint64_t struct_size;
+    int base;                  /* row index of the value holding the pointer, -1 */
+    char missing[160];         /* why it cannot be read in this kernel, "" if it can */
+} compiled_value;
+
+typedef struct compiled_station {
+    station_def row;
     uint64_t *pcs;
+    pc_info *info;
     size_t npcs;
     bool armed;
-    bool has_symbol;   /* pcs[0] is the function's own entry (ABI registers valid) */
+    bool absent;               /* not in this kernel */
+    bool has_symbol;           /* pcs[0] is the function's own entry (ABI registers valid) */
     bool kprobe_refused;
     char kprobe[128];
-} station_where;
+    size_t nvalues;
+    compiled_value values[STATION_MAX_VALUES];
+} compiled_station;
 
 struct cap_session {
     kern *k;
     tgt *t;
     cap_options opt;
-    station_where where[CAP_ST_COUNT];
-    decode_bits flag_bits, err_bits, rflags_bits;
-    kern_member *regs_members;
-    size_t nregs_members;
-    uint64_t regs_size;
-    kern_member vmf_member[4];
-    bool have_vmf;
+    size_t nstations, ndefaults;
+    compiled_station st[CAP_MAX_STATIONS];
+    chk_def checks[CAP_MAX_CHECKS];
+    size_t nchecks;
+    decode_bits bits[STATION_DEC_COUNT];
+    const tgt_reg *gs_base, *k_gs_base, *rip;
     csh cs;
     bool cs_open;
     kern_frame frame;
     char scenario[32];   /* owned copy behind opt.scenario */
-    int kprobe_listed[CAP_ST_COUNT]; /* the guest's own blacklist: 1, 0, -1 unknown */
+    int kprobe_listed[CAP_MAX_STATIONS]; /* the guest's own blacklist: 1, 0, -1 unknown */
+    cap_stop_hook hook;
+    void *hook_ctx;
+    cap_station saved;   /* a station as it was before a stop that was not ours */
 };
 
 const char *cap_station_function(enum cap_station_id id)
 {
-    return (unsigned)id < CAP_ST_COUNT ? station_functions[id] : NULL;
+    const station_def *row = station_default((size_t)id);
+    return row ? row->function : NULL;
 }
 
 int cap_station_by_name(const char *function)
 {
-    for (int i = 0; i < CAP_ST_COUNT; i++)
-        if (strcmp(station_functions[i], function) == 0)
-            return i;
-    return -1;
+    return station_default_by_name(function);
 }
 
-const decode_bits *cap_fault_flag_bits(const cap_session *s) { return &s->flag_bits; }
-const decode_bits *cap_error_code_bits(const cap_session *s) { return &s->err_bits; }
-const decode_bits *cap_rflags_bits(const cap_session *s) { return &s->rflags_bits; }
+size_t cap_session_station_count(const cap_session *s)
+{
+    return s->nstations;
+}
+
+const station_def *cap_session_station(const cap_session *s, int i)
+{
+    return i >= 0 && (size_t)i < s->nstations ? &s->st[i].row : NULL;
+}
+
+/* NULL too when this kernel or target names none of the decoder's bits (an
+ * older kernel without the enum): checks on them are left out, not failed. */
+const decode_bits *cap_decoder_bits(const cap_session *s, enum station_decoder d)
+{
+    return s && (unsigned)d < STATION_DEC_COUNT && station_decoder_info(d)->source != STATION_BITS_NONE &&
+                   s->bits[d].count ? &s->bits[d] : NULL;
+}
+
+void cap_session_on_stop(cap_session *s, cap_stop_hook fn, void *ctx)
+{
+    s->hook = fn;
+    s->hook_ctx = ctx;
+}
 
 /* ---- guest access for the kernel layer's location evaluator ---- */
 
@@ -83,17 +129,26 @@ static int frame_mem(void *ctx, uint64_t addr, void *buf, size_t len, fl_error *
     return tgt_mem_read((tgt *)ctx, addr, buf, len, err);
 }
 
-static bool enabled(const cap_session *s, int id)
+static bool enabled(const cap_session *s, size_t id)
 {
+    if (id >= s->ndefaults)
+        return true; /* added by the caller: asked for */
     return s->opt.stations == 0 || (s->opt.stations & (1u << id));
 }
+
+/* ---- decoders: bit names from the kernel's enums and the target's flags ---- */
 
 static int enum_bits(kern *k, const char *name, decode_bits *out, fl_error *err)
 {
     kern_enumerator *list;
     size_t n;
-    if (kern_enum_list(k, name, &list, &n, err) < 0)
-        return -1;
+    fl_error e;
+    if (kern_enum_list(k, name, &list, &n, &e) < 0) {
+        if (e.code != FL_ENOTFOUND)
+            return fl_fail(err, e.code, "%s", e.msg);
+        list = NULL; /* not in this kernel: values show as hex, checks on its bits are left out */
+        n = 0;
+    }
     int rc = decode_bits_from_enum(list, n, out);
     free(list);
     if (rc < 0)
@@ -101,17 +156,17 @@ static int enum_bits(kern *k, const char *name, decode_bits *out, fl_error *err)
     return 0;
 }
 
-/* RFLAGS bit names come from the target description's flags type for eflags. */
-static int rflags_bits(tgt *t, decode_bits *out, fl_error *err)
+/* Bit names of a register's flags type in the target description. */
+static int tdesc_bits(tgt *t, const char *reg, decode_bits *out, fl_error *err)
 {
     const tgt_field *f;
     size_t n;
-    if (tgt_regmap_fields(tgt_regs(t), "eflags", &f, &n, err) < 0)
+    if (tgt_regmap_fields(tgt_regs(t), reg, &f, &n, err) < 0)
         return -1;
     out->bits = calloc(n ? n : 1, sizeof *out->bits);
     out->count = 0;
     if (!out->bits)
-        return fl_fail(err, FL_EIO, "out of memory decoding eflags fields");
+        return fl_fail(err, FL_EIO, "out of memory decoding %s fields", reg);
     for (size_t i = 0; i < n; i++) {
         if (f[i].start != f[i].end || f[i].name[0] == '\0')
             continue; /* multi-bit fields (IOPL) and padding are not flags */
@@ -122,192 +177,68 @@ static int rflags_bits(tgt *t, decode_bits *out, fl_error *err)
     return 0;
 }
 
-static int resolve_station(cap_session *s, int id, fl_error *err)
+static int load_decoders(cap_session *s, fl_error *err)
 {
-    station_where *w = &s->where[id];
-    const char *fn = station_functions[id];
-    uint64_t addr;
-    uint64_t *inl = NULL;
-    size_t ninl = 0;
-    fl_error tmp;
-    bool sym = kern_sym_addr(s->k, fn, &addr, &tmp) == 0;
-    /* Entry pcs of inlined copies too: a probe must fire wherever the
-     * function's body runs (handle_pte_fault has only inlined copies here). */
-    if (kern_inlined_entries(s->k, fn, &inl, &ninl, &tmp) < 0) {
-        inl = NULL;
-        ninl = 0;
-    }
-    if (!sym && ninl == 0) {
-        free(inl);
-        return fl_fail(err, FL_ENOTFOUND,
-                       "station %s: the kernel has neither a symbol nor an inlined instance of %s",
-                       fn, fn);
-    }
-    w->pcs = calloc(ninl + 1, sizeof *w->pcs);
-    if (!w->pcs) {
-        free(inl);
-        return fl_fail(err, FL_EIO, "out of memory");
-    }
-    if (sym)
-        w->pcs[w->npcs++] = addr;
-    for (size_t i = 0; i < ninl; i++)
-        w->pcs[w->npcs++] = inl[i];
-    w->has_symbol = sym;
-    free(inl);
-    /* What kprobes would make of this station: the reason faultline exists. */
-    if (!sym)
-        snprintf(w->kprobe, sizeof w->kprobe, "no symbol (only inlined copies): a kprobe cannot name it");
-    else if ((w->kprobe_refused = kern_kprobe_refusal(s->k, addr, w->kprobe, sizeof w->kprobe)))
-        ;
-    else
-        snprintf(w->kprobe, sizeof w->kprobe, "allowed");
-    return 0;
-}
-
-int cap_session_open(cap_session **out, kern *k, tgt *t, const cap_options *opt, fl_error *err)
-{
-    cap_session *s = calloc(1, sizeof *s);
-    if (!s)
-        return fl_fail(err, FL_EIO, "out of memory");
-    s->k = k;
-    s->t = t;
-    s->opt = *opt;
-    cap_session_set_filter(s, &opt->filter, opt->scenario);
-    for (int i = 0; i < CAP_ST_COUNT; i++)
-        s->kprobe_listed[i] = -1;
-    if (s->opt.timeout_ms <= 0)
-        s->opt.timeout_ms = 30000;
-    s->frame.reg = frame_reg;
-    s->frame.mem = frame_mem;
-    s->frame.ctx = t;
-    for (int i = 0; i < CAP_ST_COUNT; i++)
-        if (enabled(s, i) && resolve_station(s, i, err) < 0)
-            goto fail;
-    if (enum_bits(k, "fault_flag", &s->flag_bits, err) < 0 ||
-        enum_bits(k, "x86_pf_error_code", &s->err_bits, err) < 0 ||
-        rflags_bits(t, &s->rflags_bits, err) < 0)
-        goto fail;
-    if (kern_type_size(k, "struct pt_regs", &s->regs_size, err) < 0 ||
-        kern_struct_members(k, "struct pt_regs", &s->regs_members, &s->nregs_members, err) < 0)
-        goto fail;
-    static const char *const vmf_paths[4] = { "vm_fault.address", "vm_fault.flags", "vm_fault.pgoff",
-                                              "vm_fault.vma" };
-    s->have_vmf = true;
-    for (int i = 0; i < 4; i++)
-        if (kern_member_get(k, vmf_paths[i], &s->vmf_member[i], err) < 0)
-            goto fail;
-    if (cs_open(CS_ARCH_X86, CS_MODE_64, &s->cs) != CS_ERR_OK) {
-        fl_fail(err, FL_EIO, "capstone could not open an x86-64 disassembler");
-        goto fail;
-    }
-    s->cs_open = true;
-    cs_option(s->cs, CS_OPT_DETAIL, CS_OPT_ON);
-    *out = s;
-    return 0;
-fail:
-    fl_error_prefix(err, "preparing the capture");
-    cap_session_close(s);
-    return -1;
-}
-
-void cap_session_set_filter(cap_session *s, const cap_filter *filter, const char *scenario)
-{
-    s->opt.filter = *filter;
-    snprintf(s->scenario, sizeof s->scenario, "%s", scenario ? scenario : "");
-    s->opt.scenario = scenario ? s->scenario : NULL;
-}
-
-void cap_session_set_kprobe_live(cap_session *s, const int listed[CAP_ST_COUNT])
-{
-    memcpy(s->kprobe_listed, listed, sizeof s->kprobe_listed);
-}
-
-void cap_session_close(cap_session *s)
-{
-    if (!s)
-        return;
-    for (int i = 0; i < CAP_ST_COUNT; i++)
-        free(s->where[i].pcs);
-    decode_bits_free(&s->flag_bits);
-    decode_bits_free(&s->err_bits);
-    decode_bits_free(&s->rflags_bits);
-    free(s->regs_members);
-    if (s->cs_open)
-        cs_close(&s->cs);
-    free(s);
-}
-
-/* ---- arming ---- */
-
-static int arm(cap_session *s, int id, bool on, fl_error *err)
-{
-    station_where *w = &s->where[id];
-    if (w->armed == on)
-        return 0;
-    for (size_t i = 0; i < w->npcs; i++) {
-        int rc = on ? tgt_bp_insert(s->t, TGT_BP_HW, w->pcs[i], 1, err)
-                    : tgt_bp_remove(s->t, TGT_BP_HW, w->pcs[i], 1, err);
-        if (rc < 0) {
-            if (on) /* leave nothing half-armed */
-                for (size_t j = 0; j < i; j++)
-                    tgt_bp_remove(s->t, TGT_BP_HW, w->pcs[j], 1, NULL);
-            return fl_error_prefix(err, "%s the breakpoint of station %s at 0x%" PRIx64,
-                                   on ? "arming" : "disarming", station_functions[id], w->pcs[i]);
-        }
-    }
-    w->armed = on;
-    return 0;
-}
-
-static size_t slots_in_use(const cap_session *s)
-{
-    size_t n = 0;
-    for (int i = 0; i < CAP_ST_COUNT; i++)
-        if (s->where[i].armed)
-            n += s->where[i].npcs;
-    return n;
-}
-
-/* Arm stations from `from` on, in path order, while slots last: with KVM's
- * four debug registers, later stations are armed as earlier ones fire. */
-static int arm_from(cap_session *s, int from, const cap_fault *f, fl_error *err)
-{
-    for (int i = from; i < CAP_ST_COUNT; i++) {
-        if (!enabled(s, i) || f->st[i].hit || s->where[i].armed)
-            continue;
-        if (s->opt.max_slots > 0 && slots_in_use(s) + s->where[i].npcs > (size_t)s->opt.max_slots)
-            break;
-        if (arm(s, i, true, err) < 0)
+    for (int d = 0; d < STATION_DEC_COUNT; d++) {
+        const station_decoder_def *info = station_decoder_info(d);
+        if (info->source == STATION_BITS_ENUM && enum_bits(s->k, info->from, &s->bits[d], err) < 0)
+            return -1;
+        if (info->source == STATION_BITS_TDESC && tdesc_bits(s->t, info->from, &s->bits[d], err) < 0)
             return -1;
     }
     return 0;
 }
 
-static void disarm_all(cap_session *s)
+/* ---- compiling a row: everything a stop needs, before any stop ---- */
+
+static void note_append(char *note, size_t cap, const char *fmt, const char *what, const char *msg)
 {
-    for (int i = 0; i < CAP_ST_COUNT; i++)
-        arm(s, i, false, NULL);
+    size_t used = strlen(note);
+    if (used < cap)
+        snprintf(note + used, cap - used, fmt, used ? "; " : "", what, msg);
 }
 
-/* ---- reading a station ---- */
-
-static cap_value *add_value(cap_station *st, const char *name, uint64_t value, unsigned size)
+static int find_value(const compiled_station *c, const char *name)
 {
-    if (st->nvalues >= CAP_MAX_VALUES)
-        return NULL;
-    cap_value *v = &st->values[st->nvalues++];
-    memset(v, 0, sizeof *v);
-    snprintf(v->name, sizeof v->name, "%s", name);
-    v->value = value;
-    v->size = size;
-    return v;
+    for (size_t i = 0; name && i < c->nvalues; i++)
+        if (strcmp(c->values[i].def->name, name) == 0)
+            return (int)i;
+    return -1;
 }
 
-static void add_decoded(cap_station *st, const char *name, uint64_t value, unsigned size, const decode_bits *b)
+static void compile_value(cap_session *s, compiled_station *c, size_t i)
 {
-    cap_value *v = add_value(st, name, value, size);
-    if (v)
-        decode_format(b, value, v->decoded, sizeof v->decoded);
+    compiled_value *v = &c->values[i];
+    const station_value *d = &c->row.values[i];
+    fl_error e = { 0 };
+    v->def = d;
+    v->base = find_value(c, d->base);
+    int rc = 0;
+    switch (d->read) {
+    case STATION_REG:
+    case STATION_FRAME:
+        v->reg = tgt_regmap_find(tgt_regs(s->t), d->from);
+        if (!v->reg)
+            rc = fl_fail(&e, FL_ENOTFOUND, "the target has no register %s", d->from);
+        break;
+    case STATION_MEMBER:
+        rc = kern_member_get(s->k, d->from, &v->member, &e);
+        if (rc == 0 && v->member.size > 8)
+            rc = fl_fail(&e, FL_ENOTFOUND, "%s is %" PRIu64 " bytes, wider than a value", d->from, v->member.size);
+        break;
+    case STATION_STRUCT:
+        rc = kern_type_size(s->k, d->from, &v->struct_size, &e);
+        if (rc == 0)
+            rc = kern_struct_members(s->k, d->from, &v->members, &v->nmembers, &e);
+        break;
+    case STATION_PARAM:
+    case STATION_INSN_EA:
+        break; /* a location per pc: evaluated at the stop (kern_var_value) */
+    }
+    if ((d->read == STATION_MEMBER || d->read == STATION_STRUCT || d->read == STATION_INSN_EA) && v->base < 0)
+        rc = fl_fail(&e, FL_EUSAGE, "its base value %s is not an earlier value of the row", d->base ? d->base : "(none)");
+    if (rc < 0)
+        snprintf(v->missing, sizeof v->missing, "%s", e.msg);
 }
 
 static void disasm_one(cap_session *s, uint64_t pc, char *out, size_t cap, cs_insn **keep)
@@ -330,39 +261,504 @@ static void disasm_one(cap_session *s, uint64_t pc, char *out, size_t cap, cs_in
         cs_free(insn, 1);
 }
 
-/* A parameter's value at the station: from its DWARF location, so nothing
- * assumes a calling convention; where the location cannot be evaluated and
- * the pc is the function's own first instruction, the psABI argument
- * register (which DWARF would name there anyway) is the fallback. */
-static int param(cap_session *s, int id, uint64_t pc, const char *var, int abi_index, uint64_t *value,
-                 cap_station *st)
+/* Line and source of a breakpoint pc, and its disassembly: all known
+ * before any stop. The code bytes come from the guest; if they cannot be
+ * read yet (a guest halted before paging is on), the first stop there
+ * disassembles them: a guest read, no kernel lookup. */
+static void disasm_pc(cap_session *s, pc_info *p)
 {
-    static const char *const abi_args[6] = { "rdi", "rsi", "rdx", "rcx", "r8", "r9" };
-    fl_error e;
-    if (kern_var_value(s->k, station_functions[id], var, pc, &s->frame, value, &e) == 0)
-        return 0;
-    if (s->where[id].has_symbol && pc == s->where[id].pcs[0] && abi_index >= 0 &&
-        tgt_reg_read(s->t, abi_args[abi_index], value, NULL) == 0)
-        return 0;
-    size_t used = strlen(st->note);
-    snprintf(st->note + used, sizeof st->note - used, "%s%s: %s", used ? "; " : "", var, e.msg);
-    return -1;
+    disasm_one(s, p->pc, p->insn, sizeof p->insn, NULL);
+    p->located = strncmp(p->insn, "(code at", 8) != 0;
 }
 
-static void locate(cap_session *s, cap_station *st, uint64_t pc)
+static void locate_pc(cap_session *s, pc_info *p)
 {
     kern_line ln;
-    st->pc = pc;
-    if (kern_line_at(s->k, pc, &ln, NULL) == 0) {
-        snprintf(st->location, sizeof st->location, "%s:%d", kern_short_path(s->k, ln.file), ln.line);
+    if (kern_line_at(s->k, p->pc, &ln, NULL) == 0) {
+        snprintf(p->location, sizeof p->location, "%s:%d", kern_short_path(s->k, ln.file), ln.line);
         const char *text = kern_source_text(s->k, ln.file, ln.line);
         if (text) {
             while (*text == ' ' || *text == '\t')
                 text++;
-            snprintf(st->source, sizeof st->source, "%s", text);
+            snprintf(p->source, sizeof p->source, "%s", text);
         }
     }
-    disasm_one(s, pc, st->insn, sizeof st->insn, NULL);
+    disasm_pc(s, p);
+}
+
+/* Breakpoint pcs: the symbol and the entry of every inlined copy, so the
+ * probe fires wherever the function's body runs (handle_pte_fault has only
+ * inlined copies in this kernel). 0 pcs: not in this kernel. */
+static int station_pcs(cap_session *s, compiled_station *c, fl_error *err)
+{
+    const char *fn = c->row.function;
+    uint64_t addr, *inl = NULL;
+    size_t ninl = 0;
+    fl_error tmp;
+    bool sym = kern_sym_addr(s->k, fn, &addr, &tmp) == 0;
+    if (kern_inlined_entries(s->k, fn, &inl, &ninl, &tmp) < 0) {
+        if (tmp.code != FL_ENOTFOUND)
+            return fl_fail(err, tmp.code, "%s", tmp.msg);
+        inl = NULL;
+        ninl = 0;
+    }
+    c->pcs = calloc(ninl + 1, sizeof *c->pcs);
+    c->info = calloc(ninl + 1, sizeof *c->info);
+    if (!c->pcs || !c->info) {
+        free(inl);
+        return fl_fail(err, FL_EIO, "out of memory");
+    }
+    if (sym)
+        c->pcs[c->npcs++] = addr;
+    for (size_t i = 0; i < ninl; i++)
+        c->pcs[c->npcs++] = inl[i];
+    free(inl);
+    c->has_symbol = sym;
+    if (!c->row.kprobe_applies)
+        ; /* the row does not ask what kprobes would make of it */
+    else if (!sym)
+        snprintf(c->kprobe, sizeof c->kprobe, "no symbol (only inlined copies): a kprobe cannot name it");
+    else if (!(c->kprobe_refused = kern_kprobe_refusal(s->k, addr, c->kprobe, sizeof c->kprobe)))
+        snprintf(c->kprobe, sizeof c->kprobe, "allowed");
+    return 0;
+}
+
+static int compile_station(cap_session *s, size_t id, fl_error *err)
+{
+    compiled_station *c = &s->st[id];
+    if (station_pcs(s, c, err) < 0)
+        return -1;
+    if (c->npcs == 0) {
+        if (s->opt.explicit_stations)
+            return fl_fail(err, FL_ENOTFOUND,
+                           "station %s: the kernel has neither a symbol nor an inlined instance of %s",
+                           c->row.function, c->row.function);
+        c->absent = true;
+        snprintf(c->kprobe, sizeof c->kprobe, "not in this kernel");
+        return 0;
+    }
+    c->nvalues = station_value_count(&c->row);
+    for (size_t i = 0; i < c->nvalues; i++)
+        compile_value(s, c, i);
+    for (size_t i = 0; i < c->npcs; i++) {
+        c->info[i].pc = c->pcs[i];
+        locate_pc(s, &c->info[i]);
+    }
+    return 0;
+}
+
+static int add_row(cap_session *s, const station_def *row, fl_error *err)
+{
+    if (s->nstations >= CAP_MAX_STATIONS)
+        return fl_fail(err, FL_EUSAGE, "station %s: the table is full (%d stations)", row->function,
+                       CAP_MAX_STATIONS);
+    size_t id = s->nstations++;
+    s->st[id].row = *row;
+    s->kprobe_listed[id] = -1;
+    if (enabled(s, id) && compile_station(s, id, err) < 0)
+        return -1;
+    return (int)id;
+}
+
+int cap_session_add_station(cap_session *s, const station_def *row, fl_error *err)
+{
+    return add_row(s, row, err);
+}
+
+int cap_session_add_check(cap_session *s, const chk_def *row, fl_error *err)
+{
+    if (s->nchecks >= CAP_MAX_CHECKS)
+        return fl_fail(err, FL_EUSAGE, "check %s: the table is full (%d checks)", row->name, CAP_MAX_CHECKS);
+    s->checks[s->nchecks++] = *row;
+    return 0;
+}
+
+static int session_init(cap_session *s, fl_error *err)
+{
+    s->frame.reg = frame_reg;
+    s->frame.mem = frame_mem;
+    s->frame.ctx = s->t;
+    s->gs_base = tgt_regmap_find(tgt_regs(s->t), "gs_base");
+    s->k_gs_base = tgt_regmap_find(tgt_regs(s->t), "k_gs_base");
+    s->rip = tgt_regmap_find(tgt_regs(s->t), "rip");
+    if (!s->rip)
+        return fl_fail(err, FL_EPROTO, "the target describes no rip register");
+    if (cs_open(CS_ARCH_X86, CS_MODE_64, &s->cs) != CS_ERR_OK)
+        return fl_fail(err, FL_EIO, "capstone could not open an x86-64 disassembler");
+    s->cs_open = true;
+    cs_option(s->cs, CS_OPT_DETAIL, CS_OPT_ON);
+    if (load_decoders(s, err) < 0)
+        return -1;
+    s->ndefaults = station_default_count();
+    for (size_t i = 0; i < s->ndefaults; i++)
+        if (add_row(s, station_default(i), err) < 0)
+            return -1;
+    for (size_t i = 0; i < chk_default_count(); i++)
+        s->checks[s->nchecks++] = *chk_default(i);
+    return 0;
+}
+
+int cap_session_open(cap_session **out, kern *k, tgt *t, const cap_options *opt, fl_error *err)
+{
+    cap_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return fl_fail(err, FL_EIO, "out of memory");
+    s->k = k;
+    s->t = t;
+    s->opt = *opt;
+    cap_session_set_filter(s, &opt->filter, opt->scenario);
+    if (s->opt.timeout_ms <= 0)
+        s->opt.timeout_ms = 30000;
+    if (session_init(s, err) < 0) {
+        fl_error_prefix(err, "preparing the capture");
+        cap_session_close(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void cap_session_set_filter(cap_session *s, const cap_filter *filter, const char *scenario)
+{
+    s->opt.filter = *filter;
+    snprintf(s->scenario, sizeof s->scenario, "%s", scenario ? scenario : "");
+    s->opt.scenario = scenario ? s->scenario : NULL;
+}
+
+void cap_session_set_kprobe_live(cap_session *s, const int listed[CAP_ST_COUNT])
+{
+    for (int i = 0; i < CAP_ST_COUNT && i < CAP_MAX_STATIONS; i++)
+        s->kprobe_listed[i] = listed[i];
+}
+
+void cap_session_close(cap_session *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->nstations; i++) {
+        free(s->st[i].pcs);
+        free(s->st[i].info);
+        for (size_t j = 0; j < s->st[i].nvalues; j++)
+            free(s->st[i].values[j].members);
+    }
+    for (int d = 0; d < STATION_DEC_COUNT; d++)
+        decode_bits_free(&s->bits[d]);
+    if (s->cs_open)
+        cs_close(&s->cs);
+    free(s);
+}
+
+/* ---- arming ---- */
+
+static int arm(cap_session *s, size_t id, bool on, fl_error *err)
+{
+    compiled_station *c = &s->st[id];
+    if (c->armed == on)
+        return 0;
+    for (size_t i = 0; i < c->npcs; i++) {
+        int rc = on ? tgt_bp_insert(s->t, TGT_BP_HW, c->pcs[i], 1, err)
+                    : tgt_bp_remove(s->t, TGT_BP_HW, c->pcs[i], 1, err);
+        if (rc < 0) {
+            if (on) /* leave nothing half-armed */
+                for (size_t j = 0; j < i; j++)
+                    tgt_bp_remove(s->t, TGT_BP_HW, c->pcs[j], 1, NULL);
+            return fl_error_prefix(err, "%s the breakpoint of station %s at 0x%" PRIx64,
+                                   on ? "arming" : "disarming", c->row.function, c->pcs[i]);
+        }
+    }
+    c->armed = on;
+    return 0;
+}
+
+static size_t slots_in_use(const cap_session *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nstations; i++)
+        if (s->st[i].armed)
+            n += s->st[i].npcs;
+    return n;
+}
+
+static bool usable(const cap_session *s, size_t id)
+{
+    return enabled(s, id) && !s->st[id].absent;
+}
+
+/* Arm stations from `from` to `to` (exclusive), in path order, while slots
+ * last: with KVM's four debug registers, later stations are armed as earlier
+ * ones fire. */
+static int arm_range(cap_session *s, size_t from, size_t to, const cap_fault *f, fl_error *err)
+{
+    for (size_t i = from; i < to && i < s->nstations; i++) {
+        if (!usable(s, i) || f->st[i].hit || s->st[i].armed)
+            continue;
+        if (s->opt.max_slots > 0 && slots_in_use(s) + s->st[i].npcs > (size_t)s->opt.max_slots)
+            break;
+        if (arm(s, i, true, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void disarm_all(cap_session *s)
+{
+    for (size_t i = 0; i < s->nstations; i++)
+        arm(s, i, false, NULL);
+}
+
+/* ---- reading a station: a loop over its compiled row ---- */
+
+/* One stop's reads, memoised: the filter reads a few values first, the rest
+ * only once the fault is ours. */
+typedef struct stop_ctx {
+    cap_session *s;
+    compiled_station *c;
+    cap_station *out;
+    cap_fault *f;
+    uint64_t pc;
+    uint64_t raw[STATION_MAX_VALUES];
+    signed char state[STATION_MAX_VALUES]; /* 0 unread, 1 read, -1 failed */
+    uint64_t hw[HW_FRAME_SLOTS];
+    signed char hw_state;
+} stop_ctx;
+
+static void stop_note(stop_ctx *x, const char *what, const char *msg)
+{
+    note_append(x->out->note, sizeof x->out->note, "%s%s: %s", what, msg);
+}
+
+static int read_hw_frame(stop_ctx *x, const compiled_value *v)
+{
+    if (x->hw_state == 0) {
+        uint64_t sp;
+        fl_error e;
+        x->hw_state = -1;
+        if (tgt_reg_read_r(x->s->t, v->reg, &sp, &e) < 0 || tgt_mem_read(x->s->t, sp, x->hw, sizeof x->hw, &e) < 0)
+            stop_note(x, "hardware frame", e.msg);
+        else
+            x->hw_state = 1;
+    }
+    return x->hw_state > 0 ? 0 : -1;
+}
+
+/* A parameter's value at the station: from its DWARF location, so nothing
+ * assumes a calling convention; where the location cannot be evaluated and
+ * the pc is the function's own first instruction, the psABI argument
+ * register (which DWARF would name there anyway) is the fallback. */
+static int read_param(stop_ctx *x, const station_value *d, uint64_t *value)
+{
+    compiled_station *c = x->c;
+    fl_error e;
+    if (kern_var_value(x->s->k, c->row.function, d->from, x->pc, &x->s->frame, value, &e) == 0)
+        return 0;
+    if (c->has_symbol && x->pc == c->pcs[0] && d->slot >= 0 && d->slot < 6 &&
+        tgt_reg_read(x->s->t, abi_args[d->slot], value, NULL) == 0)
+        return 0;
+    stop_note(x, d->from, e.msg);
+    return -1;
+}
+
+static int read_value(stop_ctx *x, size_t i, uint64_t *value);
+
+static int read_member(stop_ctx *x, const compiled_value *v, uint64_t *value)
+{
+    uint64_t base;
+    fl_error e;
+    if (read_value(x, (size_t)v->base, &base) < 0)
+        return -1;
+    *value = 0;
+    if (tgt_mem_read(x->s->t, base + v->member.offset, value, v->member.size, &e) < 0) {
+        stop_note(x, v->def->name, e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* The raw number of value i (scalar kinds only), read at most once a stop. */
+static int read_value(stop_ctx *x, size_t i, uint64_t *value)
+{
+    const compiled_value *v = &x->c->values[i];
+    if (x->state[i]) {
+        *value = x->raw[i];
+        return x->state[i] > 0 ? 0 : -1;
+    }
+    x->state[i] = -1;
+    int rc = -1;
+    fl_error e;
+    if (v->missing[0]) {
+        stop_note(x, v->def->name, v->missing);
+        return -1;
+    }
+    switch (v->def->read) {
+    case STATION_REG:
+        if ((rc = tgt_reg_read_r(x->s->t, v->reg, value, &e)) < 0)
+            stop_note(x, v->def->name, e.msg);
+        break;
+    case STATION_FRAME:
+        if ((rc = read_hw_frame(x, v)) == 0)
+            *value = v->def->slot >= 0 && v->def->slot < HW_FRAME_SLOTS ? x->hw[v->def->slot] : 0;
+        break;
+    case STATION_PARAM:
+        rc = read_param(x, v->def, value);
+        break;
+    case STATION_MEMBER:
+        rc = read_member(x, v, value);
+        break;
+    case STATION_STRUCT:
+    case STATION_INSN_EA:
+        return -1; /* not scalars: emitted by their own readers */
+    }
+    if (rc == 0 && v->def->width && v->def->width < 8)
+        *value &= (1ull << (8 * v->def->width)) - 1;
+    if (rc == 0) {
+        x->raw[i] = *value;
+        x->state[i] = 1;
+    }
+    return rc;
+}
+
+static cap_value *add_value(cap_station *st, const char *name, uint64_t value, unsigned size)
+{
+    if (st->nvalues >= CAP_MAX_VALUES)
+        return NULL;
+    cap_value *v = &st->values[st->nvalues++];
+    memset(v, 0, sizeof *v);
+    snprintf(v->name, sizeof v->name, "%s", name);
+    v->value = value;
+    v->size = size;
+    return v;
+}
+
+static void decode_into(const cap_session *s, cap_value *v, enum station_decoder d)
+{
+    if (!v)
+        return;
+    v->decoder = d;
+    if (d == STATION_DEC_SELECTOR)
+        decode_selector_format(v->value, v->decoded, sizeof v->decoded);
+    else if (d != STATION_DEC_NONE && (unsigned)d < STATION_DEC_COUNT)
+        decode_format(&s->bits[d], v->value, v->decoded, sizeof v->decoded);
+}
+
+/* Every member of a struct, read in one piece. */
+static void emit_struct(stop_ctx *x, const compiled_value *v)
+{
+    uint64_t addr;
+    fl_error e;
+    if (read_value(x, (size_t)v->base, &addr) < 0)
+        return;
+    uint8_t *buf = malloc(v->struct_size ? v->struct_size : 1);
+    if (!buf || tgt_mem_read(x->s->t, addr, buf, v->struct_size, &e) < 0) {
+        stop_note(x, v->def->from, buf ? e.msg : "out of memory");
+        free(buf);
+        return;
+    }
+    const char *base = x->c->row.values[v->base].name;
+    for (size_t i = 0; i < v->nmembers; i++) {
+        const kern_member *m = &v->members[i];
+        if (m->size == 0 || m->size > 8 || m->offset + m->size > v->struct_size)
+            continue;
+        uint64_t val = 0;
+        memcpy(&val, buf + m->offset, m->size);
+        char name[48];
+        snprintf(name, sizeof name, "%s->%s", base, m->name);
+        cap_value *cv = add_value(x->out, name, val, (unsigned)m->size);
+        if (!cv)
+            break;
+        for (const station_member_decoder *md = v->def->members; md && md->member; md++)
+            if (strcmp(md->member, m->name) == 0)
+                decode_into(x->s, cv, md->decoder);
+    }
+    free(buf);
+}
+
+/* The effective address of a memory operand of insn, from the registers
+ * still holding the interrupted context's values at this stop. */
+static bool operand_ea(stop_ctx *x, const cs_insn *insn, uint64_t rip, uint64_t user_rsp, uint64_t *ea)
+{
+    const cs_x86 *d = &insn->detail->x86;
+    for (int i = 0; i < d->op_count; i++) {
+        const cs_x86_op *op = &d->operands[i];
+        if (op->type != X86_OP_MEM || op->mem.segment != X86_REG_INVALID)
+            continue;
+        uint64_t sum = (uint64_t)op->mem.disp, v = 0;
+        x86_reg regs[2] = { op->mem.base, op->mem.index };
+        for (int r = 0; r < 2; r++) {
+            if (regs[r] == X86_REG_INVALID)
+                continue;
+            if (regs[r] == X86_REG_RIP)
+                v = rip + insn->size;
+            else if (regs[r] == X86_REG_RSP)
+                v = user_rsp;
+            else if (tgt_reg_read(x->s->t, cs_reg_name(x->s->cs, regs[r]), &v, NULL) < 0)
+                return false;
+            sum += r == 0 ? v : v * (uint64_t)op->mem.scale;
+        }
+        *ea = sum;
+        return true;
+    }
+    return false;
+}
+
+/* The faulting instruction, disassembled, and its effective address. */
+static void emit_insn_ea(stop_ctx *x, size_t i)
+{
+    const compiled_value *v = &x->c->values[i];
+    int rip_at = find_value(x->c, v->def->from);
+    uint64_t rip, rsp;
+    if (rip_at < 0 || read_value(x, (size_t)rip_at, &rip) < 0 || read_value(x, (size_t)v->base, &rsp) < 0)
+        return;
+    cs_insn *insn = NULL;
+    x->f->fault_ip = rip;
+    disasm_one(x->s, rip, x->f->user_insn, sizeof x->f->user_insn, &insn);
+    if (!insn)
+        return;
+    uint64_t ea;
+    if (operand_ea(x, insn, rip, rsp, &ea))
+        add_value(x->out, v->def->name, ea, 8);
+    cs_free(insn, 1);
+}
+
+static void emit_value(stop_ctx *x, size_t i)
+{
+    const compiled_value *v = &x->c->values[i];
+    uint64_t val;
+    if (v->def->read == STATION_STRUCT) {
+        if (!v->missing[0])
+            emit_struct(x, v);
+        else
+            stop_note(x, v->def->name, v->missing);
+        return;
+    }
+    if (v->def->read == STATION_INSN_EA) {
+        emit_insn_ea(x, i);
+        return;
+    }
+    if (read_value(x, i, &val) < 0)
+        return;
+    unsigned size = v->def->width ? v->def->width : v->def->read == STATION_MEMBER ? (unsigned)v->member.size : 8;
+    cap_value *cv = add_value(x->out, v->def->name, val, size);
+    if (cv) {
+        decode_into(x->s, cv, v->def->decoder);
+        cv->proof = v->def->proof;
+    }
+}
+
+static void locate(stop_ctx *x)
+{
+    cap_station *st = x->out;
+    st->pc = x->pc;
+    for (size_t i = 0; i < x->c->npcs; i++) {
+        pc_info *p = &x->c->info[i];
+        if (p->pc != x->pc)
+            continue;
+        if (!p->located) /* the code was not readable when the session opened */
+            disasm_pc(x->s, p);
+        snprintf(st->location, sizeof st->location, "%s", p->location);
+        snprintf(st->source, sizeof st->source, "%s", p->source);
+        snprintf(st->insn, sizeof st->insn, "%s", p->insn);
+        return;
+    }
 }
 
 /* Who faulted and on what: what the filter looks at. */
@@ -371,242 +767,116 @@ typedef struct ident {
     bool have_task;
     uint64_t addr;
     bool have_addr;
+    bool addr_page;      /* the station sees only the page */
+    char why[160];       /* why current could not be read, "" if it was */
 } ident;
 
-static void current_task(cap_session *s, const char *base_reg, ident *who, cap_station *st)
+/* The per-cpu base that gives `current` here. After swapgs it is GS_BASE.
+ * Before it (a station with an interrupted CS), it is still KERNEL_GS_BASE
+ * when the CPU came from user mode. Both bases are in this stop's `g`: when
+ * exactly one is a kernel-half address (bit 63, the x86-64 canonical upper
+ * half) it is the kernel's, with no memory read; otherwise the frame's CS
+ * decides. */
+static const tgt_reg *percpu_base_reg(stop_ctx *x)
 {
+    const cap_session *s = x->s;
+    if (!x->c->row.interrupted_cs)
+        return s->gs_base;
+    uint64_t gs, kgs, cs;
+    if (s->gs_base && s->k_gs_base && tgt_reg_read_r(s->t, s->gs_base, &gs, NULL) == 0 &&
+        tgt_reg_read_r(s->t, s->k_gs_base, &kgs, NULL) == 0 && (gs >> 63) != (kgs >> 63))
+        return gs >> 63 ? s->gs_base : s->k_gs_base;
+    int at = find_value(x->c, x->c->row.interrupted_cs);
+    if (at >= 0 && read_value(x, (size_t)at, &cs) == 0 && decode_selector_of(cs).rpl == 3)
+        return s->k_gs_base;
+    return s->gs_base;
+}
+
+static void read_current(stop_ctx *x, ident *who)
+{
+    const tgt_reg *r = percpu_base_reg(x);
     uint64_t base;
     fl_error e;
-    if (tgt_reg_read(s->t, base_reg, &base, &e) == 0 &&
-        kern_current(s->k, base, &s->frame, &who->task, &e) == 0) {
+    if (!r) {
+        snprintf(who->why, sizeof who->why, "the target describes no gs_base/k_gs_base register");
+        stop_note(x, "current", who->why);
+        return;
+    }
+    if (tgt_reg_read_r(x->s->t, r, &base, &e) == 0 && kern_current(x->s->k, base, &x->s->frame, &who->task, &e) == 0) {
         who->have_task = true;
         return;
     }
-    size_t used = strlen(st->note);
-    snprintf(st->note + used, sizeof st->note - used, "%scurrent: %s", used ? "; " : "", e.msg);
+    snprintf(who->why, sizeof who->why, "%s", e.msg);
+    stop_note(x, "current", e.msg);
 }
 
-/* The faulting instruction and its effective address, from the registers
- * still holding the interrupted context's values at the entry station. */
-static void fault_instruction(cap_session *s, cap_fault *f, uint64_t rip, uint64_t user_rsp)
+/* The fault address as this station sees it, from the row's marked value. */
+static void read_fault_addr(stop_ctx *x, ident *who)
 {
-    cs_insn *insn = NULL;
-    f->fault_ip = rip;
-    disasm_one(s, rip, f->user_insn, sizeof f->user_insn, &insn);
-    if (!insn)
-        return;
-    cap_station *st = &f->st[CAP_ST_ENTRY];
-    cs_x86 *x = &insn->detail->x86;
-    for (int i = 0; i < x->op_count; i++) {
-        cs_x86_op *op = &x->operands[i];
-        if (op->type != X86_OP_MEM || op->mem.segment != X86_REG_INVALID)
-            continue;
-        uint64_t ea = (uint64_t)op->mem.disp, v;
-        bool ok = true;
-        x86_reg regs[2] = { op->mem.base, op->mem.index };
-        for (int r = 0; r < 2 && ok; r++) {
-            if (regs[r] == X86_REG_INVALID)
-                continue;
-            if (regs[r] == X86_REG_RIP)
-                v = rip + insn->size;
-            else if (regs[r] == X86_REG_RSP)
-                v = user_rsp;
-            else
-                ok = tgt_reg_read(s->t, cs_reg_name(s->cs, regs[r]), &v, NULL) == 0;
-            ea += r == 0 ? v : v * (uint64_t)op->mem.scale;
-        }
-        if (ok)
-            add_value(st, "insn.effective_address", ea, 8);
-        break;
-    }
-    cs_free(insn, 1);
-}
-
-static void read_entry(cap_session *s, cap_fault *f, ident *who)
-{
-    cap_station *st = &f->st[CAP_ST_ENTRY];
-    static const char *const cpu[] = { "cr2", "cr3", "cs", "eflags", "rsp" };
-    uint64_t v[5] = { 0 };
-    for (int i = 0; i < 5; i++) {
-        fl_error e;
-        if (tgt_reg_read(s->t, cpu[i], &v[i], &e) < 0) {
-            snprintf(st->note, sizeof st->note, "%s", e.msg);
-            continue;
-        }
-        cap_value *cv = add_value(st, cpu[i], v[i], 8);
-        if (cv && i == 2)
-            decode_selector_format(v[i], cv->decoded, sizeof cv->decoded);
-        if (cv && i == 3)
-            decode_format(&s->rflags_bits, v[i], cv->decoded, sizeof cv->decoded);
-    }
-    who->addr = v[0];
-    who->have_addr = true;
-    /* The hardware frame the CPU pushed: error code, RIP, CS, RFLAGS, RSP, SS
-     * (SDM vol. 3, 6.14.2 "64-Bit Mode Stack Frame"). */
-    static const char *const frame[6] = { "frame.error_code", "frame.rip", "frame.cs",
-                                          "frame.rflags", "frame.rsp", "frame.ss" };
-    uint64_t hw[6];
-    fl_error e;
-    if (tgt_mem_read(s->t, v[4], hw, sizeof hw, &e) < 0) {
-        snprintf(st->note, sizeof st->note, "hardware frame: %s", e.msg);
-        return;
-    }
-    for (int i = 0; i < 6; i++) {
-        cap_value *cv = add_value(st, frame[i], hw[i], 8);
-        if (!cv)
-            break;
-        if (i == 0)
-            decode_format(&s->err_bits, hw[i], cv->decoded, sizeof cv->decoded);
-        else if (i == 2 || i == 5)
-            decode_selector_format(hw[i], cv->decoded, sizeof cv->decoded);
-        else if (i == 3)
-            decode_format(&s->rflags_bits, hw[i], cv->decoded, sizeof cv->decoded);
-    }
-    /* Before swapgs (coming from user mode) the kernel's per-cpu base sits in
-     * KERNEL_GS_BASE; from kernel mode GS already is the kernel's. */
-    current_task(s, (hw[2] & 3) == 3 ? "k_gs_base" : "gs_base", who, st);
-    fault_instruction(s, f, hw[1], hw[4]);
-}
-
-static void read_regs_struct(cap_session *s, cap_station *st, uint64_t regs)
-{
-    uint8_t *buf = malloc(s->regs_size ? s->regs_size : 1);
-    fl_error e;
-    if (!buf || tgt_mem_read(s->t, regs, buf, s->regs_size, &e) < 0) {
-        snprintf(st->note, sizeof st->note, "struct pt_regs at 0x%" PRIx64 ": %s", regs,
-                 buf ? e.msg : "out of memory");
-        free(buf);
-        return;
-    }
-    for (size_t i = 0; i < s->nregs_members; i++) {
-        const kern_member *m = &s->regs_members[i];
-        if (m->size == 0 || m->size > 8 || m->offset + m->size > s->regs_size)
-            continue;
-        uint64_t v = 0;
-        memcpy(&v, buf + m->offset, m->size);
-        char name[48];
-        snprintf(name, sizeof name, "regs->%s", m->name);
-        cap_value *cv = add_value(st, name, v, (unsigned)m->size);
-        if (!cv)
-            break;
-        if (strcmp(m->name, "cs") == 0 || strcmp(m->name, "ss") == 0)
-            decode_selector_format(v, cv->decoded, sizeof cv->decoded);
-        else if (strcmp(m->name, "flags") == 0)
-            decode_format(&s->rflags_bits, v, cv->decoded, sizeof cv->decoded);
-    }
-    free(buf);
-}
-
-static void read_station(cap_session *s, int id, uint64_t pc, cap_fault *f, ident *who)
-{
-    cap_station *st = &f->st[id];
-    uint64_t v;
-    locate(s, st, pc);
-    switch (id) {
-    case CAP_ST_ENTRY:
-        read_entry(s, f, who);
-        return;
-    case CAP_ST_EXC:
-        if (param(s, id, pc, "regs", 0, &v, st) == 0) {
-            add_value(st, "regs", v, 8);
-            read_regs_struct(s, st, v);
-        }
-        if (param(s, id, pc, "error_code", 1, &v, st) == 0)
-            add_decoded(st, "error_code", v, 8, &s->err_bits);
-        if (tgt_reg_read(s->t, "cr2", &v, NULL) == 0) {
-            add_value(st, "cr2", v, 8);
-            who->addr = v;
+    for (size_t i = 0; i < x->c->nvalues; i++) {
+        enum station_fault_addr fa = x->c->values[i].def->fault_addr;
+        if (fa != STATION_ADDR_NO && read_value(x, i, &who->addr) == 0) {
             who->have_addr = true;
+            who->addr_page = fa == STATION_ADDR_PAGE;
         }
-        break;
-    case CAP_ST_USER_FAULT:
-        if (param(s, id, pc, "regs", 0, &v, st) == 0)
-            add_value(st, "regs", v, 8);
-        if (param(s, id, pc, "error_code", 1, &v, st) == 0)
-            add_decoded(st, "error_code", v, 8, &s->err_bits);
-        if (param(s, id, pc, "address", 2, &v, st) == 0) {
-            add_value(st, "address", v, 8);
-            who->addr = v;
-            who->have_addr = true;
-        }
-        break;
-    case CAP_ST_LOCK_VMA:
-        if (param(s, id, pc, "mm", 0, &v, st) == 0)
-            add_value(st, "mm", v, 8);
-        if (param(s, id, pc, "address", 1, &v, st) == 0) {
-            add_value(st, "address", v, 8);
-            who->addr = v;
-            who->have_addr = true;
-        }
-        break;
-    case CAP_ST_MM_FAULT:
-        if (param(s, id, pc, "vma", 0, &v, st) == 0)
-            add_value(st, "vma", v, 8);
-        if (param(s, id, pc, "address", 1, &v, st) == 0) {
-            add_value(st, "address", v, 8);
-            who->addr = v;
-            who->have_addr = true;
-        }
-        if (param(s, id, pc, "flags", 2, &v, st) == 0) {
-            v &= 0xffffffffu; /* unsigned int: the upper half of the register is not the value */
-            add_decoded(st, "flags", v, 4, &s->flag_bits);
-        }
-        if (param(s, id, pc, "regs", 3, &v, st) == 0)
-            add_value(st, "regs", v, 8);
-        break;
-    case CAP_ST_PTE_FAULT:
-        if (param(s, id, pc, "vmf", -1, &v, st) == 0) {
-            add_value(st, "vmf", v, 8);
-            static const char *const names[4] = { "vmf->address", "vmf->flags", "vmf->pgoff", "vmf->vma" };
-            for (int i = 0; i < 4; i++) {
-                const kern_member *m = &s->vmf_member[i];
-                uint64_t mv = 0;
-                fl_error e;
-                if (m->size > 8 || tgt_mem_read(s->t, v + m->offset, &mv, m->size, &e) < 0) {
-                    snprintf(st->note, sizeof st->note, "%s: %s", names[i], m->size > 8 ? "too wide" : e.msg);
-                    continue;
-                }
-                cap_value *cv = add_value(st, names[i], mv, (unsigned)m->size);
-                if (cv && i == 1)
-                    decode_format(&s->flag_bits, mv, cv->decoded, sizeof cv->decoded);
-                if (i == 0) {
-                    who->addr = mv;
-                    who->have_addr = true;
-                }
-            }
-        }
-        break;
     }
-    current_task(s, "gs_base", who, st);
 }
 
-static bool filter_match(const cap_session *s, const ident *who, int id)
+static bool addr_matches(const cap_filter *fl, const ident *who)
 {
-    const cap_filter *fl = &s->opt.filter;
+    if (!fl->addr)
+        return true;
+    if (!who->have_addr)
+        return false;
+    bool page = fl->addr_page || who->addr_page;
+    return page ? (who->addr & BASE_PAGE_MASK) == (fl->addr & BASE_PAGE_MASK) : who->addr == fl->addr;
+}
+
+static bool task_matches(const cap_filter *fl, const ident *who)
+{
     if ((fl->pid || fl->comm[0]) && !who->have_task)
         return false;
     if (fl->pid && who->task.pid != fl->pid)
         return false;
-    if (fl->comm[0] && strncmp(who->task.comm, fl->comm, sizeof who->task.comm) != 0)
-        return false;
-    if (fl->addr) {
-        if (!who->have_addr)
-            return false;
-        /* handle_pte_fault only sees the page */
-        bool page = fl->addr_page || id == CAP_ST_PTE_FAULT;
-        if (page ? (who->addr & BASE_PAGE_MASK) != (fl->addr & BASE_PAGE_MASK) : who->addr != fl->addr)
+    return !fl->comm[0] || strncmp(who->task.comm, fl->comm, sizeof who->task.comm) == 0;
+}
+
+/* Decide whether this stop is the fault we filter for, reading no more than
+ * the decision needs: the address from the registers of this stop first,
+ * `current` only for a pid or comm filter. */
+static bool stop_matches(stop_ctx *x, ident *who, bool matched)
+{
+    const cap_filter *fl = &x->s->opt.filter;
+    bool need_task = fl->pid || fl->comm[0];
+    if (!matched) {
+        read_fault_addr(x, who);
+        if (!addr_matches(fl, who))
             return false;
     }
-    return true;
+    if (need_task)
+        read_current(x, who);
+    return matched ? !fl->pid || (who->have_task && who->task.pid == fl->pid) : task_matches(fl, who);
 }
+
+/* The rest of the station, once the fault is ours. */
+static void read_rest(stop_ctx *x, ident *who)
+{
+    locate(x);
+    for (size_t i = 0; i < x->c->nvalues; i++)
+        emit_value(x, i);
+    if (!who->have_task)
+        read_current(x, who);
+}
+
+/* ---- the capture loop ---- */
 
 static int station_at(const cap_session *s, uint64_t pc)
 {
-    for (int i = 0; i < CAP_ST_COUNT; i++)
-        if (s->where[i].armed)
-            for (size_t j = 0; j < s->where[i].npcs; j++)
-                if (s->where[i].pcs[j] == pc)
-                    return i;
+    for (size_t i = 0; i < s->nstations; i++)
+        if (s->st[i].armed)
+            for (size_t j = 0; j < s->st[i].npcs; j++)
+                if (s->st[i].pcs[j] == pc)
+                    return (int)i;
     return -1;
 }
 
@@ -641,92 +911,165 @@ static int run_to_stop(cap_session *s, int ms, fl_error *err)
     return 0;
 }
 
-static void build_checks(const cap_session *s, cap_fault *f);
+/* One capture's progress. */
+typedef struct run {
+    size_t first, last;  /* first and last usable station */
+    bool matched;
+    unsigned unreadable; /* pass-overs in a row where `current` could not be read */
+    bool ever_read;      /* `current` was read at least once */
+    char why[160];       /* the last reason it could not be */
+} run;
+
+/* After this many pass-overs in a row with guest memory unreadable (and
+ * never readable), a task filter can never match: say so instead of
+ * waiting for the timeout. */
+#define UNREADABLE_LIMIT 16
+
+/* Does the scenario's row say its fault never reaches station i? Such a
+ * station is still armed, but the capture does not wait for it: a fault
+ * refused before handle_mm_fault ends without it (the outcome follows it). */
+static bool scenario_skips(const cap_session *s, size_t i)
+{
+    const scenario_def *sc = scenario_find(s->opt.scenario);
+    for (int k = 0; sc && k < SCENARIO_MAX_SKIPS && sc->skips[k]; k++)
+        if (strcmp(sc->skips[k], s->st[i].row.function) == 0)
+            return true;
+    return false;
+}
+
+static int prepare_fault(cap_session *s, cap_fault *f, run *r, fl_error *err)
+{
+    memset(f, 0, sizeof *f);
+    memset(r, 0, sizeof *r);
+    f->nstations = s->nstations;
+    bool any = false;
+    for (size_t i = 0; i < s->nstations; i++) {
+        cap_station *st = &f->st[i];
+        st->row = &s->st[i].row;
+        st->enabled = enabled(s, i);
+        st->absent = s->st[i].absent;
+        st->kprobe_refused = s->st[i].kprobe_refused;
+        snprintf(st->kprobe, sizeof st->kprobe, "%s", s->st[i].kprobe);
+        if (st->enabled && st->absent)
+            snprintf(st->note, sizeof st->note, "not in this kernel: it has neither a symbol nor an inlined "
+                     "instance of %s", s->st[i].row.function);
+        if (!usable(s, i))
+            continue;
+        if (!any)
+            r->first = i;
+        if (!any || !scenario_skips(s, i))
+            r->last = i;
+        any = true;
+    }
+    return any ? 0 : fl_fail(err, FL_EUSAGE, "no station is enabled (or none is in this kernel)");
+}
+
+static void note_skipped(const cap_session *s, cap_fault *f, const run *r, size_t id)
+{
+    for (size_t j = r->first; j < id; j++)
+        if (usable(s, j) && !f->st[j].hit && !f->st[j].note[0])
+            snprintf(f->st[j].note, sizeof f->st[j].note, "not reached: this fault went from %s to %s without it",
+                     j > r->first ? s->st[r->first].row.function : "entry", s->st[id].row.function);
+}
+
+/* The guest stopped at station id. 1: the capture is complete, 0: run on,
+ * -1: error. */
+static int on_stop(cap_session *s, cap_fault *f, run *r, size_t id, uint64_t pc, fl_error *err)
+{
+    cap_station *saved = &s->saved;
+    stop_ctx x = { .s = s, .c = &s->st[id], .out = &f->st[id], .f = f, .pc = pc };
+    ident who = { 0 };
+    *saved = f->st[id];
+    if (!stop_matches(&x, &who, r->matched) || (!r->matched && id != r->first)) {
+        if (!r->matched && id == r->first) {
+            f->passed_over++;
+            r->unreadable = who.have_task || !who.why[0] ? 0 : r->unreadable + 1;
+            r->ever_read |= who.have_task;
+            if (who.why[0])
+                snprintf(r->why, sizeof r->why, "%s", who.why);
+        }
+        f->st[id] = *saved;
+        if (!r->ever_read && r->unreadable >= UNREADABLE_LIMIT)
+            return fl_fail(err, FL_EIO, "guest memory cannot be read, so the process filter cannot be applied "
+                           "(%u faults passed over): %s", f->passed_over, r->why);
+        return 0;
+    }
+    read_rest(&x, &who);
+    if (!r->matched)
+        f->task = who.task;
+    r->matched = true;
+    f->st[id].hit = true;
+    note_skipped(s, f, r, id);
+    if (s->hook)
+        s->hook(s->hook_ctx, (int)id, f, s->t);
+    for (size_t j = 0; j <= id; j++)
+        if (s->st[j].armed && arm(s, j, false, err) < 0)
+            return -1;
+    if (id == r->last)
+        return 1;
+    return arm_range(s, id + 1, s->nstations, f, err) < 0 ? -1 : 0;
+}
+
+static void build_checks(const cap_session *s, cap_fault *f, bool complete);
+
+static int wait_failed(const cap_session *s, const cap_fault *f, const run *r, int left, const fl_error *wait_err,
+                       fl_error *err)
+{
+    if (left > 0 && wait_err->code != FL_ETIMEOUT)
+        return fl_fail(err, wait_err->code, "%s", wait_err->msg);
+    if (!r->matched && !r->ever_read && r->unreadable > 0)
+        return fl_fail(err, FL_EIO, "guest memory cannot be read, so the process filter cannot be applied "
+                       "(%u faults passed over in %d ms): %s", f->passed_over, s->opt.timeout_ms, r->why);
+    return fl_fail(err, FL_ETIMEOUT, "%s within %d ms (%u other faults passed over)",
+                   r->matched ? "the fault did not reach every station" : "the filtered fault did not happen",
+                   s->opt.timeout_ms, f->passed_over);
+}
 
 int cap_fault_capture(cap_session *s, cap_fault *f, fl_error *err)
 {
-    memset(f, 0, sizeof *f);
-    int first = -1, last = -1;
-    for (int i = 0; i < CAP_ST_COUNT; i++) {
-        f->st[i].enabled = enabled(s, i);
-        f->st[i].kprobe_refused = s->where[i].kprobe_refused;
-        snprintf(f->st[i].kprobe, sizeof f->st[i].kprobe, "%s", s->where[i].kprobe);
-        if (f->st[i].enabled) {
-            if (first < 0)
-                first = i;
-            last = i;
-        }
-    }
-    if (first < 0)
-        return fl_fail(err, FL_EUSAGE, "no station is enabled");
+    run r;
+    if (prepare_fault(s, f, &r, err) < 0)
+        return -1;
     double t0 = fl_now_s();
     int rc = -1;
-    bool matched = false;
-    if (arm_from(s, 0, f, err) < 0)
+    /* Only the first station is armed until a fault matches. */
+    if (arm_range(s, r.first, r.first + 1, f, err) < 0)
         goto out;
     for (;;) {
         int left = (int)((t0 + s->opt.timeout_ms / 1000.0 - fl_now_s()) * 1000);
         fl_error wait_err = { 0 };
         if (left <= 0 || run_to_stop(s, left, &wait_err) < 0) {
-            if (left > 0 && wait_err.code != FL_ETIMEOUT)
-                fl_fail(err, wait_err.code, "%s", wait_err.msg);
-            else
-                fl_fail(err, FL_ETIMEOUT, "%s within %d ms (%u other faults passed over)",
-                        matched ? "the fault did not reach every station" : "the filtered fault did not happen",
-                        s->opt.timeout_ms, f->passed_over);
+            wait_failed(s, f, &r, left, &wait_err, err);
             goto out;
         }
         uint64_t pc;
-        if (tgt_reg_read(s->t, "rip", &pc, err) < 0)
+        if (tgt_reg_read_r(s->t, s->rip, &pc, err) < 0)
             goto out;
         int id = station_at(s, pc);
         if (id < 0) {
             fl_fail(err, FL_EPROTO, "the guest stopped at 0x%" PRIx64 ", where no station is armed", pc);
             goto out;
         }
-        ident who = { 0 };
-        cap_station saved = f->st[id];
-        read_station(s, id, pc, f, &who);
-        bool ours = matched ? (!s->opt.filter.pid || (who.have_task && who.task.pid == s->opt.filter.pid))
-                            : (id == first && filter_match(s, &who, id));
-        if (!ours) {
-            if (!matched && id == first)
-                f->passed_over++;
-            f->st[id] = saved;
-            continue;
-        }
-        if (!matched) {
-            f->task = who.task;
-            matched = true;
-        }
-        f->st[id].hit = true;
-        for (int j = first; j < id; j++)
-            if (f->st[j].enabled && !f->st[j].hit && !f->st[j].note[0])
-                snprintf(f->st[j].note, sizeof f->st[j].note, "not reached: this fault went from %s to %s without it",
-                         j > first ? station_functions[first] : "entry", station_functions[id]);
-        if (arm(s, id, false, err) < 0)
+        int done = on_stop(s, f, &r, (size_t)id, pc, err);
+        if (done < 0)
             goto out;
-        for (int j = 0; j < id; j++)
-            if (s->where[j].armed && arm(s, j, false, err) < 0)
-                goto out;
-        if (id == last) {
+        if (done > 0) {
             rc = 0;
             break;
         }
-        if (arm_from(s, id + 1, f, err) < 0)
-            goto out;
     }
 out:
     f->seconds = fl_now_s() - t0;
     disarm_all(s);
-    if (matched)
-        build_checks(s, f);
+    if (r.matched)
+        build_checks(s, f, rc == 0);
     return rc;
 }
 
-const cap_value *cap_value_get(const cap_fault *f, enum cap_station_id st, const char *name)
+const cap_value *cap_value_get(const cap_fault *f, int st, const char *name)
 {
-    if ((unsigned)st >= CAP_ST_COUNT || !f->st[st].hit)
+    size_t n = f->nstations ? f->nstations : CAP_ST_COUNT;
+    if (st < 0 || (size_t)st >= n || !f->st[st].hit)
         return NULL;
     for (size_t i = 0; i < f->st[st].nvalues; i++)
         if (strcmp(f->st[st].values[i].name, name) == 0)
@@ -742,181 +1085,130 @@ size_t cap_checks_failed(const cap_fault *f)
     return n;
 }
 
-/* ---- checks: every one computed from two live readings ---- */
+/* ---- checks: a loop over the rows of checks.c and the added ones ---- */
 
-static void check(cap_fault *f, const char *name, bool ok, const char *claim, const char *expected,
-                  const char *actual)
+/* Texts of the derived readings, built once per fault. */
+typedef struct derived {
+    const scenario_def *scenario;
+    char scenario_skips[64], path_skips[64];
+    bool complete;       /* every station was reached or passed */
+} derived;
+
+static int station_index(const cap_session *s, const char *function)
 {
-    if (f->nchecks >= CAP_MAX_CHECKS)
-        return;
-    cap_check *c = &f->checks[f->nchecks++];
-    snprintf(c->name, sizeof c->name, "%s", name);
-    snprintf(c->claim, sizeof c->claim, "%s", claim);
-    snprintf(c->expected, sizeof c->expected, "%s", expected);
-    snprintf(c->actual, sizeof c->actual, "%s", actual);
-    c->ok = ok;
+    for (size_t i = 0; function && i < s->nstations; i++)
+        if (strcmp(s->st[i].row.function, function) == 0)
+            return (int)i;
+    return -1;
 }
 
-static void check_eq(cap_fault *f, const char *name, const char *claim, const cap_value *want, const cap_value *got,
-                     uint64_t got_mask)
+static bool derived_side(const cap_session *s, const cap_fault *f, const derived *d, const char *name,
+                         chk_side *out)
 {
-    if (!want || !got)
-        return; /* one side was not captured: nothing to compare */
-    char e[32], a[32];
-    uint64_t w = want->value & got_mask, g = got->value & got_mask;
-    snprintf(e, sizeof e, "0x%" PRIx64, w);
-    snprintf(a, sizeof a, "0x%" PRIx64, g);
-    check(f, name, w == g, claim, e, a);
+    const cap_filter *fl = &s->opt.filter;
+    if (strcmp(name, "filter.addr") == 0)
+        *out = (chk_side){ fl->addr != 0, fl->addr, NULL, name };
+    else if (strcmp(name, "filter.pid") == 0)
+        *out = (chk_side){ fl->pid != 0, (uint64_t)fl->pid, NULL, name };
+    else if (strcmp(name, "current.pid") == 0)
+        *out = (chk_side){ f->task.pid != 0, (uint64_t)f->task.pid, f->task.comm, name };
+    else if (strcmp(name, "current.mm") == 0)
+        *out = (chk_side){ f->task.mm != 0, f->task.mm, NULL, name };
+    else if (strcmp(name, "scenario") == 0)
+        *out = (chk_side){ d->scenario != NULL, 0, NULL, name };
+    else if (strcmp(name, "scenario.skips") == 0)
+        *out = (chk_side){ d->scenario && d->complete, 0, d->scenario_skips, name };
+    else if (strcmp(name, "path.skips") == 0)
+        *out = (chk_side){ d->scenario && d->complete, 0, d->path_skips, name };
+    else
+        *out = (chk_side){ false, 0, NULL, name };
+    return out->have;
 }
 
-static void check_bit_agrees(cap_fault *f, const char *name, const char *claim, bool hw, const char *hw_name,
-                             bool sw, const char *sw_name)
+/* The first alternative of a side that was captured. */
+static bool side_of(const cap_session *s, const cap_fault *f, const derived *d, const chk_ref *alts, chk_side *out)
 {
-    char e[64], a[64];
-    snprintf(e, sizeof e, "%s %s", sw_name, hw ? "set" : "clear");
-    snprintf(a, sizeof a, "%s %s (%s %s)", sw_name, sw ? "set" : "clear", hw_name, hw ? "set" : "clear");
-    check(f, name, hw == sw, claim, e, a);
-}
-
-static void check_sum(cap_fault *f, const char *name, const char *what, const decode_bits *b, const cap_value *v)
-{
-    if (!v)
-        return;
-    const decode_bit *parts[64];
-    uint64_t sum, unknown;
-    decode_value(b, v->value, parts, 64, &sum, &unknown);
-    char claim[192], e[32], a[32];
-    snprintf(claim, sizeof claim, "the named bits of %s add up to the raw value (no unnamed bits)", what);
-    snprintf(e, sizeof e, "0x%" PRIx64, v->value);
-    snprintf(a, sizeof a, "0x%" PRIx64, sum);
-    check(f, name, sum == v->value && unknown == 0, claim, e, a);
-}
-
-static void build_checks(const cap_session *s, cap_fault *f)
-{
-    const uint64_t all = ~(uint64_t)0;
-    const cap_value *cr2 = cap_value_get(f, CAP_ST_ENTRY, "cr2");
-    const cap_value *ferr = cap_value_get(f, CAP_ST_ENTRY, "frame.error_code");
-    const cap_value *fcs = cap_value_get(f, CAP_ST_ENTRY, "frame.cs");
-    const cap_value *eflags = cap_value_get(f, CAP_ST_ENTRY, "eflags");
-    const cap_value *xerr = cap_value_get(f, CAP_ST_EXC, "error_code");
-    const cap_value *xregs = cap_value_get(f, CAP_ST_EXC, "regs");
-    const cap_value *rcs = cap_value_get(f, CAP_ST_EXC, "regs->cs");
-    const cap_value *uerr = cap_value_get(f, CAP_ST_USER_FAULT, "error_code");
-    const cap_value *mflags = cap_value_get(f, CAP_ST_MM_FAULT, "flags");
-    const cap_value *pflags = cap_value_get(f, CAP_ST_PTE_FAULT, "vmf->flags");
-    const cap_value *ecode = ferr ? ferr : xerr ? xerr : uerr;
-    const cap_value *flags = mflags ? mflags : pflags;
-    char e[64], a[64];
-
-    if (cr2 && s->opt.filter.addr) {
-        snprintf(e, sizeof e, "0x%" PRIx64, s->opt.filter.addr);
-        snprintf(a, sizeof a, "0x%" PRIx64, cr2->value);
-        check(f, "cr2-matches-target", cr2->value == s->opt.filter.addr,
-              "CR2 at asm_exc_page_fault is the address the trigger announced", e, a);
-    }
-    check_eq(f, "ea-matches-cr2", "the faulting instruction's effective address is CR2",
-             cr2, cap_value_get(f, CAP_ST_ENTRY, "insn.effective_address"), all);
-    check_eq(f, "error-code-exc", "exc_page_fault's error_code is the one the CPU pushed", ferr, xerr, all);
-    check_eq(f, "error-code-user-fault", "do_user_addr_fault's error_code is the one the CPU pushed", ferr, uerr, all);
-    static const char *const frame_fields[5][2] = {
-        { "frame.rip", "regs->ip" }, { "frame.cs", "regs->cs" }, { "frame.rflags", "regs->flags" },
-        { "frame.rsp", "regs->sp" }, { "frame.ss", "regs->ss" },
-    };
-    for (int i = 0; i < 5; i++) {
-        char name[48], claim[192];
-        snprintf(name, sizeof name, "pt-regs-%s", frame_fields[i][1] + 6);
-        snprintf(claim, sizeof claim, "pt_regs->%s holds the hardware frame's %s", frame_fields[i][1] + 6,
-                 frame_fields[i][0] + 6);
-        check_eq(f, name, claim, cap_value_get(f, CAP_ST_ENTRY, frame_fields[i][0]),
-                 cap_value_get(f, CAP_ST_EXC, frame_fields[i][1]), all);
-    }
-    const cap_value *addr_of[3] = { cap_value_get(f, CAP_ST_USER_FAULT, "address"),
-                                    cap_value_get(f, CAP_ST_LOCK_VMA, "address"),
-                                    cap_value_get(f, CAP_ST_MM_FAULT, "address") };
-    static const char *const addr_names[3][2] = {
-        { "address-user-fault", "do_user_addr_fault's address is CR2" },
-        { "address-lock-vma", "lock_vma_under_rcu's address is CR2" },
-        { "address-mm-fault", "handle_mm_fault's address is CR2" },
-    };
-    for (int i = 0; i < 3; i++)
-        check_eq(f, addr_names[i][0], addr_names[i][1], cr2, addr_of[i], all);
-    check_eq(f, "vmf-address-page", "vmf->address is CR2's page (4 KiB aligned)", cr2,
-             cap_value_get(f, CAP_ST_PTE_FAULT, "vmf->address"), BASE_PAGE_MASK);
-    check_eq(f, "vmf-flags", "vmf->flags are handle_mm_fault's flags", mflags, pflags, all);
-    check_eq(f, "regs-passed-down", "handle_mm_fault gets the pt_regs that exc_page_fault got", xregs,
-             cap_value_get(f, CAP_ST_MM_FAULT, "regs"), all);
-    if (f->task.mm)
-        check_eq(f, "mm-is-current", "lock_vma_under_rcu searches current->mm",
-                 &(cap_value){ .value = f->task.mm }, cap_value_get(f, CAP_ST_LOCK_VMA, "mm"), all);
-
-    uint64_t pf_w = decode_bits_mask(&s->err_bits, "X86_PF_WRITE");
-    uint64_t pf_u = decode_bits_mask(&s->err_bits, "X86_PF_USER");
-    uint64_t ff_w = decode_bits_mask(&s->flag_bits, "FAULT_FLAG_WRITE");
-    uint64_t ff_u = decode_bits_mask(&s->flag_bits, "FAULT_FLAG_USER");
-    if (ecode && flags && pf_w && ff_w)
-        check_bit_agrees(f, "write-bit-agrees", "the error code's W bit became FAULT_FLAG_WRITE",
-                         ecode->value & pf_w, "X86_PF_WRITE", flags->value & ff_w, "FAULT_FLAG_WRITE");
-    if (ecode && flags && pf_u && ff_u)
-        check_bit_agrees(f, "user-bit-agrees", "the error code's U bit became FAULT_FLAG_USER",
-                         ecode->value & pf_u, "X86_PF_USER", flags->value & ff_u, "FAULT_FLAG_USER");
-    const cap_value *cs = rcs ? rcs : fcs;
-    if (ecode && cs && pf_u) {
-        bool user = (cs->value & 3) == 3;
-        snprintf(e, sizeof e, "RPL %s (X86_PF_USER %s)", (ecode->value & pf_u) ? "3" : "0",
-                 (ecode->value & pf_u) ? "set" : "clear");
-        snprintf(a, sizeof a, "RPL %u (cs 0x%" PRIx64 ")", (unsigned)(cs->value & 3), cs->value);
-        check(f, "cpl-agrees-user-bit", user == ((ecode->value & pf_u) != 0),
-              "the interrupted CS's privilege level agrees with the error code's U bit", e, a);
-    }
-    uint64_t rf_if = decode_bits_mask(&s->rflags_bits, "IF");
-    if (eflags && rf_if) {
-        snprintf(a, sizeof a, "IF %s (eflags 0x%" PRIx64 ")", (eflags->value & rf_if) ? "set" : "clear",
-                 eflags->value);
-        check(f, "if-cleared-by-gate", !(eflags->value & rf_if),
-              "the page-fault gate cleared IF: the CPU entered with interrupts off", "IF clear", a);
-    }
-    check_sum(f, "error-code-sum", "the error code", &s->err_bits, ecode);
-    check_sum(f, "fault-flags-sum", "handle_mm_fault's flags", &s->flag_bits, flags);
-    if (s->opt.filter.pid && f->task.pid) {
-        snprintf(e, sizeof e, "%d", s->opt.filter.pid);
-        snprintf(a, sizeof a, "%d (%s)", f->task.pid, f->task.comm);
-        check(f, "current-is-trigger", f->task.pid == s->opt.filter.pid,
-              "current at the entry station is the process that announced the fault", e, a);
-    }
-
-    /* kprobes' verdict, derived from vmlinux, against the running kernel's list. */
-    for (int i = 0; i < CAP_ST_COUNT; i++) {
-        if (!f->st[i].enabled || s->kprobe_listed[i] < 0 || !s->where[i].npcs)
+    *out = (chk_side){ false, 0, NULL, NULL };
+    for (int i = 0; i < CHK_ALTS && alts[i].value; i++) {
+        if (!alts[i].station) {
+            if (derived_side(s, f, d, alts[i].value, out))
+                return true;
             continue;
-        char name[48], claim[192];
-        snprintf(name, sizeof name, "kprobe-verdict-%s", station_functions[i]);
-        snprintf(claim, sizeof claim, "the guest's own kprobe blacklist agrees that %s is %s", station_functions[i],
-                 s->where[i].kprobe_refused ? "refused" : "not listed");
-        snprintf(e, sizeof e, "%s", s->where[i].kprobe_refused ? "listed" : "not listed");
-        snprintf(a, sizeof a, "%s", s->kprobe_listed[i] ? "listed" : "not listed");
-        check(f, name, s->where[i].kprobe_refused == (s->kprobe_listed[i] == 1), claim, e, a);
+        }
+        const cap_value *v = cap_value_get(f, station_index(s, alts[i].station), alts[i].value);
+        if (v) {
+            *out = (chk_side){ true, v->value, NULL, v->name };
+            return true;
+        }
     }
+    return false;
+}
 
-    /* What the scenario itself promises (vm/triggers/trigger.c). */
-    const char *sc = s->opt.scenario;
-    if (!sc || !ecode)
-        return;
-    struct { const char *sc; bool w, u; } want[] = {
-        { "write", true, true }, { "read", false, true }, { "kernel-write", true, false },
-        { "write-forked", true, true },
-    };
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        if (strcmp(sc, want[i].sc) != 0)
+static void skips_text(char *buf, size_t cap, const char *const *names, size_t n)
+{
+    size_t used = (size_t)snprintf(buf, cap, "skips %s", n ? "" : "none");
+    for (size_t i = 0; i < n && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? ", " : "", names[i]);
+}
+
+/* What the scenario says this fault skips, and what it did skip, among the
+ * stations asked for and present in this kernel. */
+static void derive(const cap_session *s, const cap_fault *f, bool complete, derived *d)
+{
+    const char *want[CAP_MAX_STATIONS], *got[CAP_MAX_STATIONS];
+    size_t nwant = 0, ngot = 0;
+    d->scenario = scenario_find(s->opt.scenario);
+    d->complete = complete;
+    for (size_t i = 0; i < s->nstations; i++) {
+        if (!usable(s, i))
             continue;
-        char claim[192];
-        snprintf(claim, sizeof claim, "scenario %s: a %s access from %s mode", sc, want[i].w ? "write" : "read",
-                 want[i].u ? "user" : "kernel");
-        snprintf(e, sizeof e, "X86_PF_WRITE %s, X86_PF_USER %s", want[i].w ? "set" : "clear",
-                 want[i].u ? "set" : "clear");
-        snprintf(a, sizeof a, "X86_PF_WRITE %s, X86_PF_USER %s", (ecode->value & pf_w) ? "set" : "clear",
-                 (ecode->value & pf_u) ? "set" : "clear");
-        check(f, "scenario-access", ((ecode->value & pf_w) != 0) == want[i].w && ((ecode->value & pf_u) != 0) == want[i].u,
-              claim, e, a);
+        for (int k = 0; d->scenario && k < SCENARIO_MAX_SKIPS && d->scenario->skips[k]; k++)
+            if (strcmp(d->scenario->skips[k], s->st[i].row.function) == 0)
+                want[nwant++] = s->st[i].row.function;
+        if (!f->st[i].hit)
+            got[ngot++] = s->st[i].row.function;
     }
+    skips_text(d->scenario_skips, sizeof d->scenario_skips, want, nwant);
+    skips_text(d->path_skips, sizeof d->path_skips, got, ngot);
+}
+
+static void add_check(cap_fault *f, const chk_result *c)
+{
+    if (f->nchecks < CAP_MAX_CHECKS)
+        f->checks[f->nchecks++] = *c;
+}
+
+/* kprobes' verdict, derived from vmlinux, against the running kernel's list. */
+static void kprobe_checks(const cap_session *s, cap_fault *f)
+{
+    for (size_t i = 0; i < s->nstations; i++) {
+        const compiled_station *c = &s->st[i];
+        if (!c->row.kprobe_applies || !usable(s, i) || s->kprobe_listed[i] < 0)
+            continue;
+        chk_result r = { .ok = c->kprobe_refused == (s->kprobe_listed[i] == 1) };
+        snprintf(r.name, sizeof r.name, "kprobe-verdict-%s", c->row.function);
+        snprintf(r.claim, sizeof r.claim, "the guest's own kprobe blacklist agrees that %s is %s", c->row.function,
+                 c->kprobe_refused ? "refused" : "not listed");
+        snprintf(r.expected, sizeof r.expected, "%s", c->kprobe_refused ? "listed" : "not listed");
+        snprintf(r.actual, sizeof r.actual, "%s", s->kprobe_listed[i] ? "listed" : "not listed");
+        add_check(f, &r);
+    }
+}
+
+static void build_checks(const cap_session *s, cap_fault *f, bool complete)
+{
+    derived d = { 0 };
+    derive(s, f, complete, &d);
+    chk_env env = { .scenario = d.scenario };
+    for (int k = 0; k < STATION_DEC_COUNT; k++)
+        env.bits[k] = cap_decoder_bits(s, (enum station_decoder)k);
+    for (size_t i = 0; i < s->nchecks; i++) {
+        chk_side e, a;
+        chk_result r;
+        side_of(s, f, &d, s->checks[i].expected, &e);
+        side_of(s, f, &d, s->checks[i].actual, &a);
+        if (chk_evaluate(&s->checks[i], &e, &a, &env, &r))
+            add_check(f, &r);
+    }
+    kprobe_checks(s, f);
 }

@@ -183,6 +183,15 @@ static int set_value(const cli_option *r, const char *v, cli_options *o, fl_erro
         if (!*v)
             return fl_fail(err, FL_EUSAGE, "--%s needs a non-empty %s", r->name, r->metavar);
         break;
+    case CLI_PATHS: {
+        cli_many *m = field(o, r);
+        if (!*v)
+            return fl_fail(err, FL_EUSAGE, "--%s needs a non-empty %s", r->name, r->metavar);
+        if (m->n == CLI_MANY_MAX)
+            return fl_fail(err, FL_EUSAGE, "--%s may be given at most %d times", r->name, CLI_MANY_MAX);
+        m->v[m->n++] = v;
+        return 0;
+    }
     }
     *(const char **)field(o, r) = v;
     return 0;
@@ -254,6 +263,10 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_options *o, fl_
         if (strcmp(a, "--") == 0) {
             i++;
             break;
+        }
+        if ((a[0] != '-' || a[1] == '\0') && o->noperands < cmd->max_operands) {
+            o->operands[o->noperands++] = a;
+            continue;
         }
         if (a[0] != '-' || a[1] == '\0')
             return fl_fail(err, FL_EUSAGE, "unexpected argument '%s'%s", a,

@@ -93,6 +93,7 @@ int cli_list_values(FILE *out, const cli_command *cmd, const char *option)
     static const char *const kinds[] = {
         [CLI_STRING] = "none", [CLI_PATH] = "files", [CLI_WORD] = "words", [CLI_LIST] = "list",
         [CLI_INT] = "none",    [CLI_ADDR] = "none",  [CLI_ENDPOINT] = "endpoint", [CLI_RANGE] = "none",
+        [CLI_PATHS] = "files",
     };
     fprintf(out, "%s\n", kinds[r->kind]);
     const char *w;

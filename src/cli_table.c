@@ -10,12 +10,13 @@
 #include "faultline/report.h"
 #include "faultline/trace.h"
 
-static const char *const scenarios[] = { "write", "read", "kernel-write", "write-forked", "all", NULL };
+static const char *const scenarios[] = { "write", "read", "kernel-write", "write-forked", "cow", "file-read", "exec",
+                                         "segv-write", "null", "kernel-fixup", "stack-grow", "all", NULL };
 static const char *const accels[] = { "tcg", "kvm", "auto", NULL };
 static const char *const report_formats[] = { "text", "md", "json", NULL };
-static const char *const trace_formats[] = { "text", "md", "json", "chrome", NULL };
+static const char *const trace_formats[] = { "text", "md", "json", "chrome", "folded", "svg", NULL };
 static const char *const trace_modes[] = { "single", "fast", NULL };
-static const char *const trace_views[] = { "line", "insn", "tree", NULL };
+static const char *const trace_views[] = { "line", "insn", "tree", "explain", NULL };
 static const char *const fault_modes[] = { "user", "kernel", NULL };
 
 static const char *station_at(int i)
@@ -31,21 +32,25 @@ static int check_format(const cli_options *o, const char *v, fl_error *err)
     enum trace_format tf;
     if (o->trace ? trace_parse_format(v, &tf) == 0 : report_parse_format(v, &rf) == 0)
         return 0;
-    return fl_fail(err, FL_EUSAGE, "--format must be %s, not '%s'", o->trace ? "text, md, json or chrome" : "text, md or json", v);
+    return fl_fail(err, FL_EUSAGE, "--format must be %s, not '%s'",
+                   o->trace ? "text, md, json, chrome, folded or svg" : "text, md or json", v);
 }
 
-/* A Chrome trace-event file is one JSON document: one trace. */
+/* A Chrome trace-event file and an SVG flame chart are one document each:
+ * one trace. */
 static int check_chrome(const cli_options *o, fl_error *err)
 {
-    if (o->format && strcmp(o->format, "chrome") == 0 && (o->count != 1 || strcmp(o->scenario, "all") == 0))
-        return fl_fail(err, FL_EUSAGE, "--format chrome holds one trace: use it with --count 1 and one scenario");
+    bool one = o->format && (strcmp(o->format, "chrome") == 0 || strcmp(o->format, "svg") == 0);
+    if (one && (o->count != 1 || strcmp(o->scenario, "all") == 0))
+        return fl_fail(err, FL_EUSAGE, "--format %s holds one trace: use it with --count 1 and one scenario", o->format);
     return 0;
 }
 
 static int check_run(cli_options *o, fl_error *err)
 {
-    if (!o->trace && (o->until || o->over || o->mode || o->view || o->max_steps))
-        return fl_fail(err, FL_EUSAGE, "--until, --over, --mode, --view and --max-steps need --trace");
+    if (!o->trace && (o->until || o->over || o->mode || o->view || o->max_steps || o->function || o->depth))
+        return fl_fail(err, FL_EUSAGE, "--until, --over, --mode, --view, --max-steps, --function and --depth "
+                       "need --trace");
     return check_chrome(o, err);
 }
 
@@ -60,7 +65,8 @@ static int check_capture(cli_options *o, fl_error *err)
  * a QEMU the user started, and each takes its own options. */
 static int check_trace(cli_options *o, fl_error *err)
 {
-    static const char *const bundled[] = { "scenario", "accel", "kernel", "initrd", NULL };
+    static const char *const bundled[] = { "scenario", "accel", "kernel", "initrd", "reproducible", "expect",
+                                           "update-expect", NULL };
     static const char *const attached[] = { "vmlinux", NULL };
     o->trace = true;
     const char *const *wrong = o->gdb ? bundled : attached;
@@ -73,6 +79,38 @@ static int check_trace(cli_options *o, fl_error *err)
     if (o->gdb && o->nprogram)
         return fl_fail(err, FL_EUSAGE, "with --gdb there is no program to run: filter with --comm, --pid or --addr");
     return check_chrome(o, err);
+}
+
+/* diff takes exactly two files. */
+static int check_diff(cli_options *o, fl_error *err)
+{
+    if (o->noperands != 2)
+        return fl_fail(err, FL_EUSAGE, "diff compares two files: 'faultline diff A.json B.json' (%d given)", o->noperands);
+    return 0;
+}
+
+/* --update-expect rewrites the file --expect names. */
+static int check_expect(cli_options *o, fl_error *err)
+{
+    if (o->update_expect && !o->expect)
+        return fl_fail(err, FL_EUSAGE, "--update-expect needs --expect FILE (the file to rewrite)");
+    enum report_format diff_format;
+    if (o->expect && o->format && report_parse_format(o->format, &diff_format) < 0)
+        return fl_fail(err, FL_EUSAGE, "--expect compares JSON Lines and prints the diff as text, md or json: "
+                       "--format %s does not apply", o->format);
+    if (o->expect)
+        o->reproducible = true;
+    return 0;
+}
+
+static int check_run_all(cli_options *o, fl_error *err)
+{
+    return check_run(o, err) < 0 ? -1 : check_expect(o, err);
+}
+
+static int check_trace_all(cli_options *o, fl_error *err)
+{
+    return check_trace(o, err) < 0 ? -1 : check_expect(o, err);
 }
 
 #define GUEST (CLI_RUN | CLI_TRACE | CLI_BOOT)
@@ -91,22 +129,27 @@ const cli_option cli_option_rows[] = {
     { .name = "scenario", .kind = CLI_WORD, .metavar = "S", .at = CLI_AT(scenario), .commands = GUEST,
       .words = scenarios, .def = "write",
       .help = "write (default), read, kernel-write, write-forked (a forked child\n"
-              "faults on the same address first: it must be passed over), or all\n"
-              "(write, read and kernel-write in one boot)" },
+              "faults on the same address first: it must be passed over), cow,\n"
+              "file-read, exec, segv-write, null, kernel-fixup, stack-grow (the\n"
+              "outcome's catalog: docs/how-it-works.md), or all (every one, in one boot)" },
     { .name = "accel", .kind = CLI_WORD, .metavar = "A", .at = CLI_AT(accel), .commands = GUEST, .words = accels,
       .def = "tcg", .help = "tcg (default), kvm, or auto (kvm only if a bounded probe boots)" },
     { .name = "format", .kind = CLI_WORD, .metavar = "F", .at = CLI_AT(format), .commands = CLI_TRACE,
       .words = trace_formats, .def = "text",
-      .help = "text (default), md (the worksheet's trace), json (JSON Lines,\n"
-              "\"step\" records), chrome (trace-event JSON for Perfetto)" },
+      .help = "text (default), md (the worksheet's trace, explained), json\n"
+              "(JSON Lines, \"step\" records), chrome (trace-event JSON for\n"
+              "Perfetto), folded (\"a;b;c count\" stacks for flame-graph tools),\n"
+              "svg (a self-contained flame chart)" },
     { .name = "format", .kind = CLI_WORD, .metavar = "F", .at = CLI_AT(format), .commands = CLI_RUN,
       .words = report_formats, .def = "text", .check = check_format,
       .help = "text (default), md (the worksheet), json (JSON Lines);\n"
-              "with --trace also chrome (as for 'faultline trace')" },
+              "with --trace also chrome, folded and svg (as for 'faultline trace')" },
     { .name = "format", .kind = CLI_WORD, .metavar = "F", .at = CLI_AT(format), .commands = CLI_CAPTURE,
       .words = report_formats, .def = "text", .help = "text (default), md (the worksheet), json (JSON Lines)" },
+    { .name = "format", .kind = CLI_WORD, .metavar = "F", .at = CLI_AT(format), .commands = CLI_DIFF,
+      .words = report_formats, .def = "text", .help = "text (default), md (Markdown), json (JSON Lines)" },
     { .name = "output", .short_name = 'o', .kind = CLI_PATH, .metavar = "FILE", .at = CLI_AT(output),
-      .commands = CLI_RUN | CLI_TRACE | CLI_CAPTURE, .help = "write the report to FILE instead of standard output" },
+      .commands = CLI_RUN | CLI_TRACE | CLI_CAPTURE | CLI_DIFF, .help = "write the report to FILE instead of standard output" },
     { .name = "comm", .kind = CLI_STRING, .metavar = "NAME", .at = CLI_AT(comm), .commands = FILTERS, .max = 15,
       .what = "a task's comm", .help = "only faults of tasks with this comm" },
     { .name = "pid", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(pid), .commands = FILTERS, .min = 1,
@@ -152,22 +195,63 @@ const cli_option cli_option_rows[] = {
       .help = "run through these callees at full speed (comma-separated)" },
     { .name = "view", .kind = CLI_WORD, .metavar = "V", .at = CLI_AT(view), .commands = TRACING, .words = trace_views,
       .help = "line (default: one entry per source line, t=0, t=1, ...),\n"
-              "insn (every instruction) or tree (calls with counts)" },
+              "insn (every instruction), tree (calls with counts) or explain\n"
+              "(per source line the C variables that changed, branches, calls\n"
+              "with arguments and returns; the default for --format md)" },
+    { .name = "function", .kind = CLI_STRING, .metavar = "NAME", .at = CLI_AT(function), .commands = TRACING,
+      .max = 127, .help = "explain, folded, svg: only NAME's calls and what they call" },
+    { .name = "depth", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(depth), .commands = TRACING, .min = 1,
+      .max = 1000, .what = "a call depth",
+      .help = "explain, folded, svg: calls deeper than N below --function\n"
+              "(or the start) are summarised" },
     { .name = "kernel", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(kernel), .commands = GUEST,
       .help = "vmlinux to boot (default $FAULTLINE_KERNEL or build/vm/vmlinux)" },
-    { .name = "initrd", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(initrd), .commands = GUEST,
+    { .name = "reproducible", .kind = CLI_FLAG, .at = CLI_AT(reproducible), .commands = TRACING,
+      .help = "deterministic TCG run: the same values and the same trace\n"
+              "run after run (see docs/ci.md; the default with --expect)" },
+    { .name = "expect", .kind = CLI_PATH, .metavar = "FILE", .at = CLI_AT(expect), .commands = TRACING,
+      .help = "compare the run (reproducible, JSON Lines) with FILE, print\n"
+              "the diff, exit 1 if the path or a value changed" },
+    { .name = "update-expect", .kind = CLI_FLAG, .at = CLI_AT(update_expect), .commands = TRACING,
+      .help = "with --expect: write the run to FILE instead of comparing" },
+    { .name = "scenarios", .kind = CLI_STRING, .metavar = "LIST", .at = CLI_AT(scenarios), .commands = CLI_MATRIX,
+      .def = "all", .help = "all (default: write, read, kernel-write, write-forked) or\n"
+                            "a comma-separated list of scenarios" },
+    { .name = "kernel", .kind = CLI_PATHS, .metavar = "PATH", .at = CLI_AT(kernels), .commands = CLI_MATRIX,
+      .help = "a vmlinux to run every scenario on; repeat for more kernels\n"
+              "(default $FAULTLINE_KERNEL or build/vm/vmlinux)" },
+    { .name = "accel", .kind = CLI_STRING, .metavar = "LIST", .at = CLI_AT(accels), .commands = CLI_MATRIX,
+      .def = "tcg", .help = "accelerators, comma-separated: tcg (default), kvm; a kvm\n"
+                            "cell is skipped, with the reason, where KVM does not boot" },
+    { .name = "jobs", .short_name = 'j', .kind = CLI_INT, .metavar = "N", .at = CLI_AT(jobs), .commands = CLI_MATRIX,
+      .min = 1, .max = 256, .help = "cells run at once (default: the number of cores)" },
+    { .name = "out", .kind = CLI_PATH, .metavar = "DIR", .at = CLI_AT(out_dir), .commands = CLI_MATRIX,
+      .help = "keep each cell's report (JSON Lines) and log in DIR\n"
+              "(default: a new directory faultline-matrix-XXXXXX here)" },
+    { .name = "junit", .kind = CLI_PATH, .metavar = "FILE", .at = CLI_AT(junit), .commands = CLI_MATRIX,
+      .help = "write JUnit XML (one testcase per cell) to FILE" },
+    { .name = "shard", .kind = CLI_STRING, .metavar = "K/N", .at = CLI_AT(shard), .commands = CLI_MATRIX, .max = 16,
+      .help = "run only the K-th of N slices of the cells (1 <= K <= N)" },
+    { .name = "merge", .kind = CLI_FLAG, .at = CLI_AT(merge), .commands = CLI_MATRIX,
+      .help = "run nothing: merge the results of the DIRs given as\n"
+              "arguments (each a shard's --out) into one table and --junit" },
+    { .name = "timeout", .kind = CLI_INT, .metavar = "SEC", .at = CLI_AT(timeout_s), .commands = CLI_MATRIX, .min = 1,
+      .max = 86400, .def = "600", .what = "seconds", .help = "how long one cell may take (default 600)" },
+    { .name = "trace", .kind = CLI_FLAG, .at = CLI_AT(trace), .commands = CLI_MATRIX,
+      .help = "each cell also traces the fault (run --trace)" },
+    { .name = "initrd", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(initrd), .commands = GUEST | CLI_MATRIX,
       .help = "initramfs (default $FAULTLINE_INITRD or build/vm/initramfs.cpio.gz)" },
     { .name = NULL },
 };
 
 const cli_command cli_command_rows[] = {
-    { .name = "run", .bit = CLI_RUN, .run = cmd_run, .check = check_run, .takes_program = true,
+    { .name = "run", .bit = CLI_RUN, .run = cmd_run, .check = check_run_all, .takes_program = true,
       .synopsis = "[OPTIONS] [-- PROGRAM [ARGS]]",
       .summary = "boot the bundled VM, fault, capture, print the verified report",
       .description = "Boots the bundled VM, runs the scenario's trigger (or PROGRAM, a static x86-64\n"
                      "binary, filtered by its own process), stops at each station of the fault path,\n"
                      "and prints the report." },
-    { .name = "trace", .bit = CLI_TRACE, .run = cmd_trace, .check = check_trace, .takes_program = true,
+    { .name = "trace", .bit = CLI_TRACE, .run = cmd_trace, .check = check_trace_all, .takes_program = true,
       .synopsis = "[OPTIONS] [-- PROGRAM [ARGS]]\n"
                   "       faultline trace --gdb ADDR --vmlinux PATH [--comm NAME|--pid N|--addr VA ...] [OPTIONS]",
       .summary = "the same, then single-step the fault path back to user mode",
@@ -185,6 +269,23 @@ const cli_command cli_command_rows[] = {
       .summary = "boot the bundled VM and print the trigger's announcement (smoke test)",
       .description = "Boots the bundled VM, prints the trigger's announcement and the boot time, lets\n"
                      "the trigger fault without stopping it, and exits when the guest is done." },
+    { .name = "diff", .bit = CLI_DIFF, .run = cmd_diff, .check = check_diff, .max_operands = 2,
+      .synopsis = "[OPTIONS] A.json B.json",
+      .summary = "compare two JSON Lines reports: values per station, paths by source line",
+      .description = "Compares two outputs of run, capture or trace (--format json): per station the\n"
+                     "values that changed and those that did not, the checks, and for traces the two\n"
+                     "paths aligned by function and source line: the first divergence, the branches\n"
+                     "the differing bits decide, functions only on one side, instructions per\n"
+                     "function. Fields that vary from run to run are not compared (docs/ci.md).\n"
+                     "Exit 0: the same; 1: different; 2: unreadable input." },
+    { .name = "matrix", .bit = CLI_MATRIX, .run = cmd_matrix, .max_operands = CLI_OPERANDS_MAX,
+      .synopsis = "[OPTIONS] | --merge DIR... [--junit FILE]",
+      .summary = "run scenarios x kernels x accelerators in parallel VMs; table and JUnit XML",
+      .description = "Runs every cell (scenario x kernel x accelerator) as its own reproducible\n"
+                     "'faultline run' in parallel, keeps each cell's report in --out, prints one\n"
+                     "table (pass, fail, skipped with the reason) and writes JUnit XML.\n"
+                     "Exit 0: every cell passed or was skipped; 1: a cell failed; 2: the matrix\n"
+                     "could not run." },
     { .name = "version", .bit = CLI_VERSION, .run = NULL, .synopsis = "",
       .summary = "print the version and what it was tested against",
       .description = "Prints the version and the QEMU and kernel versions it was tested against." },

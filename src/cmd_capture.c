@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "faultline/cmd.h"
+#include "faultline/outcome.h"
 #include "faultline/util.h"
 
 /* The capture's idle callback: a stop signal, or the overall deadline. */
@@ -16,6 +17,17 @@ static int attached_idle(void *ctx)
     return cmd_stop_signal || r->idle_stop;
 }
 
+void cmd_outcome_open(cmd_vm *r, const out_options *oo)
+{
+    fl_error e = { 0 };
+    if (out_session_open(&r->os, r->k, r->t, oo, &e) < 0) {
+        fprintf(stderr, "faultline: no outcome in this report: %s\n", e.msg);
+        r->os = NULL;
+        return;
+    }
+    cap_session_on_stop(r->cs, out_on_stop, r->os);
+}
+
 int cmd_attach(const cli_options *o, cmd_vm *r, unsigned stations, fl_error *err)
 {
     if (kern_open(&r->k, o->kernel, NULL, err) < 0)
@@ -23,11 +35,15 @@ int cmd_attach(const cli_options *o, cmd_vm *r, unsigned stations, fl_error *err
     if (tgt_connect(&r->t, o->gdb, 10000, err) < 0)
         return -1; /* the sentence names the address already */
     cap_options copt = { .filter = { .pid = o->pid, .addr = o->addr, .addr_page = o->addr_page },
-                         .stations = stations, .timeout_ms = o->timeout_s * 1000,
-                         .idle = attached_idle, .idle_ctx = r };
+                         .stations = stations, .explicit_stations = o->probes != NULL,
+                         .timeout_ms = o->timeout_s * 1000, .idle = attached_idle, .idle_ctx = r };
     if (o->comm)
         snprintf(copt.filter.comm, sizeof copt.filter.comm, "%s", o->comm);
-    return cap_session_open(&r->cs, r->k, r->t, &copt, err);
+    if (cap_session_open(&r->cs, r->k, r->t, &copt, err) < 0)
+        return -1;
+    out_options oo = { .timeout_ms = copt.timeout_ms, .idle = attached_idle, .idle_ctx = r };
+    cmd_outcome_open(r, &oo);
+    return 0;
 }
 
 /* The capture loop ended early without a stop signal: the normal end of
@@ -48,6 +64,40 @@ static bool ended_early(const cli_options *o, const cmd_capture_ctx *c, int capt
     return true;
 }
 
+/* Write a fault's records (what a failed capture read too) and count
+ * them; a captured one (crc 0) is followed to its end first, unless it is
+ * traced (the trace runs it). Returns crc, or -1 when the outcome ended the
+ * run (a signal, the guest gone): anything else it could not read is a
+ * failed check in its report. */
+static int report_captured(const cli_options *o, cmd_capture_ctx *c, const cap_fault *f, int crc, fl_error *err)
+{
+    static out_fault of; /* large: not on the stack */
+    report_trigger rt = *c->trigger;
+    if (c->on_fault)
+        c->on_fault(c->on_fault_ctx, f, &rt);
+    bool follow = crc == 0 && c->vm->os && !o->trace;
+    fl_error oe = { 0 };
+    int orc = follow ? out_finish(c->vm->os, f, &of, &oe) : 0;
+    if (follow) {
+        out_check_scenario(&of, c->scenario);
+        rt.outcome = of.classification;
+    }
+    if ((f->st[0].hit || f->nchecks) && c->report) {
+        report_fault(c->out, c->fmt, &rt, f, c->vm->cs);
+        if (follow)
+            report_outcome(c->out, c->fmt, &of);
+        fflush(c->out); /* each fault's records as soon as they exist */
+    }
+    cmd_tally(c->sum, f);
+    if (follow)
+        cmd_tally_outcome(c->sum, &of);
+    if (orc < 0 && (oe.code == FL_EINTR || oe.code == FL_ECLOSED)) {
+        *err = oe;
+        return -1;
+    }
+    return crc;
+}
+
 int cmd_capture_loop(const cli_options *o, cmd_capture_ctx *c, fl_error *err)
 {
     unsigned matched = 0;
@@ -58,16 +108,13 @@ int cmd_capture_loop(const cli_options *o, cmd_capture_ctx *c, fl_error *err)
         unsigned skipped = 0;
         int crc = cmd_capture_selected(vm->cs, o, &f, &matched, &skipped, err);
         c->sum->passed_over += skipped;
-        if ((f.st[0].hit || f.nchecks) && c->report) {
-            report_fault(c->out, c->fmt, c->trigger, &f, vm->cs);
-            fflush(c->out); /* each fault's records as soon as they exist */
-        }
-        cmd_tally(c->sum, &f);
-        if (crc < 0 && ended_early(o, c, i, err))
+        int rrc = report_captured(o, c, &f, crc, err);
+        i += crc == 0 && rrc < 0; /* written before the outcome ended the run */
+        if (rrc < 0 && ended_early(o, c, i, err))
             break;
-        if (crc < 0)
+        if (rrc < 0)
             return -1;
-        if (o->trace && cmd_trace_fault(vm->t, vm->k, o, c->out, err) < 0)
+        if (o->trace && cmd_trace_fault(o, c, err) < 0)
             return -1;
     }
     return 0;
@@ -123,6 +170,7 @@ out:
     if (begun)
         report_end(output.f, fmt, &sum);
     rc = cmd_output_close(&output, rc, begun || !report);
+    out_session_close(r.os);
     cap_session_close(r.cs);
     tgt_close(r.t); /* detach: the user's guest runs on */
     kern_close(r.k);

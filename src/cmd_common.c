@@ -13,6 +13,12 @@ void cmd_tally(report_summary *sum, const cap_fault *f)
     sum->passed_over += f->passed_over;
 }
 
+void cmd_tally_outcome(report_summary *sum, const out_fault *of)
+{
+    sum->checks += (unsigned)of->nchecks;
+    sum->failed += (unsigned)out_checks_failed(of);
+}
+
 int cmd_conclude(int rc, fl_error *err, report_summary *sum)
 {
     if (cmd_stop_signal) {

@@ -164,6 +164,7 @@ static int program_cpio(const char *program, char *path, size_t cap, char *guest
 
 void cmd_vm_cleanup(cmd_vm *r)
 {
+    out_session_close(r->os);
     cap_session_close(r->cs);
     if (r->t)
         tgt_kill(r->t);
@@ -183,8 +184,9 @@ int cmd_boot_vm(const cli_options *o, cmd_vm *r, char *append, size_t acap, doub
         return fl_fail(err, FL_EUSAGE, "no kernel at %s: run 'make vm' (or pass --kernel)", kernel);
     if (stat(initrd, &sb) < 0)
         return fl_fail(err, FL_EUSAGE, "no initramfs at %s: run 'make vm' (or pass --initrd)", initrd);
-    vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = o->accel, .append = append };
-    if (strcmp(o->accel, "auto") == 0) {
+    vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = o->reproducible ? "tcg" : o->accel,
+                      .append = append, .reproducible = o->reproducible };
+    if (!o->reproducible && strcmp(o->accel, "auto") == 0) {
         /* Decided before the clock starts: the first probe on a machine takes
          * up to 20 s (its verdict is cached), and the user should see why. */
         bool usable = false;
@@ -222,6 +224,7 @@ int cmd_boot_vm(const cli_options *o, cmd_vm *r, char *append, size_t acap, doub
     int left_ms = budget_ms - (int)((fl_now_s() - *t0) * 1000);
     if (tgt_connect(&r->t, vm_gdb_address(r->v), left_ms > 500 ? left_ms : 500, err) < 0)
         return -1; /* the sentence names the stub's address already */
-    return tgt_resume(r->t, err);
+    /* Reproducible: the caller arms before the guest's first instruction. */
+    return o->reproducible ? 0 : tgt_resume(r->t, err);
 }
 

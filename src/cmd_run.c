@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "faultline/cmd.h"
+#include "faultline/outcome.h"
+#include "faultline/scenario.h"
 #include "faultline/util.h"
 
 typedef struct run_ctx {
@@ -16,7 +18,7 @@ typedef struct run_ctx {
     FILE *out;
     cmd_output output;
     char ibuf[PATH_MAX];
-    bool chrome; /* Chrome's trace-event file holds the trace alone */
+    bool chrome; /* chrome, folded and svg files hold the trace alone */
     enum report_format fmt;
     bool begun;
     report_meta meta;
@@ -24,6 +26,10 @@ typedef struct run_ctx {
     double t0;
     char version[256], qemu[128], kbuf[PATH_MAX];
     fl_error err;
+    const char *checked;      /* the scenario whose promises are checked, or NULL */
+    int index;                /* which fault of the run (scenario all: 0, 1, ...) */
+    int pids[4];              /* --reproducible: the pid captured per fault */
+    cmd_repro_idle_ctx ridle; /* --reproducible: the capture's idle hook */
 } run_ctx;
 
 /* The capture's idle callback: read the console; the trigger's (or the
@@ -43,6 +49,43 @@ static int run_idle(void *ctx)
     return 0;
 }
 
+/* The capture session (at the entry only when tracing) and the outcome
+ * session, once. The outcome's waits only read the console: the trigger's
+ * end is the capture's business (run_idle). */
+static int open_session(run_ctx *c)
+{
+    const cli_options *o = c->o;
+    if (c->r.cs)
+        return 0;
+    cap_options co = { .stations = o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(o->probes),
+                       .explicit_stations = o->probes != NULL, .timeout_ms = o->timeout_s * 1000,
+                       .max_slots = strcmp(vm_accel(c->r.v), "kvm") == 0 ? 4 : 0,
+                       .idle = run_idle, .idle_ctx = c };
+    out_options oo = { .timeout_ms = co.timeout_ms, .max_slots = co.max_slots, .idle = cmd_console_drain,
+                       .idle_ctx = &c->con };
+    if (o->reproducible) { /* the trigger announces itself before it faults */
+        c->ridle = (cmd_repro_idle_ctx){ .con = &c->con, .cs = &c->r.cs };
+        co.idle = oo.idle = cmd_repro_idle;
+        co.idle_ctx = oo.idle_ctx = &c->ridle;
+    }
+    if (cap_session_open(&c->r.cs, c->r.k, c->r.t, &co, &c->err) < 0)
+        return -1;
+    cmd_outcome_open(&c->r, &oo);
+    return 0;
+}
+
+/* --reproducible: the filter is known before the guest runs (cmd_repro.c). */
+static int arm_reproducible(run_ctx *c)
+{
+    if (open_session(c) < 0)
+        return -1;
+    cap_filter filter;
+    cmd_repro_filter(c->o, c->index, &filter);
+    c->checked = cmd_repro_scenario(c->o, c->index);
+    cap_session_set_filter(c->r.cs, &filter, c->checked);
+    return cmd_repro_wait_comm(&c->r, &c->con, filter.comm, c->o->timeout_s * 1000, &c->err);
+}
+
 /* The filter is the trigger's own announcement: its pid, its comm (for a
  * user program the shell that announced it execs it, and only the exec
  * gives the task the program's comm: faults of the shell before that are
@@ -53,50 +96,71 @@ static int arm_for(run_ctx *c, const vm_trigger *trig)
 {
     const cli_options *o = c->o;
     tgt_stop stop;
-    if (tgt_interrupt(c->r.t, &stop, 5000, &c->err) < 0)
+    if (tgt_interrupt(c->r.t, &stop, 5000, &c->err) < 0 || open_session(c) < 0)
         return -1;
-    if (!c->r.cs) {
-        cap_options co = { .stations = o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(o->probes),
-                           .timeout_ms = o->timeout_s * 1000,
-                           .max_slots = strcmp(vm_accel(c->r.v), "kvm") == 0 ? 4 : 0,
-                           .idle = run_idle, .idle_ctx = c };
-        if (cap_session_open(&c->r.cs, c->r.k, c->r.t, &co, &c->err) < 0)
-            return -1;
-    }
     cap_filter filter = { .pid = o->pid ? o->pid : trig->pid, .addr = o->addr ? o->addr : trig->target,
                           .addr_page = o->addr_page };
     snprintf(filter.comm, sizeof filter.comm, "%s", o->comm ? o->comm : trig->comm);
     bool own = o->pid || o->comm || o->addr || cmd_selects_more(o);
-    cap_session_set_filter(c->r.cs, &filter, o->nprogram || own ? NULL : trig->scenario);
+    c->checked = o->nprogram || own ? NULL : trig->scenario;
+    cap_session_set_filter(c->r.cs, &filter, c->checked);
     cap_session_set_kprobe_live(c->r.cs, c->con.kprobes_listed);
     return vm_console_write(c->r.v, "go\n", &c->err);
+}
+
+/* --reproducible: the trigger as the capture saw it (its announcement is
+ * checked against the pid at the end, cmd_repro_verify). */
+static void repro_fault(void *ctx, const cap_fault *f, report_trigger *rt)
+{
+    run_ctx *c = ctx;
+    cmd_repro_trigger(c->o, c->index, f, rt);
+    c->pids[c->index] = f->task.pid;
+}
+
+/* Wait for the next trigger and arm for it (reproducible: armed before it
+ * runs, its announcement read at the end). */
+static int next_trigger(run_ctx *c, vm_trigger *trig)
+{
+    char line[256];
+    if (c->o->reproducible) {
+        memset(trig, 0, sizeof *trig);
+        return arm_reproducible(c);
+    }
+    if (cmd_console_wait(&c->con, c->r.t, VM_ANNOUNCE_PREFIX, line, sizeof line, c->o->timeout_s * 1000, &c->err) < 0 ||
+        vm_parse_announcement(line, trig, &c->err) < 0)
+        return -1;
+    return 0;
 }
 
 /* One announced trigger: arm, let it fault, report (and trace) it. */
 static int run_one(run_ctx *c)
 {
-    char line[256];
     vm_trigger trig;
-    if (cmd_console_wait(&c->con, c->r.t, VM_ANNOUNCE_PREFIX, line, sizeof line, c->o->timeout_s * 1000, &c->err) < 0 ||
-        vm_parse_announcement(line, &trig, &c->err) < 0)
+    if (next_trigger(c, &trig) < 0)
         return -1;
     if (!c->begun) {
         c->meta.boot_seconds = fl_now_s() - c->t0;
         if (!c->chrome)
             report_begin(c->out, c->fmt, &c->meta);
+        if (!c->chrome && c->o->reproducible)
+            cmd_repro_note(c->out, c->fmt);
         c->begun = true;
     }
-    if (arm_for(c, &trig) < 0)
+    if (!c->o->reproducible && arm_for(c, &trig) < 0)
         return -1;
     report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
                           .page = trig.page, .target = trig.target };
-    cmd_capture_ctx cc = { .vm = &c->r, .out = c->out, .fmt = c->fmt,
-                           .report = !c->chrome, .trigger = &rt, .sum = &c->sum };
+    cmd_capture_ctx cc = { .vm = &c->r, .out = c->out, .fmt = c->fmt, .report = !c->chrome, .trigger = &rt,
+                           .scenario = c->checked ? scenario_find(c->checked) : NULL, .sum = &c->sum,
+                           .on_fault = c->o->reproducible ? repro_fault : NULL, .on_fault_ctx = c };
     if (cmd_capture_loop(c->o, &cc, &c->err) < 0) {
         if (c->err.code != FL_EINTR && c->err.code != FL_ETIMEOUT)
             cmd_console_explain(&c->con, &c->err);
         return -1;
     }
+    /* Reproducible: the next fault's filter is set before the guest runs on. */
+    if (c->o->reproducible && cmd_repro_scenario(c->o, c->index + 1))
+        return 0;
     return tgt_resume(c->r.t, &c->err);
 }
 
@@ -106,6 +170,8 @@ static int run_end(run_ctx *c)
 {
     char line[256];
     if (cmd_console_wait(&c->con, c->r.t, VM_DONE_PREFIX, line, sizeof line, c->o->timeout_s * 1000, &c->err) < 0)
+        return CMD_EXIT_ENV;
+    if (c->o->reproducible && cmd_repro_verify(&c->con, c->pids, c->index, &c->err) < 0)
         return CMD_EXIT_ENV;
     int rc = c->sum.failed ? CMD_EXIT_CHECKS : 0;
     const char *st = strstr(line, " status=");
@@ -124,6 +190,8 @@ static int run_boot(run_ctx *c)
     if (!o->nprogram)
         snprintf(append, sizeof append, "faultline.scenario=%s", o->scenario);
     cmd_append_kprobes(append, sizeof append);
+    if (o->reproducible)
+        cmd_repro_append(append, sizeof append);
     if (kern_open(&c->r.k, c->meta.vmlinux, NULL, &c->err) < 0)
         return -1;
     cmd_kernel_version(c->meta.vmlinux, c->r.k, c->version, sizeof c->version);
@@ -140,7 +208,8 @@ static void run_init(run_ctx *c, const cli_options *o)
 {
     memset(c, 0, sizeof *c);
     c->o = o;
-    c->chrome = o->trace && strcmp(o->format, "chrome") == 0;
+    c->chrome = o->trace && (strcmp(o->format, "chrome") == 0 || strcmp(o->format, "folded") == 0 ||
+                             strcmp(o->format, "svg") == 0);
     if (!c->chrome)
         report_parse_format(o->format, &c->fmt);
     c->meta.kernel = c->version;
@@ -148,11 +217,25 @@ static void run_init(run_ctx *c, const cli_options *o)
     c->meta.vmlinux = cmd_guest_file(o->kernel, "FAULTLINE_KERNEL", "vmlinux", c->kbuf, sizeof c->kbuf);
 }
 
-int cmd_run(const cli_options *o)
+/* How many triggers the guest runs: one, or the catalog's (scenario all;
+ * --reproducible: its own list, cmd_repro.c). */
+static int triggers_expected(const cli_options *o)
+{
+    int n = 1;
+    if (!o->nprogram && strcmp(o->scenario, "all") == 0) {
+        n = (int)scenario_count();
+        if (o->reproducible)
+            for (n = 0; cmd_repro_scenario(o, n); n++)
+                ;
+    }
+    return n;
+}
+
+static int run_command(const cli_options *o)
 {
     static run_ctx c; /* large (paths, the console's lines): not on the stack */
     run_init(&c, o);
-    if (o->nprogram && cmd_check_program(o->program[0], &c.err) < 0)
+    if ((o->nprogram && cmd_check_program(o->program[0], &c.err) < 0) || cmd_repro_check(o, &c.err) < 0)
         return cmd_conclude(CMD_EXIT_ENV, &c.err, NULL);
     const char *const inputs[][2] = {
         { "--kernel", c.meta.vmlinux },
@@ -166,10 +249,11 @@ int cmd_run(const cli_options *o)
     double start = fl_now_s();
     int rc = CMD_EXIT_ENV;
     if (run_boot(&c) == 0) {
-        int expect = (!o->nprogram && strcmp(o->scenario, "all") == 0) ? 3 : 1;
+        int expect = triggers_expected(o);
         int i = 0;
-        while (i < expect && run_one(&c) == 0)
+        while (i < expect && (c.index = i, run_one(&c) == 0))
             i++;
+        c.index = i;
         if (i == expect)
             rc = run_end(&c);
     }
@@ -186,4 +270,9 @@ int cmd_run(const cli_options *o)
     rc = cmd_output_close(&c.output, rc, c.begun || c.chrome);
     cmd_vm_cleanup(&c.r);
     return rc;
+}
+
+int cmd_run(const cli_options *o)
+{
+    return o->expect ? cmd_expect(o, run_command) : run_command(o);
 }

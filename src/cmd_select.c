@@ -51,7 +51,8 @@ static int selected(const cap_session *cs, const cli_options *o, const cap_fault
             return 0;
     }
     if (o->fault_mode) {
-        uint64_t user = decode_bits_mask(cap_error_code_bits(cs), "X86_PF_USER");
+        const decode_bits *bits = cap_decoder_bits(cs, STATION_DEC_PF_ERROR);
+        uint64_t user = bits ? decode_bits_mask(bits, "X86_PF_USER") : 0;
         if (!user)
             return fl_fail(err, FL_EFORMAT, "--fault-mode: this kernel's DWARF has no X86_PF_USER "
                            "(enum x86_pf_error_code) to tell user from kernel faults");

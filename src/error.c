@@ -54,6 +54,7 @@ const char *fl_errcode_name(enum fl_errcode code)
     case FL_EFORMAT: return "format";
     case FL_ECLOSED: return "closed";
     case FL_EINTR: return "interrupted";
+    case FL_ENOMEM: return "nomem";
     }
     return "unknown";
 }

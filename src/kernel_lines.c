@@ -1,7 +1,6 @@
 /* kernel layer, lines: pc -> file:line:column through the line table of the
- * one CU that .debug_aranges names for the pc (loaded once, compacted, kept),
- * the innermost (inlined) function from that CU's scope list, and source
- * text read once per file. */
+ * one CU that .debug_aranges names for the pc (loaded once, compacted, kept)
+ * and the innermost (inlined) function from that CU's scope list. */
 #include "kernel_internal.h"
 
 #include <stdio.h>
@@ -27,6 +26,54 @@ static void free_table(kline_table *t)
     free(t);
 }
 
+/* The path of DWARF file number fno, resolved once per file (dwarf_linesrc
+ * allocates each time). -1 when out of memory. */
+static int file_of(kern *k, kline_table *t, Dwarf_Line line, Dwarf_Unsigned fno)
+{
+    if (fno >= t->nfiles) {
+        char **nf = realloc(t->files, (fno + 1) * sizeof *nf);
+        if (!nf)
+            return -1;
+        memset(nf + t->nfiles, 0, (fno + 1 - t->nfiles) * sizeof *nf);
+        t->files = nf;
+        t->nfiles = fno + 1;
+    }
+    if (t->files[fno])
+        return 0;
+    char *src = NULL;
+    Dwarf_Error de = NULL;
+    int r = dwarf_linesrc(line, &src, &de);
+    kd_note(k, r, de, ".debug_line");
+    t->files[fno] = strdup(r == DW_DLV_OK ? src : "??");
+    if (r == DW_DLV_OK)
+        dwarf_dealloc(k->dbg, src, DW_DLA_STRING);
+    return t->files[fno] ? 0 : -1;
+}
+
+/* Compacts libdwarf's rows into t. -1 when out of memory. */
+static int fill_rows(kern *k, kline_table *t, Dwarf_Line *lines, Dwarf_Signed n)
+{
+    for (Dwarf_Signed i = 0; i < n; i++) {
+        Dwarf_Addr a = 0;
+        Dwarf_Unsigned ln = 0, col = 0, fno = 0;
+        Dwarf_Bool end = 0;
+        Dwarf_Error de = NULL;
+        /* Each accessor only reads the row libdwarf already decoded. */
+        kd_note(k, dwarf_lineaddr(lines[i], &a, &de), de, ".debug_line");
+        kd_note(k, dwarf_lineno(lines[i], &ln, &de), de, ".debug_line");
+        kd_note(k, dwarf_lineoff_b(lines[i], &col, &de), de, ".debug_line");
+        kd_note(k, dwarf_line_srcfileno(lines[i], &fno, &de), de, ".debug_line");
+        kd_note(k, dwarf_lineendsequence(lines[i], &end, &de), de, ".debug_line");
+        if (fno > 0xfffe)
+            fno = 0xfffe;
+        if (file_of(k, t, lines[i], fno) != 0)
+            return -1;
+        t->rows[t->nrows++] = (kline_row){ .addr = a, .line = (uint32_t)ln, .col = (uint16_t)(col > 0xffff ? 0 : col),
+                                           .file = (uint16_t)fno, .end_seq = end ? 1 : 0, .ord = (uint32_t)i };
+    }
+    return 0;
+}
+
 static kline_table *line_table(kern *k, uint64_t cu_die, fl_error *err)
 {
     for (kline_table *t = k->lines; t; t = t->next)
@@ -34,8 +81,8 @@ static kline_table *line_table(kern *k, uint64_t cu_die, fl_error *err)
             return t;
     Dwarf_Die cu;
     if (kd_die(k, cu_die, &cu) != 0) {
-        fl_fail(err, FL_EFORMAT, "cannot read the compilation unit at .debug_info offset 0x%llx of %s",
-                (unsigned long long)cu_die, k->path);
+        if (err)
+            *err = k->derr;
         return NULL;
     }
     Dwarf_Unsigned ver = 0;
@@ -49,75 +96,27 @@ static kline_table *line_table(kern *k, uint64_t cu_die, fl_error *err)
     if (r == DW_DLV_OK)
         r = dwarf_srclines_from_linecontext(ctx, &lines, &n, &de);
     if (r != DW_DLV_OK) {
-        char m[200];
-        kd_errmsg(k, de, m, sizeof m);
         if (ctx)
             dwarf_srclines_dealloc_b(ctx);
-        fl_fail(err, r == DW_DLV_NO_ENTRY ? FL_ENOTFOUND : FL_EFORMAT,
-                "no line table for the compilation unit at 0x%llx of %s (%s)", (unsigned long long)cu_die,
-                k->path, r == DW_DLV_NO_ENTRY ? "none" : m);
+        if (r == DW_DLV_ERROR)
+            kd_fail_dwarf(k, err, de, ".debug_line");
+        else
+            fl_fail(err, FL_ENOTFOUND, "the compilation unit at 0x%llx of %s has no line table",
+                    (unsigned long long)cu_die, k->path);
         return NULL;
     }
     kline_table *t = calloc(1, sizeof *t);
     if (t)
         t->rows = malloc((n ? (size_t)n : 1) * sizeof *t->rows);
-    if (!t || !t->rows) {
+    if (!t || !t->rows || fill_rows(k, t, lines, n) != 0) {
         if (t)
-            free(t);
+            free_table(t);
         dwarf_srclines_dealloc_b(ctx);
-        fl_fail(err, FL_EIO, "out of memory reading a line table of %s", k->path);
+        fl_fail(err, FL_ENOMEM, "out of memory reading a line table of %s", k->path);
         return NULL;
-    }
-    t->cu_die = cu_die;
-    bool oom = false;
-    for (Dwarf_Signed i = 0; i < n; i++) {
-        Dwarf_Addr a = 0;
-        Dwarf_Unsigned ln = 0, col = 0, fno = 0;
-        Dwarf_Bool end = 0;
-        dwarf_lineaddr(lines[i], &a, &de);
-        dwarf_lineno(lines[i], &ln, &de);
-        dwarf_lineoff_b(lines[i], &col, &de);
-        dwarf_line_srcfileno(lines[i], &fno, &de);
-        dwarf_lineendsequence(lines[i], &end, &de);
-        kd_dropErr(k, de);
-        de = NULL;
-        if (fno > 0xfffe)
-            fno = 0xfffe;
-        if (fno >= t->nfiles) {
-            char **nf = realloc(t->files, (fno + 1) * sizeof *nf);
-            if (!nf) {
-                oom = true;
-                break;
-            }
-            memset(nf + t->nfiles, 0, (fno + 1 - t->nfiles) * sizeof *nf);
-            t->files = nf;
-            t->nfiles = fno + 1;
-        }
-        if (!t->files[fno]) {
-            /* One dwarf_linesrc per distinct file: it allocates each time. */
-            char *src = NULL;
-            if (dwarf_linesrc(lines[i], &src, &de) == DW_DLV_OK) {
-                t->files[fno] = strdup(src);
-                dwarf_dealloc(k->dbg, src, DW_DLA_STRING);
-            } else {
-                kd_dropErr(k, de);
-                de = NULL;
-                t->files[fno] = strdup("??");
-            }
-            if (!t->files[fno]) {
-                oom = true;
-                break;
-            }
-        }
-        t->rows[t->nrows++] = (kline_row){ .addr = a, .line = (uint32_t)ln, .col = (uint16_t)(col > 0xffff ? 0 : col),
-                                           .file = (uint16_t)fno, .end_seq = end ? 1 : 0, .ord = (uint32_t)i };
     }
     dwarf_srclines_dealloc_b(ctx);
-    if (oom) {
-        free_table(t);
-        fl_fail(err, FL_EIO, "out of memory reading a line table of %s", k->path);
-        return NULL;
-    }
+    t->cu_die = cu_die;
     qsort(t->rows, t->nrows, sizeof *t->rows, cmp_row);
     t->next = k->lines;
     k->lines = t;
@@ -140,7 +139,7 @@ static const char *innermost_function(kern *k, uint64_t cu_die, uint64_t pc)
     return best ? best->name : NULL;
 }
 
-int kern_line_at(kern *k, uint64_t pc, kern_line *out, fl_error *err)
+static int line_at(kern *k, uint64_t pc, kern_line *out, fl_error *err)
 {
     memset(out, 0, sizeof *out);
     uint64_t cu;
@@ -175,100 +174,6 @@ int kern_line_at(kern *k, uint64_t pc, kern_line *out, fl_error *err)
     return 0;
 }
 
-/* ---- source text ---- */
-
-static char *read_whole(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap)
-            break;
-        char *nb = realloc(buf, 2 * cap + 1);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = n;
-    }
-    return buf;
-}
-
-static char *read_source(kern *k, const char *file, size_t *len)
-{
-    char *t = read_whole(file, len);
-    if (t || !k->src_root)
-        return t;
-    /* The tree moved: try src_root + each tail of the recorded path
-     * ("/build/linux/mm/memory.c" -> "mm/memory.c" -> "memory.c"). */
-    char p[4096];
-    for (const char *s = file; s && *s; s = strchr(s + 1, '/')) {
-        const char *tail = *s == '/' ? s + 1 : s;
-        if (!*tail)
-            break;
-        snprintf(p, sizeof p, "%s/%s", k->src_root, tail);
-        if ((t = read_whole(p, len)))
-            return t;
-    }
-    return NULL;
-}
-
-const char *kern_source_text(kern *k, const char *file, int line)
-{
-    if (!k || !file || line < 1)
-        return NULL;
-    ksrc_file *f;
-    for (f = k->srcs; f; f = f->next)
-        if (strcmp(f->path, file) == 0)
-            break;
-    if (!f) {
-        f = calloc(1, sizeof *f);
-        if (!f)
-            return NULL;
-        f->path = strdup(file);
-        size_t len = 0;
-        f->text = f->path ? read_source(k, file, &len) : NULL;
-        if (f->text) {
-            size_t nl = 1;
-            for (size_t i = 0; i < len; i++)
-                nl += f->text[i] == '\n';
-            f->lines = malloc(nl * sizeof *f->lines);
-            if (f->lines) {
-                char *p = f->text;
-                for (;;) {
-                    f->lines[f->nlines++] = p;
-                    char *e = strchr(p, '\n');
-                    if (!e)
-                        break;
-                    *e = '\0';
-                    if (e > p && e[-1] == '\r')
-                        e[-1] = '\0';
-                    p = e + 1;
-                    if (!*p)
-                        break;
-                }
-            }
-        }
-        f->next = k->srcs;
-        k->srcs = f;   /* cached even when unreadable: do not retry every call */
-    }
-    if (!f->lines || (size_t)line > f->nlines)
-        return NULL;
-    return f->lines[line - 1];
-}
-
 void kl_free(kern *k)
 {
     for (kline_table *t = k->lines, *n; t; t = n) {
@@ -276,25 +181,12 @@ void kl_free(kern *k)
         free_table(t);
     }
     k->lines = NULL;
-    for (kscope_table *t = k->scopes, *n; t; t = n) {
-        n = t->next;
-        free(t->v);
-        free(t);
-    }
-    k->scopes = NULL;
-    for (ksrc_file *f = k->srcs, *n; f; f = n) {
-        n = f->next;
-        free(f->path);
-        free(f->text);
-        free(f->lines);
-        free(f);
-    }
-    k->srcs = NULL;
-    for (kstr *s = k->strs, *n; s; s = n) {
-        n = s->next;
-        free(s);
-    }
-    k->strs = NULL;
+}
+
+int kern_line_at(kern *k, uint64_t pc, kern_line *out, fl_error *err)
+{
+    kd_enter(k);
+    return kd_leave(k, line_at(k, pc, out, err), err);
 }
 
 const char *kern_short_path(const kern *k, const char *file)

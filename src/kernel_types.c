@@ -18,9 +18,7 @@ static bool is_cv_or_typedef(Dwarf_Half t)
            t == DW_TAG_restrict_type || t == DW_TAG_atomic_type;
 }
 
-/* Follows typedefs and qualifiers to the type that has a shape. Returns
- * false for void (no DW_AT_type at the end of the chain). */
-static bool strip_type(kern *k, uint64_t off, uint64_t *out, Dwarf_Half *tag_out)
+bool kt_strip(kern *k, uint64_t off, uint64_t *out, Dwarf_Half *tag_out)
 {
     for (int hops = 0; hops < 16; hops++) {
         Dwarf_Die d;
@@ -45,29 +43,19 @@ static bool strip_type(kern *k, uint64_t off, uint64_t *out, Dwarf_Half *tag_out
 static uint64_t array_count(kern *k, Dwarf_Die arr)
 {
     uint64_t total = 1;
-    Dwarf_Die c = NULL;
-    Dwarf_Error de = NULL;
-    int r = dwarf_child(arr, &c, &de);
-    kd_dropErr(k, de);
-    de = NULL;
     bool any = false;
-    while (r == DW_DLV_OK) {
-        if (kd_tag(c) == DW_TAG_subrange_type) {
-            uint64_t n = 0, ub = 0;
-            if (kd_udata(k, c, DW_AT_count, &n))
-                total *= n;
-            else if (kd_udata(k, c, DW_AT_upper_bound, &ub))
-                total *= ub + 1;
-            else
-                total = 0;   /* flexible array member */
-            any = true;
-        }
-        Dwarf_Die s = NULL;
-        r = dwarf_siblingof_b(k->dbg, c, 1, &s, &de);
-        kd_dropErr(k, de);
-        de = NULL;
-        dwarf_dealloc_die(c);
-        c = s;
+    kd_iter it;
+    for (int r = kd_child_first(k, arr, &it); r == 1; r = kd_child_next(&it)) {
+        if (kd_tag(it.die) != DW_TAG_subrange_type)
+            continue;
+        uint64_t n = 0, ub = 0;
+        if (kd_udata(k, it.die, DW_AT_count, &n))
+            total *= n;
+        else if (kd_udata(k, it.die, DW_AT_upper_bound, &ub))
+            total *= ub + 1;
+        else
+            total = 0;   /* flexible array member */
+        any = true;
     }
     return any ? total : 0;
 }
@@ -197,14 +185,9 @@ static int find_type(kern *k, const char *type, const uint8_t *dflt, kix_entry *
         n += 5, kinds = K_ENUM;
     while (*n == ' ')
         n++;
-    fl_error e2 = { 0 };
-    if (kd_lookup(k, n, kinds, e, &e2))
-        return 0;
-    if (e2.code != FL_OK) {
-        if (err)
-            *err = e2;
-        return -1;
-    }
+    int r = kd_lookup(k, n, kinds, e, err);
+    if (r != 0)
+        return r > 0 ? 0 : -1;
     return fl_fail(err, FL_ENOTFOUND, "type '%s' is not defined in the DWARF of %s; check the spelling "
                    "(types the kernel never uses are not emitted)", type, k->path);
 }
@@ -216,13 +199,13 @@ static int struct_die(kern *k, const char *type, uint64_t *off, fl_error *err)
     if (find_type(k, type, K_ANY, &e, err) != 0)
         return -1;
     Dwarf_Half t = 0;
-    if (!strip_type(k, e.die, off, &t) || (t != DW_TAG_structure_type && t != DW_TAG_union_type))
+    if (!kt_strip(k, e.die, off, &t) || (t != DW_TAG_structure_type && t != DW_TAG_union_type))
         return fl_fail(err, FL_EUSAGE, "'%s' in %s is not a struct or union; members exist only "
                        "in structs and unions", type, k->path);
     return 0;
 }
 
-int kern_type_size(kern *k, const char *type, uint64_t *size, fl_error *err)
+static int type_size(kern *k, const char *type, uint64_t *size, fl_error *err)
 {
     kix_entry e;
     if (find_type(k, type, K_ANY, &e, err) != 0)
@@ -256,7 +239,7 @@ static void fill_member(kern *k, Dwarf_Die m, const char *name, uint64_t base, k
         kt_type_name(k, toff, out->type, sizeof out->type);
         uint64_t s;
         Dwarf_Half t = 0;
-        if (strip_type(k, toff, &s, &t)) {
+        if (kt_strip(k, toff, &s, &t)) {
             out->is_pointer = t == DW_TAG_pointer_type;
             Dwarf_Die sd;
             if (t == DW_TAG_base_type && kd_die(k, s, &sd) == 0) {
@@ -279,39 +262,24 @@ static bool walk_members(kern *k, uint64_t sdie, uint64_t base, member_fn fn, vo
 {
     if (depth > 8)
         return false;
-    Dwarf_Die s, c = NULL;
-    if (kd_die(k, sdie, &s) != 0)
-        return false;
-    Dwarf_Error de = NULL;
-    int r = dwarf_child(s, &c, &de);
-    kd_dropErr(k, de);
-    de = NULL;
-    dwarf_dealloc_die(s);
     bool stop = false;
-    while (r == DW_DLV_OK && !stop) {
-        if (kd_tag(c) == DW_TAG_member) {
-            const char *n = kd_name(k, c);
-            uint64_t toff, inner;
-            Dwarf_Half t = 0;
-            if (!n && kd_ref(k, c, DW_AT_type, &toff) && strip_type(k, toff, &inner, &t) &&
-                (t == DW_TAG_structure_type || t == DW_TAG_union_type)) {
-                uint64_t off = 0;
-                kd_udata(k, c, DW_AT_data_member_location, &off);
-                stop = walk_members(k, inner, base + off, fn, ctx, depth + 1);
-            } else {
-                stop = fn(k, c, n, base, ctx);
-            }
+    kd_iter it;
+    for (int r = kd_child_first_at(k, sdie, &it); r == 1 && !stop; r = kd_child_next(&it)) {
+        if (kd_tag(it.die) != DW_TAG_member)
+            continue;
+        const char *n = kd_name(k, it.die);
+        uint64_t toff, inner, off = 0;
+        Dwarf_Half t = 0;
+        if (!n && kd_ref(k, it.die, DW_AT_type, &toff) && kt_strip(k, toff, &inner, &t) &&
+            (t == DW_TAG_structure_type || t == DW_TAG_union_type)) {
+            kd_udata(k, it.die, DW_AT_data_member_location, &off);
+            stop = walk_members(k, inner, base + off, fn, ctx, depth + 1);
+        } else {
+            stop = fn(k, it.die, n, base, ctx);
         }
-        Dwarf_Die nx = NULL;
-        r = dwarf_siblingof_b(k->dbg, c, 1, &nx, &de);
-        kd_dropErr(k, de);
-        de = NULL;
-        dwarf_dealloc_die(c);
-        c = nx;
     }
-    if (stop && r == DW_DLV_OK && c)
-        dwarf_dealloc_die(c);
-    return stop;
+    kd_child_end(&it);
+    return stop || kd_failed(k);
 }
 
 struct find_ctx {
@@ -333,7 +301,7 @@ static bool find_cb(kern *k, Dwarf_Die m, const char *name, uint64_t base, void 
     return true;
 }
 
-int kern_member_get(kern *k, const char *path, kern_member *out, fl_error *err)
+static int member_get(kern *k, const char *path, kern_member *out, fl_error *err)
 {
     char buf[256];
     if (strlen(path) >= sizeof buf)
@@ -364,7 +332,7 @@ int kern_member_get(kern *k, const char *path, kern_member *out, fl_error *err)
             return 0;
         Dwarf_Half t = 0;
         uint64_t inner;
-        if (!f.type_off || !strip_type(k, f.type_off, &inner, &t) ||
+        if (!f.type_off || !kt_strip(k, f.type_off, &inner, &t) ||
             (t != DW_TAG_structure_type && t != DW_TAG_union_type))
             return fl_fail(err, FL_EUSAGE, "member '%s' of %s is a %s, not a struct or union, so '%s' "
                            "cannot follow it in '%s'", comp, tname, out->type, next, path);
@@ -398,7 +366,7 @@ static bool list_cb(kern *k, Dwarf_Die m, const char *name, uint64_t base, void 
     return false;
 }
 
-int kern_struct_members(kern *k, const char *type, kern_member **list, size_t *count, fl_error *err)
+static int struct_members(kern *k, const char *type, kern_member **list, size_t *count, fl_error *err)
 {
     *list = NULL;
     *count = 0;
@@ -409,7 +377,7 @@ int kern_struct_members(kern *k, const char *type, kern_member **list, size_t *c
     walk_members(k, sdie, 0, list_cb, &l, 0);
     if (l.oom) {
         free(l.v);
-        return fl_fail(err, FL_EIO, "out of memory listing the members of %s", type);
+        return fl_fail(err, FL_ENOMEM, "out of memory listing the members of %s", type);
     }
     *list = l.v;
     *count = l.n;
@@ -418,7 +386,7 @@ int kern_struct_members(kern *k, const char *type, kern_member **list, size_t *c
 
 /* ---- enums ---- */
 
-int kern_enum_list(kern *k, const char *enum_name, kern_enumerator **list, size_t *count, fl_error *err)
+static int enum_list(kern *k, const char *enum_name, kern_enumerator **list, size_t *count, fl_error *err)
 {
     *list = NULL;
     *count = 0;
@@ -429,53 +397,40 @@ int kern_enum_list(kern *k, const char *enum_name, kern_enumerator **list, size_
         return -1;
     uint64_t off;
     Dwarf_Half t = 0;
-    if (!strip_type(k, e.die, &off, &t) || t != DW_TAG_enumeration_type)
+    if (!kt_strip(k, e.die, &off, &t) || t != DW_TAG_enumeration_type)
         return fl_fail(err, FL_EUSAGE, "'%s' in %s is not an enum", enum_name, k->path);
-    Dwarf_Die d, c = NULL;
-    if (kd_die(k, off, &d) != 0)
-        return fl_fail(err, FL_EFORMAT, "cannot read enum %s in %s", enum_name, k->path);
-    Dwarf_Error de = NULL;
-    int r = dwarf_child(d, &c, &de);
-    kd_dropErr(k, de);
-    de = NULL;
-    dwarf_dealloc_die(d);
     kern_enumerator *v = NULL;
     size_t n = 0, cap = 0;
-    while (r == DW_DLV_OK) {
-        if (kd_tag(c) == DW_TAG_enumerator) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                kern_enumerator *nv = realloc(v, cap * sizeof *nv);
-                if (!nv) {
-                    free(v);
-                    dwarf_dealloc_die(c);
-                    return fl_fail(err, FL_EIO, "out of memory listing enum %s", enum_name);
-                }
-                v = nv;
+    kd_iter it;
+    for (int r = kd_child_first_at(k, off, &it); r == 1; r = kd_child_next(&it)) {
+        if (kd_tag(it.die) != DW_TAG_enumerator)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            kern_enumerator *nv = realloc(v, cap * sizeof *nv);
+            if (!nv) {
+                free(v);
+                kd_child_end(&it);
+                return fl_fail(err, FL_ENOMEM, "out of memory listing enum %s", enum_name);
             }
-            const char *nm = kd_name(k, c);
-            snprintf(v[n].name, sizeof v[n].name, "%s", nm ? nm : "");
-            v[n].value = 0;
-            kd_sdata(k, c, DW_AT_const_value, &v[n].value);
-            n++;
+            v = nv;
         }
-        Dwarf_Die s = NULL;
-        r = dwarf_siblingof_b(k->dbg, c, 1, &s, &de);
-        kd_dropErr(k, de);
-        de = NULL;
-        dwarf_dealloc_die(c);
-        c = s;
+        const char *nm = kd_name(k, it.die);
+        snprintf(v[n].name, sizeof v[n].name, "%s", nm ? nm : "");
+        v[n].value = 0;
+        kd_sdata(k, it.die, DW_AT_const_value, &v[n].value);
+        n++;
     }
     *list = v;
     *count = n;
     return 0;
 }
 
-int kern_enum_value(kern *k, const char *enum_name, const char *constant, int64_t *value, fl_error *err)
+static int enum_value(kern *k, const char *enum_name, const char *constant, int64_t *value, fl_error *err)
 {
     kern_enumerator *v;
     size_t n;
-    if (kern_enum_list(k, enum_name, &v, &n, err) != 0)
+    if (enum_list(k, enum_name, &v, &n, err) != 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(v[i].name, constant) == 0) {
@@ -487,4 +442,48 @@ int kern_enum_value(kern *k, const char *enum_name, const char *constant, int64_
     free(v);
     return fl_fail(err, FL_ENOTFOUND, "enum %s in %s has no constant '%s'; check the name against "
                    "this kernel version", enum_name, k->path, constant);
+}
+
+/* ---- the public calls: each reports a libdwarf error met on the way ---- */
+
+int kern_type_size(kern *k, const char *type, uint64_t *size, fl_error *err)
+{
+    kd_enter(k);
+    return kd_leave(k, type_size(k, type, size, err), err);
+}
+
+int kern_member_get(kern *k, const char *path, kern_member *out, fl_error *err)
+{
+    kd_enter(k);
+    return kd_leave(k, member_get(k, path, out, err), err);
+}
+
+int kern_struct_members(kern *k, const char *type, kern_member **list, size_t *count, fl_error *err)
+{
+    kd_enter(k);
+    int rc = kd_leave(k, struct_members(k, type, list, count, err), err);
+    if (rc != 0 && *list) {
+        free(*list);
+        *list = NULL;
+        *count = 0;
+    }
+    return rc;
+}
+
+int kern_enum_list(kern *k, const char *enum_name, kern_enumerator **list, size_t *count, fl_error *err)
+{
+    kd_enter(k);
+    int rc = kd_leave(k, enum_list(k, enum_name, list, count, err), err);
+    if (rc != 0 && *list) {
+        free(*list);
+        *list = NULL;
+        *count = 0;
+    }
+    return rc;
+}
+
+int kern_enum_value(kern *k, const char *enum_name, const char *constant, int64_t *value, fl_error *err)
+{
+    kd_enter(k);
+    return kd_leave(k, enum_value(k, enum_name, constant, value, err), err);
 }

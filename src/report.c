@@ -2,16 +2,32 @@
 #include "faultline/report.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <string.h>
 
-static const char *const station_titles[CAP_ST_COUNT] = {
-    "Hardware entry: CR2 and the CPU's frame",
-    "C entry: struct pt_regs",
-    "The x86 fault handler: hardware bits to fault flags",
-    "Probe 0: the per-VMA lock",
-    "Probe 1: the dispatcher",
-    "Probe 3: the PTE level (struct vm_fault)",
-};
+/* A fault built by hand (tests) has no rows or count: the defaults. */
+static size_t station_count(const cap_fault *f)
+{
+    return f->nstations ? f->nstations : station_default_count();
+}
+
+static const station_def *row_of(const cap_fault *f, size_t i)
+{
+    return f->st[i].row ? f->st[i].row : station_default(i);
+}
+
+static const char *function_of(const cap_fault *f, size_t i)
+{
+    const station_def *row = row_of(f, i);
+    return row ? row->function : "?";
+}
+
+static const char *status_of(const cap_station *st)
+{
+    if (!st->enabled)
+        return "not asked for";
+    return st->note[0] ? st->note : "not reached";
+}
 
 int report_parse_format(const char *name, enum report_format *out)
 {
@@ -28,27 +44,41 @@ int report_parse_format(const char *name, enum report_format *out)
 
 /* ---- JSON ---- */
 
-static void json_str(FILE *o, const char *s)
+/* A JSON string of any text: jansson takes only UTF-8, so bytes of another
+ * encoding (a source file in Latin-1) become '?'. */
+static json_t *jstr(const char *text)
 {
-    fputc('"', o);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(o, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", o);
-        else if (*p == '\t')
-            fputs("\\t", o);
-        else if (*p < 0x20)
-            fprintf(o, "\\u%04x", *p);
-        else
-            fputc(*p, o);
-    }
-    fputc('"', o);
+    json_t *j = json_string(text ? text : "");
+    if (j)
+        return j;
+    char buf[512];
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p && n + 1 < sizeof buf; p++)
+        buf[n++] = *p < 0x80 ? (char)*p : '?';
+    buf[n] = '\0';
+    return json_string(buf);
 }
 
-static void json_hex(FILE *o, uint64_t v)
+static json_t *jhex(uint64_t v)
 {
-    fprintf(o, "\"0x%" PRIx64 "\"", v);
+    char buf[24];
+    snprintf(buf, sizeof buf, "0x%" PRIx64, v);
+    return json_string(buf);
+}
+
+/* One JSON Lines record; takes the reference. */
+static void emit(FILE *o, json_t *obj)
+{
+    if (obj) {
+        json_dumpf(obj, o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+        fputc('\n', o);
+    }
+    json_decref(obj);
+}
+
+static json_t *jseconds(double s)
+{
+    return json_real((double)(long long)(s * 1000 + 0.5) / 1000);
 }
 
 /* ---- helpers ---- */
@@ -63,11 +93,12 @@ static int value_width(const cap_value *v)
     return v->size ? (int)v->size * 2 : 16;
 }
 
-static void text_station(FILE *o, int id, const cap_station *st)
+static void text_station(FILE *o, const cap_fault *f, size_t id)
 {
-    fprintf(o, "\n[%d] %s", id + 1, cap_station_function(id));
+    const cap_station *st = &f->st[id];
+    fprintf(o, "\n[%zu] %s", id + 1, function_of(f, id));
     if (!st->hit) {
-        fprintf(o, ": %s\n", st->enabled ? (st->note[0] ? st->note : "not reached") : "not asked for");
+        fprintf(o, ": %s\n", status_of(st));
         return;
     }
     fprintf(o, "  %s  0x%" PRIx64 "  %s\n", st->location[0] ? st->location : "(no line)", st->pc, st->insn);
@@ -84,12 +115,21 @@ static void text_station(FILE *o, int id, const cap_station *st)
         fprintf(o, "    note: %s\n", st->note);
 }
 
-static void md_bits(FILE *o, const char *what, const decode_bits *b, uint64_t value, const char *source)
+/* Inline code of any text: a longer fence when the text holds a backtick,
+ * so the text itself is never rewritten. */
+static void md_code(FILE *o, const char *text)
+{
+    bool tick = strchr(text, '`') != NULL;
+    fprintf(o, "%s%s%s", tick ? "`` " : "`", text, tick ? " ``" : "`");
+}
+
+static void md_bits(FILE *o, const cap_value *v, const decode_bits *b, const char *source)
 {
     const decode_bit *parts[64];
     uint64_t sum, unknown;
-    size_t n = decode_value(b, value, parts, 64, &sum, &unknown);
-    fprintf(o, "* **Captured %s**: `0x%" PRIx64 "`\n* **Proof** (%s, from this kernel's DWARF):\n", what, value, source);
+    size_t n = decode_value(b, v->value, parts, 64, &sum, &unknown);
+    fprintf(o, "* **Captured `%s`**: `0x%" PRIx64 "`\n* **Proof** (%s, from this kernel's DWARF):\n", v->name,
+            v->value, source);
     for (size_t i = 0; i < n; i++) {
         int bit = 0;
         while (bit < 63 && !(parts[i]->mask & (1ull << bit)))
@@ -98,8 +138,8 @@ static void md_bits(FILE *o, const char *what, const decode_bits *b, uint64_t va
     }
     if (unknown)
         fprintf(o, "  * `0x%04" PRIx64 "`: bits no constant of %s names\n", unknown, source);
-    fprintf(o, "  * **SUM**: `0x%" PRIx64 "` %s (computed: the named bits OR to `0x%" PRIx64 "`)\n", value,
-            mark(sum == value && !unknown), sum);
+    fprintf(o, "  * **SUM**: `0x%" PRIx64 "` %s (computed: the named bits OR to `0x%" PRIx64 "`)\n", v->value,
+            mark(sum == v->value && !unknown), sum);
 }
 
 /* Text inside a Markdown table cell: a bare '|' would end the cell. */
@@ -123,28 +163,105 @@ static void md_table(FILE *o, const cap_station *st)
     }
 }
 
-static void md_station(FILE *o, int id, const cap_station *st, const cap_fault *f, const cap_session *s)
+static void md_station(FILE *o, const cap_fault *f, size_t id, const cap_session *s)
 {
-    fprintf(o, "\n## %d. %s: `%s`\n\n", id + 2, station_titles[id], cap_station_function(id));
+    const cap_station *st = &f->st[id];
+    const station_def *row = row_of(f, id);
+    fprintf(o, "\n## %zu. %s: `%s`\n\n", id + 2, row && row->title ? row->title : "", function_of(f, id));
     if (!st->hit) {
-        fprintf(o, "* **Status**: %s\n", st->enabled ? (st->note[0] ? st->note : "not reached") : "not asked for");
+        fprintf(o, "* **Status**: %s\n", status_of(st));
         return;
     }
-    fprintf(o, "* **Stopped at**: `0x%" PRIx64 "` %s `%s`\n", st->pc, st->location, st->insn);
-    if (st->source[0])
-        fprintf(o, "* **Source**: `%s`\n", st->source);
+    fprintf(o, "* **Stopped at**: `0x%" PRIx64 "` %s ", st->pc, st->location);
+    md_code(o, st->insn);
+    fputc('\n', o);
+    if (st->source[0]) {
+        fputs("* **Source**: ", o);
+        md_code(o, st->source);
+        fputc('\n', o);
+    }
     fputc('\n', o);
     md_table(o, st);
     if (st->note[0])
         fprintf(o, "\n* **Note**: %s\n", st->note);
-    const cap_value *v;
-    if (id == CAP_ST_ENTRY && (v = cap_value_get(f, CAP_ST_ENTRY, "frame.error_code"))) {
-        fputc('\n', o);
-        md_bits(o, "ERROR CODE", cap_error_code_bits(s), v->value, "enum x86_pf_error_code");
+    for (size_t i = 0; i < st->nvalues; i++) {
+        const cap_value *v = &st->values[i];
+        const decode_bits *b = v->proof ? cap_decoder_bits(s, v->decoder) : NULL;
+        if (b) {
+            fputc('\n', o);
+            md_bits(o, v, b, station_decoder_info(v->decoder)->title);
+        }
     }
-    if (id == CAP_ST_MM_FAULT && (v = cap_value_get(f, CAP_ST_MM_FAULT, "flags"))) {
-        fputc('\n', o);
-        md_bits(o, "FLAG", cap_fault_flag_bits(s), v->value, "enum fault_flag");
+}
+
+/* ---- JSON records ---- */
+
+void report_outcome(FILE *out, enum report_format fmt, const out_fault *o)
+{
+    if (fmt != REPORT_JSON) {
+        out_render(o, fmt == REPORT_MD ? "md" : "text", out, NULL);
+        return;
+    }
+    json_t *j = json_pack("{s:s}", "type", "outcome"), *body = out_to_json(o);
+    if (j && body)
+        json_object_update(j, body);
+    json_decref(body);
+    emit(out, j);
+}
+
+static json_t *json_values(const cap_station *st)
+{
+    json_t *vals = json_object();
+    for (size_t j = 0; j < st->nvalues; j++) {
+        json_t *v = json_object();
+        json_object_set_new(v, "value", jhex(st->values[j].value));
+        if (st->values[j].decoded[0])
+            json_object_set_new(v, "decoded", jstr(st->values[j].decoded));
+        json_object_set_new(vals, st->values[j].name, v);
+    }
+    return vals;
+}
+
+static json_t *json_station(const cap_fault *f, size_t i)
+{
+    const cap_station *st = &f->st[i];
+    json_t *r = json_object();
+    json_object_set_new(r, "type", json_string("probe"));
+    json_object_set_new(r, "station", json_integer((json_int_t)i + 1));
+    json_object_set_new(r, "function", jstr(function_of(f, i)));
+    if (st->absent)
+        json_object_set_new(r, "status", json_string("not in this kernel"));
+    json_object_set_new(r, "hit", json_boolean(st->hit));
+    json_object_set_new(r, "kprobe_refused", json_boolean(st->kprobe_refused));
+    json_object_set_new(r, "kprobe", jstr(st->kprobe));
+    if (st->hit) {
+        json_object_set_new(r, "pc", jhex(st->pc));
+        json_object_set_new(r, "location", jstr(st->location));
+        json_object_set_new(r, "source", jstr(st->source));
+        json_object_set_new(r, "instruction", jstr(st->insn));
+        json_object_set_new(r, "pid", json_integer(f->task.pid));
+        json_object_set_new(r, "comm", jstr(f->task.comm));
+        json_object_set_new(r, "values", json_values(st));
+    }
+    if (st->note[0])
+        json_object_set_new(r, "note", jstr(st->note));
+    return r;
+}
+
+static void json_fault(FILE *o, const report_trigger *t, const cap_fault *f)
+{
+    if (t->have)
+        emit(o, json_pack("{s:s, s:o, s:i, s:o, s:o, s:o, s:o, s:o}", "type", "trigger", "scenario",
+                          jstr(t->scenario), "pid", t->pid, "comm", jstr(t->comm), "page", jhex(t->page), "target",
+                          jhex(t->target), "instruction", jstr(f->user_insn), "instruction_address",
+                          jhex(f->fault_ip)));
+    for (size_t i = 0; i < station_count(f); i++)
+        if (f->st[i].enabled)
+            emit(o, json_station(f, i));
+    for (size_t i = 0; i < f->nchecks; i++) {
+        const cap_check *c = &f->checks[i];
+        emit(o, json_pack("{s:s, s:o, s:b, s:o, s:o, s:o}", "type", "check", "name", jstr(c->name), "ok", c->ok,
+                          "claim", jstr(c->claim), "expected", jstr(c->expected), "actual", jstr(c->actual)));
     }
 }
 
@@ -170,152 +287,63 @@ void report_begin(FILE *o, enum report_format fmt, const report_meta *m)
             fprintf(o, "* **Boot to trigger**: %.2f s\n", m->boot_seconds);
         break;
     case REPORT_JSON:
-        fputs("{\"type\":\"vm\",\"kernel\":", o);
-        json_str(o, m->kernel);
-        fputs(",\"qemu\":", o);
-        json_str(o, m->qemu);
-        fputs(",\"accel\":", o);
-        json_str(o, m->accel);
-        fputs(",\"vmlinux\":", o);
-        json_str(o, m->vmlinux);
-        fputs(",\"gdb\":", o);
-        json_str(o, m->gdb);
-        fprintf(o, ",\"boot_seconds\":%.3f}\n", m->boot_seconds);
+        emit(o, json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "type", "vm", "kernel", jstr(m->kernel), "qemu",
+                          jstr(m->qemu), "accel", jstr(m->accel), "vmlinux", jstr(m->vmlinux), "gdb", jstr(m->gdb),
+                          "boot_seconds", jseconds(m->boot_seconds)));
         break;
     }
 }
 
-static void json_fault(FILE *o, const report_trigger *t, const cap_fault *f)
+static void text_fault(FILE *o, const report_trigger *t, const cap_fault *f)
 {
-    if (t->have) {
-        fputs("{\"type\":\"trigger\",\"scenario\":", o);
-        json_str(o, t->scenario);
-        fprintf(o, ",\"pid\":%d,\"comm\":", t->pid);
-        json_str(o, t->comm);
-        fputs(",\"page\":", o);
-        json_hex(o, t->page);
-        fputs(",\"target\":", o);
-        json_hex(o, t->target);
-        fputs(",\"instruction\":", o);
-        json_str(o, f->user_insn);
-        fputs(",\"instruction_address\":", o);
-        json_hex(o, f->fault_ip);
-        fputs("}\n", o);
-    }
-    for (int i = 0; i < CAP_ST_COUNT; i++) {
-        const cap_station *st = &f->st[i];
-        if (!st->enabled)
-            continue;
-        fprintf(o, "{\"type\":\"probe\",\"station\":%d,\"function\":", i + 1);
-        json_str(o, cap_station_function(i));
-        fprintf(o, ",\"hit\":%s,\"kprobe_refused\":%s,\"kprobe\":", st->hit ? "true" : "false",
-                st->kprobe_refused ? "true" : "false");
-        json_str(o, st->kprobe);
-        if (st->hit) {
-            fputs(",\"pc\":", o);
-            json_hex(o, st->pc);
-            fputs(",\"location\":", o);
-            json_str(o, st->location);
-            fputs(",\"source\":", o);
-            json_str(o, st->source);
-            fputs(",\"instruction\":", o);
-            json_str(o, st->insn);
-            fprintf(o, ",\"pid\":%d,\"comm\":", f->task.pid);
-            json_str(o, f->task.comm);
-            fputs(",\"values\":{", o);
-            for (size_t j = 0; j < st->nvalues; j++) {
-                fputs(j ? "," : "", o);
-                json_str(o, st->values[j].name);
-                fputs(":{\"value\":", o);
-                json_hex(o, st->values[j].value);
-                if (st->values[j].decoded[0]) {
-                    fputs(",\"decoded\":", o);
-                    json_str(o, st->values[j].decoded);
-                }
-                fputc('}', o);
-            }
-            fputc('}', o);
-        }
-        if (st->note[0]) {
-            fputs(",\"note\":", o);
-            json_str(o, st->note);
-        }
-        fputs("}\n", o);
-    }
+    if (t->have)
+        fprintf(o, "\ntrigger: scenario %s, pid %d (%s), page 0x%" PRIx64 ", target 0x%" PRIx64 "\n", t->scenario,
+                t->pid, t->comm, t->page, t->target);
+    if (t->outcome)
+        fprintf(o, "%soutcome: %s\n", t->have ? "" : "\n", t->outcome);
+    if (f->user_insn[0])
+        fprintf(o, "faulting instruction: 0x%" PRIx64 ": %s\n", f->fault_ip, f->user_insn);
+    if (f->task.pid)
+        fprintf(o, "current: pid %d (%s), task 0x%" PRIx64 ", mm 0x%" PRIx64 "\n", f->task.pid, f->task.comm,
+                f->task.task, f->task.mm);
+    for (size_t i = 0; i < station_count(f); i++)
+        if (f->st[i].enabled)
+            text_station(o, f, i);
+    fprintf(o, "\nchecks (%zu, %zu failed):\n", f->nchecks, cap_checks_failed(f));
     for (size_t i = 0; i < f->nchecks; i++) {
         const cap_check *c = &f->checks[i];
-        fputs("{\"type\":\"check\",\"name\":", o);
-        json_str(o, c->name);
-        fprintf(o, ",\"ok\":%s,\"claim\":", c->ok ? "true" : "false");
-        json_str(o, c->claim);
-        fputs(",\"expected\":", o);
-        json_str(o, c->expected);
-        fputs(",\"actual\":", o);
-        json_str(o, c->actual);
-        fputs("}\n", o);
+        fprintf(o, "  %s %-24s %s: expected %s, got %s\n", mark(c->ok), c->name, c->claim, c->expected, c->actual);
     }
 }
 
-void report_fault(FILE *o, enum report_format fmt, const report_trigger *t, const cap_fault *f,
-                  const cap_session *s)
+static const cap_check *check_named(const cap_fault *f, const char *name)
 {
-    if (fmt == REPORT_JSON) {
-        json_fault(o, t, f);
-        return;
-    }
-    if (fmt == REPORT_TEXT) {
-        if (t->have)
-            fprintf(o, "\ntrigger: scenario %s, pid %d (%s), page 0x%" PRIx64 ", target 0x%" PRIx64 "\n",
-                    t->scenario, t->pid, t->comm, t->page, t->target);
-        if (f->user_insn[0])
-            fprintf(o, "faulting instruction: 0x%" PRIx64 ": %s\n", f->fault_ip, f->user_insn);
-        if (f->task.pid)
-            fprintf(o, "current: pid %d (%s), task 0x%" PRIx64 ", mm 0x%" PRIx64 "\n", f->task.pid, f->task.comm,
-                    f->task.task, f->task.mm);
-        for (int i = 0; i < CAP_ST_COUNT; i++)
-            if (f->st[i].enabled)
-                text_station(o, i, &f->st[i]);
-        fprintf(o, "\nchecks (%zu, %zu failed):\n", f->nchecks, cap_checks_failed(f));
-        for (size_t i = 0; i < f->nchecks; i++) {
-            const cap_check *c = &f->checks[i];
-            fprintf(o, "  %s %-24s %s: expected %s, got %s\n", mark(c->ok), c->name, c->claim, c->expected, c->actual);
-        }
-        return;
-    }
-    /* Markdown worksheet */
-    fprintf(o, "\n## 1. USERSPACE TRIGGER\n\n");
-    if (t->have)
-        fprintf(o, "* **Scenario**: `%s` (pid %d, `%s`)\n* **Page**: `0x%" PRIx64 "`\n* **Target VA**: `0x%" PRIx64
-                   "` (page + `0x%" PRIx64 "`)\n",
-                t->scenario, t->pid, t->comm, t->page, t->target, t->target - t->page);
-    if (f->user_insn[0])
-        fprintf(o, "* **Faulting instruction**: `%s` at `0x%" PRIx64 "`\n", f->user_insn, f->fault_ip);
-    const cap_value *ea = cap_value_get(f, CAP_ST_ENTRY, "insn.effective_address");
-    if (ea)
-        fprintf(o, "* **Its effective address**, from the live registers: `0x%" PRIx64 "`\n", ea->value);
-    if (f->task.pid)
-        fprintf(o, "* **current**: pid %d `%s`, task `0x%" PRIx64 "`, mm `0x%" PRIx64 "`\n", f->task.pid, f->task.comm,
-                f->task.task, f->task.mm);
+    for (size_t c = 0; c < f->nchecks; c++)
+        if (strcmp(f->checks[c].name, name) == 0)
+            return &f->checks[c];
+    return NULL;
+}
+
+static void md_blacklist(FILE *o, const cap_fault *f)
+{
     fprintf(o, "\n## THE BLACKLIST TRAP (derived from this vmlinux, as populate_kprobe_blacklist does)\n\n");
-    for (int i = 0; i < CAP_ST_COUNT; i++) {
+    for (size_t i = 0; i < station_count(f); i++) {
         const cap_station *st = &f->st[i];
-        if (!st->enabled || !st->kprobe[0])
+        if (!st->enabled || !st->kprobe[0] || st->absent)
             continue;
         char name[64];
-        snprintf(name, sizeof name, "kprobe-verdict-%s", cap_station_function(i));
-        const cap_check *live = NULL;
-        for (size_t c = 0; c < f->nchecks; c++)
-            if (strcmp(f->checks[c].name, name) == 0)
-                live = &f->checks[c];
-        fprintf(o, "* `%s`: %s%s%s; %s\n", cap_station_function(i),
+        snprintf(name, sizeof name, "kprobe-verdict-%s", function_of(f, i));
+        const cap_check *live = check_named(f, name);
+        fprintf(o, "* `%s`: %s%s%s; %s\n", function_of(f, i),
                 st->kprobe_refused ? "kprobes REFUSE it (-EINVAL): " : "kprobes: ", st->kprobe,
                 live ? (live->ok ? " (the running kernel's kprobe blacklist agrees \u2713)"
                                  : " (the running kernel's kprobe blacklist DISAGREES \u2717)") : "",
                 st->hit ? "faultline stopped there with a hardware breakpoint \u2713" : "not reached by this fault");
     }
-    for (int i = 0; i < CAP_ST_COUNT; i++)
-        if (f->st[i].enabled)
-            md_station(o, i, &f->st[i], f, s);
+}
+
+static void md_checks(FILE *o, const cap_fault *f)
+{
     fprintf(o, "\n## CHECKS (each computed from two live readings)\n\n| | check | claim | expected | actual |\n|---|---|---|---|---|\n");
     for (size_t i = 0; i < f->nchecks; i++) {
         const cap_check *c = &f->checks[i];
@@ -327,8 +355,46 @@ void report_fault(FILE *o, enum report_format fmt, const report_trigger *t, cons
         md_cell(o, c->actual);
         fputs("` |\n", o);
     }
+}
+
+static void md_fault(FILE *o, const report_trigger *t, const cap_fault *f, const cap_session *s)
+{
+    fprintf(o, "\n## 1. USERSPACE TRIGGER\n\n");
+    if (t->outcome)
+        fprintf(o, "* **Outcome**: %s\n", t->outcome);
+    if (t->have)
+        fprintf(o, "* **Scenario**: `%s` (pid %d, `%s`)\n* **Page**: `0x%" PRIx64 "`\n* **Target VA**: `0x%" PRIx64
+                   "` (page + `0x%" PRIx64 "`)\n",
+                t->scenario, t->pid, t->comm, t->page, t->target, t->target - t->page);
+    if (f->user_insn[0]) {
+        fputs("* **Faulting instruction**: ", o);
+        md_code(o, f->user_insn);
+        fprintf(o, " at `0x%" PRIx64 "`\n", f->fault_ip);
+    }
+    const cap_value *ea = cap_value_get(f, CAP_ST_ENTRY, "insn.effective_address");
+    if (ea)
+        fprintf(o, "* **Its effective address**, from the live registers: `0x%" PRIx64 "`\n", ea->value);
+    if (f->task.pid)
+        fprintf(o, "* **current**: pid %d `%s`, task `0x%" PRIx64 "`, mm `0x%" PRIx64 "`\n", f->task.pid, f->task.comm,
+                f->task.task, f->task.mm);
+    md_blacklist(o, f);
+    for (size_t i = 0; i < station_count(f); i++)
+        if (f->st[i].enabled)
+            md_station(o, f, i, s);
+    md_checks(o, f);
     if (f->passed_over)
         fprintf(o, "\n%u faults of other processes or addresses were passed over.\n", f->passed_over);
+}
+
+void report_fault(FILE *o, enum report_format fmt, const report_trigger *t, const cap_fault *f,
+                  const cap_session *s)
+{
+    if (fmt == REPORT_JSON)
+        json_fault(o, t, f);
+    else if (fmt == REPORT_TEXT)
+        text_fault(o, t, f);
+    else
+        md_fault(o, t, f, s);
 }
 
 void report_end(FILE *o, enum report_format fmt, const report_summary *s)
@@ -345,13 +411,9 @@ void report_end(FILE *o, enum report_format fmt, const report_summary *s)
                 s->passed_over, s->seconds, s->error ? " Stopped early: " : "", s->error ? s->error : "");
         break;
     case REPORT_JSON:
-        fprintf(o, "{\"type\":\"summary\",\"faults\":%u,\"checks\":%u,\"failed\":%u,\"passed_over\":%u,\"seconds\":%.3f,\"error\":",
-                s->faults, s->checks, s->failed, s->passed_over, s->seconds);
-        if (s->error)
-            json_str(o, s->error);
-        else
-            fputs("null", o);
-        fputs("}\n", o);
+        emit(o, json_pack("{s:s, s:i, s:i, s:i, s:i, s:o, s:o}", "type", "summary", "faults", (int)s->faults,
+                          "checks", (int)s->checks, "failed", (int)s->failed, "passed_over", (int)s->passed_over,
+                          "seconds", jseconds(s->seconds), "error", s->error ? jstr(s->error) : json_null()));
         break;
     }
 }

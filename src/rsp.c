@@ -22,9 +22,14 @@
 /* Raw bytes of one packet can be twice the payload (every byte escaped). */
 #define RAW_CAP (2 * RSP_MAX_PAYLOAD + 8)
 
+/* Longest single poll: a cancellation is seen within this. */
+#define RSP_SLICE_MS 100
+
 struct rsp {
     int fd;
     bool noack;
+    rsp_cancel_fn cancelled;  /* NULL: waits end only on data or deadline */
+    void *cancel_ctx;
     char *in;        /* raw bytes received, [in_start, in_end) not yet used */
     size_t in_start, in_end;
     char *dec;       /* decoded payload of the last packet received */
@@ -32,8 +37,35 @@ struct rsp {
     size_t out_len;
 };
 
-/* ---- time ------------------------------------------------------------- */
+/* ---- waiting ---------------------------------------------------------- */
 
+enum { WAIT_READY = 1, WAIT_TIMEOUT = 0, WAIT_ERROR = -1, WAIT_CANCELLED = -2 };
+
+/* Poll fd for `events` until the deadline, in slices of RSP_SLICE_MS so a
+ * cancellation (checked before every slice) ends the wait within one slice.
+ * EINTR is retried: a signal handler's flag is seen through `cancelled`. */
+static int wait_fd(int fd, short events, int64_t deadline, rsp_cancel_fn cancelled, void *ctx)
+{
+    for (;;) {
+        if (cancelled && cancelled(ctx))
+            return WAIT_CANCELLED;
+        int left = fl_remaining_ms(deadline);
+        bool last = left >= 0 && left <= RSP_SLICE_MS;  /* this slice reaches the deadline */
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, last ? left : RSP_SLICE_MS);
+        if (n < 0 && errno != EINTR)
+            return WAIT_ERROR;
+        if (n > 0)
+            return WAIT_READY;
+        if (n == 0 && last)
+            return WAIT_TIMEOUT;
+    }
+}
+
+static int cancelled_fail(fl_error *err, const char *what)
+{
+    return fl_fail(err, FL_EINTR, "%s: interrupted", what);
+}
 
 /* ---- pure helpers ----------------------------------------------------- */
 
@@ -201,8 +233,8 @@ int rsp_open_fd(rsp **out, int fd, fl_error *err)
     return 0;
 }
 
-static int connect_bounded(int fd, const struct sockaddr *sa, socklen_t salen, int timeout_ms,
-                           const char *address, fl_error *err)
+static int connect_bounded(int fd, const struct sockaddr *sa, socklen_t salen, int64_t deadline, int timeout_ms,
+                           const char *address, rsp_cancel_fn cancelled, void *ctx, fl_error *err)
 {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
@@ -211,18 +243,13 @@ static int connect_bounded(int fd, const struct sockaddr *sa, socklen_t salen, i
     if (rc < 0 && errno != EINPROGRESS && errno != EAGAIN)
         return fl_fail(err, FL_EIO, "cannot connect to the GDB stub at %s: %s", address, strerror(errno));
     if (rc < 0) {
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        int64_t dl = fl_deadline_ms(timeout_ms);
-        for (;;) {
-            int n = poll(&p, 1, fl_remaining_ms(dl));
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0)
-                return fl_fail(err, FL_EIO, "poll while connecting to %s: %s", address, strerror(errno));
-            if (n == 0)
-                return fl_fail(err, FL_ETIMEOUT, "no connection to the GDB stub at %s within %d ms", address, timeout_ms);
-            break;
-        }
+        int w = wait_fd(fd, POLLOUT, deadline, cancelled, ctx);
+        if (w == WAIT_CANCELLED)
+            return fl_fail(err, FL_EINTR, "connecting to the GDB stub at %s: interrupted", address);
+        if (w == WAIT_ERROR)
+            return fl_fail(err, FL_EIO, "poll while connecting to %s: %s", address, strerror(errno));
+        if (w == WAIT_TIMEOUT)
+            return fl_fail(err, FL_ETIMEOUT, "no connection to the GDB stub at %s within %d ms", address, timeout_ms);
         int soerr = 0;
         socklen_t sl = sizeof soerr;
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
@@ -234,73 +261,117 @@ static int connect_bounded(int fd, const struct sockaddr *sa, socklen_t salen, i
     return 0;
 }
 
-int rsp_open(rsp **out, const char *address, int timeout_ms, fl_error *err)
+typedef struct open_ctx {
+    const char *address;
+    int timeout_ms;
+    int64_t deadline;       /* one bound for resolving and every address tried */
+    rsp_cancel_fn cancelled;
+    void *cancel_ctx;
+} open_ctx;
+
+static int open_unix(const open_ctx *o, int *out_fd, fl_error *err)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    const char *path = o->address + 5;
+    if (strlen(path) == 0 || strlen(path) >= sizeof sun.sun_path)
+        return fl_fail(err, FL_EUSAGE, "unix socket path in \"%s\" is empty or too long", o->address);
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fl_fail(err, FL_EIO, "socket(AF_UNIX): %s", strerror(errno));
+    if (connect_bounded(fd, (struct sockaddr *)&sun, sizeof sun, o->deadline, o->timeout_ms, o->address,
+                        o->cancelled, o->cancel_ctx, err) < 0) {
+        close(fd);
+        return -1;
+    }
+    *out_fd = fd;
+    return 0;
+}
+
+/* "HOST:PORT" or "[V6]:PORT" into host (cap bytes) and the port's text. */
+static int split_host_port(const char *address, char *host, size_t cap, const char **port, fl_error *err)
+{
+    const char *colon = strrchr(address, ':');
+    if (!colon || colon == address || !colon[1] || (size_t)(colon - address) >= cap)
+        return fl_fail(err, FL_EUSAGE, "GDB stub address \"%s\" is neither unix:/path nor HOST:PORT", address);
+    size_t hl = (size_t)(colon - address);
+    memcpy(host, address, hl);
+    host[hl] = '\0';
+    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {  /* [::1]:1234 */
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    /* getaddrinfo would take "99999" and keep its low 16 bits, and
+     * service names: only a decimal port 1-65535 names a stub. */
+    char *end;
+    errno = 0;
+    unsigned long pn = strtoul(colon + 1, &end, 10);
+    if (errno || *end || colon[1] < '0' || colon[1] > '9' || pn < 1 || pn > 65535)
+        return fl_fail(err, FL_EUSAGE, "GDB stub address \"%s\": the port must be a number from 1 to 65535", address);
+    *port = colon + 1;
+    return 0;
+}
+
+static int open_tcp(const open_ctx *o, int *out_fd, fl_error *err)
+{
+    char host[256];
+    const char *port = NULL;
+    if (split_host_port(o->address, host, sizeof host, &port, err) < 0)
+        return -1;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    int g = getaddrinfo(host, port, &hints, &ai);
+    if (g != 0)
+        return fl_fail(err, FL_EUSAGE, "cannot resolve GDB stub address \"%s\": %s", o->address, gai_strerror(g));
+    fl_error last = {0};
+    int fd = -1;
+    for (struct addrinfo *a = ai; a; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            fl_fail(&last, FL_EIO, "socket: %s", strerror(errno));
+            continue;
+        }
+        if (connect_bounded(fd, a->ai_addr, a->ai_addrlen, o->deadline, o->timeout_ms, o->address, o->cancelled,
+                            o->cancel_ctx, &last) == 0)
+            break;
+        close(fd);
+        fd = -1;
+        if (last.code == FL_EINTR || last.code == FL_ETIMEOUT)
+            break;  /* the one budget is spent: do not try the next address */
+    }
+    freeaddrinfo(ai);
+    if (fd < 0) {
+        if (err)
+            *err = last;
+        return -1;
+    }
+    /* One small packet per step: Nagle would add a delayed-ACK wait. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    *out_fd = fd;
+    return 0;
+}
+
+int rsp_open_cancellable(rsp **out, const char *address, int timeout_ms, rsp_cancel_fn cancelled, void *ctx,
+                         fl_error *err)
 {
     *out = NULL;
     if (!address || !*address)
         return fl_fail(err, FL_EUSAGE, "empty GDB stub address: use unix:/path or HOST:PORT");
+    open_ctx o = {address, timeout_ms, fl_deadline_ms(timeout_ms), cancelled, ctx};
     int fd = -1;
-    if (strncmp(address, "unix:", 5) == 0) {
-        struct sockaddr_un sun = {.sun_family = AF_UNIX};
-        const char *path = address + 5;
-        if (strlen(path) == 0 || strlen(path) >= sizeof sun.sun_path)
-            return fl_fail(err, FL_EUSAGE, "unix socket path in \"%s\" is empty or too long", address);
-        memcpy(sun.sun_path, path, strlen(path) + 1);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            return fl_fail(err, FL_EIO, "socket(AF_UNIX): %s", strerror(errno));
-        if (connect_bounded(fd, (struct sockaddr *)&sun, sizeof sun, timeout_ms, address, err) < 0) {
-            close(fd);
-            return -1;
-        }
-    } else {
-        char host[256];
-        const char *colon = strrchr(address, ':');
-        if (!colon || colon == address || !colon[1] || (size_t)(colon - address) >= sizeof host)
-            return fl_fail(err, FL_EUSAGE, "GDB stub address \"%s\" is neither unix:/path nor HOST:PORT", address);
-        size_t hl = (size_t)(colon - address);
-        memcpy(host, address, hl);
-        host[hl] = '\0';
-        if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {  /* [::1]:1234 */
-            memmove(host, host + 1, hl - 2);
-            host[hl - 2] = '\0';
-        }
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-        struct addrinfo *ai = NULL;
-        /* getaddrinfo would take "99999" and keep its low 16 bits, and
-         * service names: only a decimal port 1-65535 names a stub. */
-        char *end;
-        errno = 0;
-        unsigned long port = strtoul(colon + 1, &end, 10);
-        if (errno || *end || colon[1] < '0' || colon[1] > '9' || port < 1 || port > 65535)
-            return fl_fail(err, FL_EUSAGE, "GDB stub address \"%s\": the port must be a number from 1 to 65535",
-                           address);
-        int g = getaddrinfo(host, colon + 1, &hints, &ai);
-        if (g != 0)
-            return fl_fail(err, FL_EUSAGE, "cannot resolve GDB stub address \"%s\": %s", address, gai_strerror(g));
-        fl_error last = {0};
-        for (struct addrinfo *a = ai; a; a = a->ai_next) {
-            fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-            if (fd < 0) {
-                fl_fail(&last, FL_EIO, "socket: %s", strerror(errno));
-                continue;
-            }
-            if (connect_bounded(fd, a->ai_addr, a->ai_addrlen, timeout_ms, address, &last) == 0)
-                break;
-            close(fd);
-            fd = -1;
-        }
-        freeaddrinfo(ai);
-        if (fd < 0) {
-            if (err)
-                *err = last;
-            return -1;
-        }
-        /* One small packet per step: Nagle would add a delayed-ACK wait. */
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    return rsp_open_fd(out, fd, err);
+    int rc = strncmp(address, "unix:", 5) == 0 ? open_unix(&o, &fd, err) : open_tcp(&o, &fd, err);
+    if (rc < 0)
+        return -1;
+    if (rsp_open_fd(out, fd, err) < 0)
+        return -1;
+    rsp_set_cancel(*out, cancelled, ctx);
+    return 0;
+}
+
+int rsp_open(rsp **out, const char *address, int timeout_ms, fl_error *err)
+{
+    return rsp_open_cancellable(out, address, timeout_ms, NULL, NULL, err);
 }
 
 void rsp_close(rsp *r)
@@ -317,7 +388,11 @@ void rsp_close(rsp *r)
 
 int rsp_fd(const rsp *r) { return r->fd; }
 void rsp_set_noack(rsp *r, bool noack) { r->noack = noack; }
-bool rsp_noack(const rsp *r) { return r->noack; }
+void rsp_set_cancel(rsp *r, rsp_cancel_fn cancelled, void *ctx)
+{
+    r->cancelled = cancelled;
+    r->cancel_ctx = ctx;
+}
 bool rsp_pending(const rsp *r) { return r->in_end > r->in_start; }
 
 /* ---- raw I/O ---------------------------------------------------------- */
@@ -325,16 +400,20 @@ bool rsp_pending(const rsp *r) { return r->in_end > r->in_start; }
 static int write_all(rsp *r, const char *buf, size_t len, fl_error *err)
 {
     while (len > 0) {
-        ssize_t n = send(r->fd, buf, len, MSG_NOSIGNAL);
+        /* Non-blocking, so a stub that stops reading cannot hold us past a
+         * cancellation: EAGAIN waits in wait_fd's slices. */
+        ssize_t n = send(r->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno == ENOTSOCK)
             n = write(r->fd, buf, len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                /* Blocking sockets do not get here; be safe with a bound. */
-                struct pollfd p = {.fd = r->fd, .events = POLLOUT};
-                if (poll(&p, 1, 5000) <= 0)
+                /* The stub reads nothing: wait a bounded, cancellable while. */
+                int w = wait_fd(r->fd, POLLOUT, fl_deadline_ms(5000), r->cancelled, r->cancel_ctx);
+                if (w == WAIT_CANCELLED)
+                    return cancelled_fail(err, "writing to the GDB stub");
+                if (w != WAIT_READY)
                     return fl_fail(err, FL_ETIMEOUT, "the GDB stub accepted no data for 5 s");
                 continue;
             }
@@ -361,13 +440,12 @@ static int fill(rsp *r, int64_t deadline, int timeout_ms, fl_error *err)
         return fl_fail(err, FL_EPROTO, "the GDB stub sent more than %d bytes without a complete packet", RAW_CAP);
     }
     for (;;) {
-        struct pollfd p = {.fd = r->fd, .events = POLLIN};
-        int n = poll(&p, 1, fl_remaining_ms(deadline));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
+        int n = wait_fd(r->fd, POLLIN, deadline, r->cancelled, r->cancel_ctx);
+        if (n == WAIT_CANCELLED)
+            return cancelled_fail(err, "waiting for the GDB stub");
+        if (n == WAIT_ERROR)
             return fl_fail(err, FL_EIO, "poll on the GDB stub connection: %s", strerror(errno));
-        if (n == 0)
+        if (n == WAIT_TIMEOUT)
             return fl_fail(err, FL_ETIMEOUT, "the GDB stub did not answer within %d ms", timeout_ms);
         ssize_t got = read(r->fd, r->in + r->in_end, RAW_CAP - r->in_end);
         if (got < 0 && (errno == EINTR || errno == EAGAIN))
@@ -490,9 +568,10 @@ int rsp_recv(rsp *r, const char **payload, size_t *len, int timeout_ms, fl_error
 int rsp_exchange(rsp *r, const char *payload, size_t len, const char **reply, size_t *rlen,
                  int timeout_ms, fl_error *err)
 {
+    int64_t deadline = fl_deadline_ms(timeout_ms);
     if (rsp_send(r, payload, len, timeout_ms, err) < 0)
         return -1;
-    return rsp_recv(r, reply, rlen, timeout_ms, err);
+    return rsp_recv(r, reply, rlen, fl_remaining_ms(deadline), err);
 }
 
 int rsp_interrupt(rsp *r, fl_error *err)

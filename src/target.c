@@ -36,6 +36,9 @@ typedef struct bp {
 struct tgt {
     rsp *r;
     int op_timeout;            /* bound for every exchange while stopped */
+    bool connecting;           /* connect_deadline bounds every exchange */
+    int64_t connect_deadline;  /* one budget for the whole connect sequence */
+    int connect_budget_ms;
     size_t packet_size;
     bool running;
     bool multiprocess;
@@ -43,6 +46,7 @@ struct tgt {
     tgt_regmap map;
     const tgt_reg *pc;
     uint8_t *g;
+    uint8_t *g_unavail;        /* per byte of g: 1 if the stub sent "xx" */
     bool g_valid;
     uint64_t gen;              /* stop generation: bumped on every resume */
     memline *mem;
@@ -50,6 +54,8 @@ struct tgt {
     bp *bps;
     size_t nbps, capbps;
     size_t ncode_bps;          /* Z0/Z1 entries: only these need the step-over */
+    size_t hw_slots;           /* debug-register slots the stub has (learnt from a
+                                  refusal); 0: no limit seen */
     long process, thread;      /* from the last stop reply, -1 unknown */
     char step_pkt[64];
     size_t step_len;
@@ -58,6 +64,8 @@ struct tgt {
 };
 
 /* ---- small helpers ---------------------------------------------------- */
+
+static size_t hw_in_use(const tgt *t);
 
 static const char hexdig[] = "0123456789abcdef";
 
@@ -84,9 +92,23 @@ static int not_running(const tgt *t, const char *what, fl_error *err)
     return 0;
 }
 
+/* One exchange while stopped. During connect the whole sequence shares one
+ * budget, so a stub that answers slowly (a byte at a time, tiny qXfer
+ * chunks) cannot stretch it packet by packet. */
 static int xchg(tgt *t, const char *p, size_t len, const char **reply, size_t *rlen, fl_error *err)
 {
-    return rsp_exchange(t->r, p, len, reply, rlen, t->op_timeout, err);
+    if (!t->connecting)
+        return rsp_exchange(t->r, p, len, reply, rlen, t->op_timeout, err);
+    int left = fl_remaining_ms(t->connect_deadline);
+    if (left == 0)
+        return fl_fail(err, FL_ETIMEOUT, "the connection sequence did not complete within %d ms (the stub answers too slowly)",
+                       t->connect_budget_ms);
+    if (rsp_exchange(t->r, p, len, reply, rlen, left, err) == 0)
+        return 0;
+    if (err && err->code == FL_ETIMEOUT)
+        fl_fail(err, FL_ETIMEOUT, "the connection sequence did not complete within %d ms (the stub answers too slowly)",
+                t->connect_budget_ms);
+    return -1;
 }
 
 /* ---- stop replies ----------------------------------------------------- */
@@ -221,13 +243,15 @@ static void note_stop(tgt *t, const tgt_stop *s)
     t->step_len = (size_t)n;
 }
 
-/* Wait for the stop reply of a resume, skipping console output (O) packets. */
+/* Wait for the stop reply of a resume, skipping console output (O) packets.
+ * One deadline: every packet, O included, counts against it; none resets it. */
 static int wait_stop(tgt *t, tgt_stop *stop, int timeout_ms, fl_error *err)
 {
+    int64_t deadline = fl_deadline_ms(timeout_ms);
     for (;;) {
         const char *p;
         size_t len;
-        if (rsp_recv(t->r, &p, &len, timeout_ms, err) < 0)
+        if (rsp_recv(t->r, &p, &len, fl_remaining_ms(deadline), err) < 0)
             return -1;
         if (len >= 3 && p[0] == 'O' && len % 2 == 1 && fl_hexval(p[1]) >= 0)
             continue;
@@ -348,7 +372,7 @@ static int connect_seq(tgt *t, fl_error *err)
      * with a stop reply ("T02thread:01;") sent before it reads our first
      * packet: that is not qSupported's answer, which never starts so. */
     for (int i = 0; i < 4 && len > 0 && (p[0] == 'T' || p[0] == 'S'); i++)
-        if (rsp_recv(t->r, &p, &len, t->op_timeout, err) < 0)
+        if (rsp_recv(t->r, &p, &len, fl_remaining_ms(t->connect_deadline), err) < 0)
             return fl_error_prefix(err, "qSupported, after the stub's stop notice");
     t->packet_size = 400;  /* the protocol's default when none is given */
     bool noack;
@@ -378,9 +402,10 @@ static int connect_seq(tgt *t, fl_error *err)
                        t->pc->size * 8);
     t->pkt_cap = t->packet_size + 64;
     t->g = malloc(t->map.g_size);
+    t->g_unavail = malloc(t->map.g_size);
     t->mem = calloc(MEMC_LINES, sizeof *t->mem);
     t->pkt = malloc(t->pkt_cap);
-    if (!t->g || !t->mem || !t->pkt)
+    if (!t->g || !t->g_unavail || !t->mem || !t->pkt)
         return fl_fail(err, FL_EIO, "out of memory for the register and memory caches");
     t->gen = 1;  /* lines start at gen 0: invalid */
 
@@ -417,34 +442,59 @@ static int connect_common(tgt **out, rsp *r, int timeout_ms, fl_error *err)
     t->r = r;
     t->op_timeout = timeout_ms;
     t->process = t->thread = -1;
+    t->connecting = true;
+    t->connect_budget_ms = timeout_ms;
+    t->connect_deadline = fl_deadline_ms(timeout_ms);
     if (connect_seq(t, err) < 0) {
         tgt *tmp = t;
         tmp->running = true;  /* no detach on this half-open link */
         tgt_close(tmp);
         return -1;
     }
+    t->connecting = false;
     *out = t;
+    return 0;
+}
+
+int tgt_connect_cancellable(tgt **out, const char *address, int timeout_ms, tgt_cancel_fn cancelled, void *ctx,
+                            fl_error *err)
+{
+    *out = NULL;
+    rsp *r;
+    int64_t deadline = fl_deadline_ms(timeout_ms);
+    /* rsp_open's sentences name the address already. */
+    if (rsp_open_cancellable(&r, address, timeout_ms, cancelled, ctx, err) < 0)
+        return -1;
+    int left = fl_remaining_ms(deadline);
+    if (connect_common(out, r, left == 0 ? 1 : left, err) < 0)
+        return fl_error_prefix(err, "connecting to %s", address);
+    (*out)->op_timeout = timeout_ms;
     return 0;
 }
 
 int tgt_connect(tgt **out, const char *address, int timeout_ms, fl_error *err)
 {
-    *out = NULL;
-    rsp *r;
-    if (rsp_open(&r, address, timeout_ms, err) < 0)
-        return -1;
-    if (connect_common(out, r, timeout_ms, err) < 0)
-        return fl_error_prefix(err, "connecting to %s", address);
-    return 0;
+    return tgt_connect_cancellable(out, address, timeout_ms, NULL, NULL, err);
 }
 
-int tgt_connect_fd(tgt **out, int fd, int timeout_ms, fl_error *err)
+int tgt_connect_fd_cancellable(tgt **out, int fd, int timeout_ms, tgt_cancel_fn cancelled, void *ctx, fl_error *err)
 {
     *out = NULL;
     rsp *r;
     if (rsp_open_fd(&r, fd, err) < 0)
         return -1;
+    rsp_set_cancel(r, cancelled, ctx);
     return connect_common(out, r, timeout_ms, err);
+}
+
+int tgt_connect_fd(tgt **out, int fd, int timeout_ms, fl_error *err)
+{
+    return tgt_connect_fd_cancellable(out, fd, timeout_ms, NULL, NULL, err);
+}
+
+void tgt_set_cancel(tgt *t, tgt_cancel_fn cancelled, void *ctx)
+{
+    rsp_set_cancel(t->r, cancelled, ctx);
 }
 
 static void tgt_free(tgt *t)
@@ -452,6 +502,7 @@ static void tgt_free(tgt *t)
     rsp_close(t->r);
     tgt_regmap_free(&t->map);
     free(t->g);
+    free(t->g_unavail);
     free(t->mem);
     free(t->pkt);
     free(t->bps);
@@ -498,6 +549,8 @@ void tgt_kill(tgt *t)
 const tgt_regmap *tgt_regs(const tgt *t) { return &t->map; }
 size_t tgt_packet_size(const tgt *t) { return t->packet_size; }
 bool tgt_running(const tgt *t) { return t->running; }
+size_t tgt_bp_slots(const tgt *t) { return t->hw_slots; }
+size_t tgt_bp_hw_in_use(const tgt *t) { return hw_in_use(t); }
 int tgt_fd(const tgt *t) { return rsp_fd(t->r); }
 void tgt_invalidate(tgt *t) { invalidate(t); }
 
@@ -521,9 +574,11 @@ static int ensure_g(tgt *t, fl_error *err)
     }
     for (size_t i = 0; i < t->map.g_size; i++) {
         int hi = fl_hexval(p[2 * i]), lo = fl_hexval(p[2 * i + 1]);
+        t->g_unavail[i] = 0;
         if (hi < 0 || lo < 0) {
-            if (p[2 * i] == 'x' && p[2 * i + 1] == 'x') {  /* unavailable */
+            if (p[2 * i] == 'x' && p[2 * i + 1] == 'x') {  /* unavailable: no value, not 0 */
                 t->g[i] = 0;
+                t->g_unavail[i] = 1;
                 continue;
             }
             return fl_fail(err, FL_EPROTO, "register read (g) has a non-hex digit at byte %zu", i);
@@ -541,6 +596,10 @@ int tgt_reg_read_r(tgt *t, const tgt_reg *reg, uint64_t *value, fl_error *err)
                        reg->name, reg->size);
     if (ensure_g(t, err) < 0)
         return -1;
+    for (size_t i = 0; i < reg->size; i++)
+        if (t->g_unavail[reg->offset + i])
+            return fl_fail(err, FL_EIO, "register %s is unavailable at this stop (the stub sent \"xx\" for its value)",
+                           reg->name);
     uint64_t v = 0;
     for (size_t i = reg->size; i-- > 0;)
         v = v << 8 | t->g[reg->offset + i];
@@ -598,8 +657,10 @@ int tgt_reg_write(tgt *t, const char *name, uint64_t value, fl_error *err)
         return fl_fail(err, FL_EPROTO, "the stub refused to write register %s (answer \"%s\")", name, s);
     }
     if (t->g_valid)
-        for (size_t i = 0; i < r->size; i++)
+        for (size_t i = 0; i < r->size; i++) {
             t->g[r->offset + i] = (uint8_t)(value >> (8 * i));
+            t->g_unavail[r->offset + i] = 0;
+        }
     return 0;
 }
 
@@ -755,6 +816,20 @@ static bool is_code_bp(enum tgt_bp_type type)
     return type == TGT_BP_SW || type == TGT_BP_HW;
 }
 
+/* Z1/Z2/Z3/Z4 share the CPU's debug registers (under KVM; TCG has no limit). */
+static bool is_hw(enum tgt_bp_type type)
+{
+    return type != TGT_BP_SW;
+}
+
+static size_t hw_in_use(const tgt *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->nbps; i++)
+        n += is_hw(t->bps[i].type);
+    return n;
+}
+
 /* One Z/z on the wire, without touching the remembered list. */
 static int send_z(tgt *t, char op, enum tgt_bp_type type, uint64_t addr, int len, fl_error *err)
 {
@@ -772,7 +847,8 @@ static int send_z(tgt *t, char op, enum tgt_bp_type type, uint64_t addr, int len
                        (int)type, verb, addr);
     if (op == 'Z' && type != TGT_BP_SW && is_error_reply(p, rl))
         return fl_fail(err, FL_ENOSLOT, "the stub refused hardware breakpoint/watchpoint Z%d at 0x%" PRIx64
-                       " (%.3s): no free debug register (KVM has four)", (int)type, addr, p);
+                       " (%.3s) with %zu in use: no free debug register (KVM has four)", (int)type, addr, p,
+                       hw_in_use(t));
     char s[64];
     shown(p, rl, s, sizeof s);
     return fl_fail(err, FL_EIO, "the stub refused to %s breakpoint Z%d at 0x%" PRIx64 " (answer \"%s\")",
@@ -803,8 +879,12 @@ int tgt_bp_insert(tgt *t, enum tgt_bp_type type, uint64_t addr, int len, fl_erro
         t->bps = nb;
         t->capbps = nc;
     }
-    if (send_z(t, 'Z', type, addr, len, err) < 0)
+    if (send_z(t, 'Z', type, addr, len, err) < 0) {
+        /* Remember the limit so callers can plan (tgt_bp_slots). */
+        if (err && err->code == FL_ENOSLOT && hw_in_use(t) > 0)
+            t->hw_slots = hw_in_use(t);
         return -1;
+    }
     t->bps[t->nbps++] = (bp){type, addr, len};
     if (is_code_bp(type))
         t->ncode_bps++;

@@ -1,6 +1,7 @@
 /* trace: step the kernel instruction by instruction (or branch to branch)
  * and record what each instruction did. See trace.h. */
 #include "faultline/trace.h"
+#include "faultline/explain.h"
 #include "faultline/util.h"
 
 #include <capstone.h>
@@ -24,14 +25,11 @@
  * handler passing the same pc) before giving up. */
 #define MAX_RESYNC 64
 
-/* EFLAGS bits (SDM vol. 1, 3.4.3). */
-#define FL_CF (1u << 0)
-#define FL_PF (1u << 2)
-#define FL_ZF (1u << 6)
-#define FL_SF (1u << 7)
-#define FL_OF (1u << 11)
-#define FL_IF (1u << 9)
-#define FL_AC (1u << 18)
+/* The EFLAGS bits the tracer reads or writes, by their names in the target
+ * description's eflags <flags> type (tgt_regmap_fields). */
+typedef struct eflags_bits {
+    uint64_t cf, pf, zf, sf, of, if_, ac;
+} eflags_bits;
 
 static const char *const kind_names[TRACE_K_COUNT] = {
     "plain", "jmp", "jcc", "jmp-ind", "call", "call-ind", "ret", "iret", "sysret", "int", "special",
@@ -64,6 +62,7 @@ typedef struct rpriv {
     char **strs;          /* interned strings: open-addressing set */
     size_t nstrs, capstrs;
     size_t cap_steps, cap_pcs, cap_changes, cap_over;
+    size_t cap_vars, cap_values, cap_fcalls, cap_checks;
 } rpriv;
 
 static uint64_t hash_str(const char *s)
@@ -161,6 +160,10 @@ void trace_result_free(trace_result *r)
     free(r->pcs);
     free(r->changes);
     free(r->over_calls);
+    free(r->vars);
+    free(r->values);
+    free(r->fcalls);
+    free(r->checks);
     free(r->regnames);
     free(r);
 }
@@ -207,6 +210,51 @@ int trace_result_add_over(trace_result *r, const char *function)
     if (!f)
         return -1;
     r->over_calls[r->nover_calls++] = (trace_over){ .step = r->nsteps - 1, .function = f };
+    return 0;
+}
+
+const char *trace_result_str(trace_result *r, const char *s)
+{
+    return intern(r, s);
+}
+
+int trace_result_add_var(trace_result *r, const trace_var *v)
+{
+    rpriv *p = r->priv;
+    if (grow((void **)&r->vars, &p->cap_vars, r->nvars + 1, sizeof *r->vars) < 0)
+        return -1;
+    r->vars[r->nvars++] = *v;
+    return 0;
+}
+
+int trace_result_add_value(trace_result *r, const trace_value *v, size_t *index)
+{
+    rpriv *p = r->priv;
+    if (grow((void **)&r->values, &p->cap_values, r->nvalues + 1, sizeof *r->values) < 0)
+        return -1;
+    if (index)
+        *index = r->nvalues;
+    r->values[r->nvalues++] = *v;
+    return 0;
+}
+
+int trace_result_add_fcall(trace_result *r, const trace_fcall *c, size_t *index)
+{
+    rpriv *p = r->priv;
+    if (grow((void **)&r->fcalls, &p->cap_fcalls, r->nfcalls + 1, sizeof *r->fcalls) < 0)
+        return -1;
+    if (index)
+        *index = r->nfcalls;
+    r->fcalls[r->nfcalls++] = *c;
+    return 0;
+}
+
+int trace_result_add_check(trace_result *r, const trace_check *c)
+{
+    rpriv *p = r->priv;
+    if (grow((void **)&r->checks, &p->cap_checks, r->nchecks + 1, sizeof *r->checks) < 0)
+        return -1;
+    r->checks[r->nchecks++] = *c;
     return 0;
 }
 
@@ -275,6 +323,35 @@ static bool is_iret(unsigned id)
     return id == X86_INS_IRET || id == X86_INS_IRETD || id == X86_INS_IRETQ;
 }
 
+/* rsp after a plain instruction: the exact effect of the common forms;
+ * false for anything else that writes rsp (stepped, so fast mode can verify
+ * each stop's rsp). */
+static bool rsp_effect(csh cs, const cs_insn *ci, dec *d)
+{
+    const cs_x86 *x = &ci->detail->x86;
+    const cs_x86_op *op0 = x->op_count ? &x->operands[0] : NULL;
+    bool opsize = x->prefix[2] == X86_PREFIX_OPSIZE;
+    if (ci->id == X86_INS_PUSH) {
+        d->in.rsp_delta = -8;
+        d->in.rsp_known = !opsize;
+    } else if (ci->id == X86_INS_POP) {
+        d->in.rsp_delta = 8;
+        d->in.rsp_known = !opsize && !(op0 && op0->type == X86_OP_REG && op0->reg == X86_REG_RSP);
+    } else if ((ci->id == X86_INS_SUB || ci->id == X86_INS_ADD) && x->op_count == 2 && op0 &&
+               op0->type == X86_OP_REG && op0->reg == X86_REG_RSP && x->operands[1].type == X86_OP_IMM) {
+        int64_t imm = x->operands[1].imm;
+        d->in.rsp_delta = (int32_t)(ci->id == X86_INS_SUB ? -imm : imm);
+    } else if (ci->id == X86_INS_LEA && x->op_count == 2 && op0 && op0->type == X86_OP_REG &&
+               op0->reg == X86_REG_RSP) {
+        const x86_op_mem *m = &x->operands[1].mem;
+        d->in.rsp_known = m->base == X86_REG_RSP && m->index == X86_REG_INVALID && m->segment == X86_REG_INVALID;
+        d->in.rsp_delta = (int32_t)m->disp;
+    } else if (writes_reg(cs, ci, X86_REG_RSP)) {
+        d->in.rsp_known = false;
+    }
+    return d->in.rsp_known;
+}
+
 static void classify(csh cs, const cs_insn *ci, dec *d)
 {
     const cs_x86 *x = &ci->detail->x86;
@@ -335,31 +412,8 @@ static void classify(csh cs, const cs_insn *ci, dec *d)
             if (x->operands[i].type == X86_OP_REG && is_ctl_or_dbg(x->operands[i].reg))
                 k = TRACE_K_SPECIAL;
     }
-    if (k == TRACE_K_PLAIN) {
-        /* rsp: the exact effect of the common forms; anything else that
-         * writes rsp is stepped, so fast mode can verify each stop's rsp. */
-        bool opsize = x->prefix[2] == X86_PREFIX_OPSIZE;
-        if (ci->id == X86_INS_PUSH) {
-            d->in.rsp_delta = -8;
-            d->in.rsp_known = !opsize;
-        } else if (ci->id == X86_INS_POP) {
-            d->in.rsp_delta = 8;
-            d->in.rsp_known = !opsize && !(op0 && op0->type == X86_OP_REG && op0->reg == X86_REG_RSP);
-        } else if ((ci->id == X86_INS_SUB || ci->id == X86_INS_ADD) && x->op_count == 2 && op0 &&
-                   op0->type == X86_OP_REG && op0->reg == X86_REG_RSP && x->operands[1].type == X86_OP_IMM) {
-            int64_t imm = x->operands[1].imm;
-            d->in.rsp_delta = (int32_t)(ci->id == X86_INS_SUB ? -imm : imm);
-        } else if (ci->id == X86_INS_LEA && x->op_count == 2 && op0 && op0->type == X86_OP_REG &&
-                   op0->reg == X86_REG_RSP) {
-            const x86_op_mem *m = &x->operands[1].mem;
-            d->in.rsp_known = m->base == X86_REG_RSP && m->index == X86_REG_INVALID && m->segment == X86_REG_INVALID;
-            d->in.rsp_delta = (int32_t)m->disp;
-        } else if (writes_reg(cs, ci, X86_REG_RSP)) {
-            d->in.rsp_known = false;
-        }
-        if (!d->in.rsp_known)
-            k = TRACE_K_SPECIAL;
-    }
+    if (k == TRACE_K_PLAIN && !rsp_effect(cs, ci, d))
+        k = TRACE_K_SPECIAL;
     d->in.kind = k;
 }
 
@@ -414,8 +468,7 @@ typedef struct tracer {
     bool has_until;
     int depth;
     double t0, deadline, last_progress;
-    bool tty_progress;
-    bool progress_drawn;
+    eflags_bits fl;       /* from target.xml */
     /* fast mode */
     uint64_t bp;          /* the one block breakpoint inserted, 0 if none */
     uint64_t *blk;        /* pcs of the current block */
@@ -429,6 +482,7 @@ typedef struct tracer {
      * single-stepped, and the registers recorded show the real IF. */
     bool if_masked;
     uint8_t *cur;         /* fast mode: this stop's `g` with the real IF */
+    explain *x;           /* opt.explain: the C-level narrative's collector */
 } tracer;
 
 static uint64_t hash_pc(uint64_t pc)
@@ -581,6 +635,12 @@ static uint64_t g_u64(const tgt_reg *r, const uint8_t *g)
     return v;
 }
 
+static void g_put(const tgt_reg *r, uint8_t *g, uint64_t v)
+{
+    for (size_t i = 0; i < r->size && i < 8; i++, v >>= 8)
+        g[r->offset + i] = (uint8_t)v;
+}
+
 static size_t diff_regs(tracer *tr, const uint8_t *a, const uint8_t *b)
 {
     size_t n = 0;
@@ -601,9 +661,10 @@ static bool is_over(const tracer *tr, uint64_t pc)
     return false;
 }
 
+/* Progress goes to the caller's callback: the library never draws. */
 static void progress(tracer *tr, uint64_t pc, bool force)
 {
-    if (!tr->opt.progress_fn && !tr->tty_progress)
+    if (!tr->opt.progress_fn)
         return;
     double now = fl_now_s();
     if (!force && now - tr->last_progress < 0.05)
@@ -612,12 +673,7 @@ static void progress(tracer *tr, uint64_t pc, bool force)
     const char *fn = "?";
     uint64_t off;
     kern_sym_at(tr->k, pc, &fn, &off);
-    if (tr->opt.progress_fn) {
-        tr->opt.progress_fn(tr->opt.progress_ctx, tr->r->nsteps, fn);
-    } else {
-        fprintf(stderr, "\rtrace: %zu steps  %-48.48s", tr->r->nsteps, fn);
-        tr->progress_drawn = true;
-    }
+    tr->opt.progress_fn(tr->opt.progress_ctx, tr->r->nsteps, fn);
 }
 
 static int record(tracer *tr, pcent *e, size_t nch, unsigned flags, fl_error *err)
@@ -698,13 +754,41 @@ static const tgt_reg *eflags_reg(const tracer *tr)
     return tr->eflags;
 }
 
+/* One named one-bit field of eflags' <flags> type, as a mask. */
+static int eflags_bit(const tgt_field *f, size_t n, const char *name, uint64_t *mask, fl_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(f[i].name, name) == 0 && f[i].start == f[i].end && f[i].start < 64) {
+            *mask = UINT64_C(1) << f[i].start;
+            return 0;
+        }
+    return fl_fail(err, FL_ENOTFOUND, "the target description's eflags type has no one-bit field %s; "
+                   "the tracer needs it to follow conditional jumps and hold interrupts off", name);
+}
+
+static int eflags_from_tdesc(const tgt_regmap *rm, eflags_bits *out, fl_error *err)
+{
+    const tgt_field *f;
+    size_t n;
+    if (tgt_regmap_fields(rm, "eflags", &f, &n, err) < 0)
+        return -1;
+    struct { const char *name; uint64_t *mask; } want[] = {
+        { "CF", &out->cf }, { "PF", &out->pf }, { "ZF", &out->zf }, { "SF", &out->sf },
+        { "OF", &out->of }, { "IF", &out->if_ }, { "AC", &out->ac },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (eflags_bit(f, n, want[i].name, want[i].mask, err) < 0)
+            return -1;
+    return 0;
+}
+
 /* Put the guest's real IF back (see if_masked). */
 static int unmask_if(tracer *tr, fl_error *err)
 {
     if (!tr->if_masked)
         return 0;
     tr->if_masked = false;
-    if (tgt_reg_write(tr->t, eflags_reg(tr)->name, g_u64(tr->eflags, tr->cur) | FL_IF, err) < 0)
+    if (tgt_reg_write(tr->t, eflags_reg(tr)->name, g_u64(tr->eflags, tr->cur) | tr->fl.if_, err) < 0)
         return fl_error_prefix(err, "restoring EFLAGS.IF");
     return 0;
 }
@@ -712,9 +796,9 @@ static int unmask_if(tracer *tr, fl_error *err)
 static int mask_if(tracer *tr, const uint8_t *g, fl_error *err)
 {
     uint64_t fl = g_u64(tr->eflags, g);
-    if (tr->if_masked || !(fl & FL_IF))
+    if (tr->if_masked || !(fl & tr->fl.if_))
         return 0;
-    if (tgt_reg_write(tr->t, eflags_reg(tr)->name, fl & ~(uint64_t)FL_IF, err) < 0)
+    if (tgt_reg_write(tr->t, eflags_reg(tr)->name, fl & ~tr->fl.if_, err) < 0)
         return fl_error_prefix(err, "holding interrupts off for a block");
     tr->if_masked = true;
     return 0;
@@ -755,9 +839,9 @@ static int single(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
     return 0;
 }
 
-static bool jcc_taken(unsigned id, uint64_t fl, uint64_t rcx)
+static bool jcc_taken(const eflags_bits *m, unsigned id, uint64_t fl, uint64_t rcx)
 {
-    bool cf = fl & FL_CF, pf = fl & FL_PF, zf = fl & FL_ZF, sf = fl & FL_SF, of = fl & FL_OF;
+    bool cf = fl & m->cf, pf = fl & m->pf, zf = fl & m->zf, sf = fl & m->sf, of = fl & m->of;
     switch (id) {
     case X86_INS_JO: return of;
     case X86_INS_JNO: return !of;
@@ -801,7 +885,7 @@ static bool successor(tracer *tr, const pcent *e, const uint8_t *g, uint64_t *ne
     case TRACE_K_JCC:
         if (!jcc_known(d->id))
             return false;
-        *next = jcc_taken(d->id, g_u64(tr->eflags, g), tr->rcx ? g_u64(tr->rcx, g) : 1) ? d->in.target
+        *next = jcc_taken(&tr->fl, d->id, g_u64(tr->eflags, g), tr->rcx ? g_u64(tr->rcx, g) : 1) ? d->in.target
                                                                                        : e->pc + d->in.len;
         return true;
     case TRACE_K_JMP_IND:
@@ -826,41 +910,15 @@ static int drop_bp(tracer *tr, fl_error *err)
     return tgt_bp_remove(tr->t, TGT_BP_HW, a, 1, err);
 }
 
-/* One fast-mode move from the current stop (pc, registers g). */
-static int fast(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
+/* Walk a block from start: straight-line code plus direct jmps and calls,
+ * up to the next instruction whose outcome needs the registers (*end).
+ * tr->blk[0..*nb) gets its pcs, *sp the rsp expected at *end. */
+static int walk_block(tracer *tr, uint64_t start, uint64_t *sp, size_t *nb, uint64_t *end, fl_error *err)
 {
-    /* The breakpoint we sit on must go before any resume (QEMU re-reports it). */
-    if (drop_bp(tr, err) < 0)
-        return -1;
-    const uint8_t *cur = *g;
-    enum trace_kind k = e->d.in.kind;
-    const uint64_t epc = e->pc;
-    /* User memory is only touched with EFLAGS.AC set (SMAP: stac/clac): a
-     * fault there goes to an exception fixup, so step that code. */
-    if (g_u64(tr->eflags, cur) & FL_AC)
-        return single(tr, e, g, err);
-    uint64_t sp = g_u64(tr->rsp, cur);
-    uint64_t start;
-    bool first = k != TRACE_K_PLAIN;
-    if (first) {
-        fl_error e2;
-        if (!successor(tr, e, cur, &start, &e2))
-            return single(tr, e, g, err);
-        if (tr->nover && is_over(tr, start))
-            return single(tr, e, g, err);
-        sp += (uint64_t)(int64_t)e->d.in.rsp_delta;
-    } else {
-        start = e->pc;
-    }
-    /* Walk the block: straight-line code plus direct jmps and calls, up to
-     * the next instruction whose outcome needs the registers. */
-    size_t nb = 0;
-    uint64_t q = start, end = 0;
+    uint64_t q = start;
     for (;;) {
-        if ((tr->has_until && q == tr->until) || nb >= MAX_BLOCK) {
-            end = q;
+        if ((tr->has_until && q == tr->until) || *nb >= MAX_BLOCK)
             break;
-        }
         pcent *x = decode_at(tr, q, err);
         if (!x)
             return -1;
@@ -868,26 +926,26 @@ static int fast(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
         bool follow = xk == TRACE_K_PLAIN || (xk == TRACE_K_CALL && !(tr->nover && is_over(tr, x->d.in.target))) ||
                       xk == TRACE_K_JMP;
         if (follow && xk != TRACE_K_PLAIN)
-            for (size_t i = 0; i < nb; i++)
+            for (size_t i = 0; i < *nb; i++)
                 if (tr->blk[i] == x->d.in.target)
                     follow = false;  /* a loop: stop at its back edge */
-        if (!follow) {
-            end = q;
+        if (!follow)
             break;
-        }
-        if (grow((void **)&tr->blk, &tr->blkcap, nb + 1, sizeof *tr->blk) < 0)
+        if (grow((void **)&tr->blk, &tr->blkcap, *nb + 1, sizeof *tr->blk) < 0)
             return fl_fail(err, FL_EIO, "out of memory for a block");
-        tr->blk[nb++] = q;
-        sp += (uint64_t)(int64_t)x->d.in.rsp_delta;
+        tr->blk[(*nb)++] = q;
+        *sp += (uint64_t)(int64_t)x->d.in.rsp_delta;
         q = xk == TRACE_K_PLAIN ? q + x->d.in.len : x->d.in.target;
     }
-    /* decode_at may have grown (moved) the map. */
-    e = map_find(tr, epc);
-    size_t total = (first ? 1 : 0) + nb;
-    if (end == epc || (!first && nb == 0) || tr->r->nsteps + total > tr->opt.max_steps)
-        return single(tr, e, g, err);
-    memcpy(tr->prev, cur, tr->glen);
-    if (mask_if(tr, cur, err) < 0)
+    *end = q;
+    return 0;
+}
+
+/* Run to the block's end with interrupts held off; a stop counts only with
+ * the expected rsp (an interrupt handler may pass the same pc). */
+static int run_block(tracer *tr, uint64_t epc, uint64_t end, uint64_t sp, const uint8_t **g, fl_error *err)
+{
+    if (mask_if(tr, *g, err) < 0)
         return -1;
     if (tgt_bp_insert(tr->t, TGT_BP_HW, end, 1, err) < 0)
         return fl_error_prefix(err, "fast mode: breakpoint at 0x%" PRIx64, end);
@@ -902,17 +960,57 @@ static int fast(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
         /* Our own copy, with the IF the guest would have without us. */
         memcpy(tr->cur, *g, tr->glen);
         if (tr->if_masked)
-            tr->cur[tr->eflags->offset + 1] |= FL_IF >> 8;
+            g_put(tr->eflags, tr->cur, g_u64(tr->eflags, tr->cur) | tr->fl.if_);
         *g = tr->cur;
         uint64_t pc = g_u64(tr->rip, *g), nsp = g_u64(tr->rsp, *g);
         if (pc == end && nsp == sp)
-            break;
+            return 0;
         if (pc != end || tries >= MAX_RESYNC)
             return fl_fail(err, FL_EPROTO, "fast mode lost the path: expected 0x%" PRIx64 " with rsp 0x%" PRIx64
                            ", stopped at 0x%" PRIx64 " with rsp 0x%" PRIx64 " (use single-step mode)",
                            end, sp, pc, nsp);
         tr->r->resyncs++;  /* an interrupt handler ran through our breakpoint */
     }
+}
+
+/* One fast-mode move from the current stop (pc, registers g). */
+static int fast(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
+{
+    /* The breakpoint we sit on must go before any resume (QEMU re-reports it). */
+    if (drop_bp(tr, err) < 0)
+        return -1;
+    const uint8_t *cur = *g;
+    enum trace_kind k = e->d.in.kind;
+    const uint64_t epc = e->pc;
+    /* User memory is only touched with EFLAGS.AC set (SMAP: stac/clac): a
+     * fault there goes to an exception fixup, so step that code. */
+    if (g_u64(tr->eflags, cur) & tr->fl.ac)
+        return single(tr, e, g, err);
+    uint64_t sp = g_u64(tr->rsp, cur);
+    uint64_t start;
+    bool first = k != TRACE_K_PLAIN;
+    if (first) {
+        fl_error e2;
+        if (!successor(tr, e, cur, &start, &e2))
+            return single(tr, e, g, err);
+        if (tr->nover && is_over(tr, start))
+            return single(tr, e, g, err);
+        sp += (uint64_t)(int64_t)e->d.in.rsp_delta;
+    } else {
+        start = e->pc;
+    }
+    size_t nb = 0;
+    uint64_t end = 0;
+    if (walk_block(tr, start, &sp, &nb, &end, err) < 0)
+        return -1;
+    /* decode_at may have grown (moved) the map. */
+    e = map_find(tr, epc);
+    size_t total = (first ? 1 : 0) + nb;
+    if (end == epc || (!first && nb == 0) || tr->r->nsteps + total > tr->opt.max_steps)
+        return single(tr, e, g, err);
+    memcpy(tr->prev, cur, tr->glen);
+    if (run_block(tr, epc, end, sp, g, err) < 0)
+        return -1;
     size_t nch = diff_regs(tr, tr->prev, *g);
     if (first) {
         if (record(tr, e, nb ? 0 : nch, nb ? 0 : TRACE_F_NET, err) < 0)
@@ -966,7 +1064,6 @@ static int tracer_open(tracer *tr, tgt *t, kern *k, const trace_options *opt, fl
         tr->opt.timeout_ms = DEFAULT_TIMEOUT_MS;
     if (tr->opt.step_timeout_ms <= 0)
         tr->opt.step_timeout_ms = DEFAULT_STEP_TIMEOUT_MS;
-    tr->tty_progress = tr->opt.progress && !tr->opt.progress_fn && isatty(STDERR_FILENO);
     tr->rm = tgt_regs(t);
     tr->rip = tgt_regmap_find(tr->rm, "rip");
     tr->rsp = tgt_regmap_find(tr->rm, "rsp");
@@ -975,6 +1072,8 @@ static int tracer_open(tracer *tr, tgt *t, kern *k, const trace_options *opt, fl
     tr->rcx = tgt_regmap_find(tr->rm, "rcx");
     if (!tr->rip || !tr->rsp || !tr->eflags || !tr->cs_reg)
         return fl_fail(err, FL_ENOTFOUND, "the target description lacks rip, rsp, eflags or cs: not x86-64?");
+    if (eflags_from_tdesc(tr->rm, &tr->fl, err) < 0)
+        return -1;
     const char **names = calloc(tr->rm->count ? tr->rm->count : 1, sizeof *names);
     if (!names)
         return fl_fail(err, FL_EIO, "out of memory");
@@ -995,6 +1094,8 @@ static int tracer_open(tracer *tr, tgt *t, kern *k, const trace_options *opt, fl
     tr->ci = cs_malloc(tr->cs);
     if (!tr->ci)
         return fl_fail(err, FL_EIO, "out of memory");
+    if (tr->opt.explain && explain_open(&tr->x, k, t, err) < 0)
+        return -1;
     if (tr->opt.until && *tr->opt.until) {
         if (kern_sym_addr(k, tr->opt.until, &tr->until, err) < 0)
             return fl_error_prefix(err, "--until");
@@ -1015,6 +1116,7 @@ static void tracer_close(tracer *tr)
     free(tr->chbuf);
     free(tr->over);
     free(tr->blk);
+    explain_close(tr->x);
 }
 
 int trace_run(tgt *t, kern *k, const trace_options *opt, trace_result **out, fl_error *err)
@@ -1041,6 +1143,8 @@ int trace_run(tgt *t, kern *k, const trace_options *opt, trace_result **out, fl_
             fl_fail(&e, FL_EINTR, "the trace was interrupted after %zu steps", tr.r->nsteps);
             goto done;
         }
+        if (tr.x && explain_stop(tr.x, tr.r, pc, tr.depth, g, &e) < 0)
+            goto done;
         pcent *pe = decode_at(&tr, pc, &e);
         if (!pe)
             goto done;
@@ -1069,6 +1173,11 @@ done:
         if (tgt_regs_raw(t, &gf, &len, NULL) == 0 && tr.rip) {
             tr.r->final_pc = g_u64(tr.rip, gf);
             tr.r->final_cs = g_u64(tr.cs_reg, gf);
+            fl_error e2;
+            if (tr.x && explain_finish(tr.x, tr.r, tr.r->final_pc, tr.depth, gf, &e2) < 0 && rc == 0) {
+                e = e2;
+                rc = -1;
+            }
         }
         tr.r->seconds = fl_now_s() - tr.t0;
         if (rc < 0) {
@@ -1079,8 +1188,6 @@ done:
             snprintf(tr.r->error, sizeof tr.r->error, "the trace ran out of time after %d ms", tr.opt.timeout_ms);
         }
     }
-    if (tr.progress_drawn)
-        fprintf(stderr, "\r%-70s\r", "");
     *out = tr.r;
     tr.r = NULL;
     tracer_close(&tr);

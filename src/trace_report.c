@@ -1,8 +1,11 @@
 /* trace output: line view, instruction view and call tree, as text,
  * Markdown, JSON Lines or Chrome trace-event JSON. See trace.h. */
 #include "faultline/trace.h"
+#include "faultline/explain.h"
+#include "faultline/flame.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,8 +18,8 @@ const char *trace_stop_name(enum trace_stop s)
 
 int trace_parse_view(const char *name, enum trace_view *out)
 {
-    static const char *const v[] = { "line", "insn", "tree" };
-    for (int i = 0; i < 3; i++)
+    static const char *const v[] = { "line", "insn", "tree", "explain" };
+    for (int i = 0; i < 4; i++)
         if (name && strcmp(name, v[i]) == 0) {
             *out = (enum trace_view)i;
             return 0;
@@ -26,8 +29,8 @@ int trace_parse_view(const char *name, enum trace_view *out)
 
 int trace_parse_format(const char *name, enum trace_format *out)
 {
-    static const char *const f[] = { "text", "md", "json", "chrome" };
-    for (int i = 0; i < 4; i++)
+    static const char *const f[] = { "text", "md", "json", "chrome", "folded", "svg" };
+    for (int i = 0; i < 6; i++)
         if (name && strcmp(name, f[i]) == 0) {
             *out = (enum trace_format)i;
             return 0;
@@ -190,32 +193,18 @@ static size_t net_changes(const trace_result *r, size_t first, size_t count, boo
     return n;
 }
 
-static void json_str(FILE *o, const char *s)
+/* Markdown inline code, verbatim: a longer fence when s holds a backtick;
+ * inside a table cell `|` is escaped (the only place Markdown needs it). */
+static void md_code(FILE *o, const char *s, bool in_table)
 {
-    fputc('"', o);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(o, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", o);
-        else if (c == '\t')
-            fputs("\\t", o);
-        else if (c < 0x20)
-            fprintf(o, "\\u%04x", c);
-        else
-            fputc(c, o);
-    }
-    fputc('"', o);
-}
-
-/* Markdown inline code cannot hold a backtick: swap it for a quote. */
-static void md_code(FILE *o, const char *s)
-{
-    fputc('`', o);
+    bool tick = s && strchr(s, '`');
+    fputs(tick ? "`` " : "`", o);
     for (; s && *s; s++)
-        fputc(*s == '`' ? '\'' : *s == '|' ? '/' : *s, o);
-    fputc('`', o);
+        if (in_table && *s == '|')
+            fputs("\\|", o);
+        else
+            fputc(*s, o);
+    fputs(tick ? " ``" : "`", o);
 }
 
 static const char *trim(const char *s)
@@ -248,13 +237,34 @@ static void changes_text(FILE *o, const trace_result *r, const bool *seen, const
     }
 }
 
-static void changes_json(FILE *o, const trace_result *r, const trace_change *c, size_t n)
+static char *hex(char *buf, uint64_t v)
 {
-    fputs("\"changed\":{", o);
+    snprintf(buf, 24, "0x%" PRIx64, v);
+    return buf;
+}
+
+/* {"reg": "0x..."} of n changes. */
+static json_t *changes_json(const trace_result *r, const trace_change *c, size_t n)
+{
+    json_t *o = json_object();
+    char h[24];
     for (size_t j = 0; j < n; j++)
         if (c[j].reg < r->nregs)
-            fprintf(o, "%s\"%s\":\"0x%" PRIx64 "\"", j ? "," : "", r->regnames[c[j].reg], c[j].after);
-    fputc('}', o);
+            json_object_set_new(o, r->regnames[c[j].reg], json_string(hex(h, c[j].after)));
+    return o;
+}
+
+/* One JSON Lines record; takes the reference. */
+static void emit(FILE *o, json_t *rec)
+{
+    if (rec && json_dumpf(rec, o, JSON_COMPACT) == 0)
+        fputc('\n', o);
+    json_decref(rec);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
 }
 
 static void summary_line(FILE *o, const trace_result *r, size_t nlines)
@@ -303,7 +313,7 @@ static void md_lines(FILE *o, const trace_result *r, const trace_line *l, size_t
         loc(where, sizeof where, p);
         fprintf(o, "### %s (t=%zu, %s)\n", p->function, l[i].t, where);
         if (p->source) {
-            md_code(o, trim(p->source));
+            md_code(o, trim(p->source), false);
             fputs("\n\n", o);
         }
         fprintf(o, "pc 0x%" PRIx64 " (%s+0x%" PRIx64 "), %zu instruction%s from step %zu, depth %d",
@@ -326,7 +336,7 @@ static void insn_row(FILE *o, enum trace_format fmt, const trace_result *r, size
     snprintf(sym, sizeof sym, "%s+0x%" PRIx64, p->sym, p->sym_off);
     if (fmt == TRACE_FMT_MD) {
         fprintf(o, "| %zu | %d | 0x%" PRIx64 " | %s | %s | ", i, s->depth, p->pc, sym, where);
-        md_code(o, p->text);
+        md_code(o, p->text, true);
         fputs(" | ", o);
     } else {
         fprintf(o, "%7zu %*s0x%016" PRIx64 " %-34s %-44s %s%s ", i, indent(s->depth), "", p->pc, sym, p->text,
@@ -352,93 +362,135 @@ static void tree(FILE *o, enum trace_format fmt, const trace_call *c, size_t n)
     }
 }
 
-static void json_pc_fields(FILE *o, const trace_pc *p)
+static void json_pc_fields(json_t *o, const trace_pc *p)
 {
-    fprintf(o, "\"pc\":\"0x%" PRIx64 "\",\"sym\":", p->pc);
-    json_str(o, p->sym);
-    fprintf(o, ",\"off\":%" PRIu64 ",\"file\":", p->sym_off);
-    if (p->file)
-        json_str(o, p->file);
-    else
-        fputs("null", o);
-    fprintf(o, ",\"line\":%d,\"function\":", p->line);
-    json_str(o, p->function);
+    char h[24];
+    json_object_set_new(o, "pc", json_string(hex(h, p->pc)));
+    json_object_set_new(o, "sym", json_string(p->sym));
+    json_object_set_new(o, "off", json_integer((json_int_t)p->sym_off));
+    json_object_set_new(o, "file", str_or_null(p->file));
+    json_object_set_new(o, "line", json_integer(p->line));
+    json_object_set_new(o, "function", json_string(p->function));
+}
+
+static json_t *json_header(const trace_result *r, size_t nl)
+{
+    char h[3][24];
+    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "type", "trace",
+                     "mode", r->mode == TRACE_FAST ? "fast" : "single", "stop", trace_stop_name(r->stop),
+                     "steps", (json_int_t)r->nsteps, "lines", (json_int_t)nl, "seconds", r->seconds,
+                     "start_pc", hex(h[0], r->start_pc), "final_pc", hex(h[1], r->final_pc), "final_cs",
+                     hex(h[2], r->final_cs), "stops", (json_int_t)r->stops, "overs", (json_int_t)r->overs,
+                     "resyncs", (json_int_t)r->resyncs, "error", r->error[0] ? json_string(r->error) : json_null());
+}
+
+static json_t *json_step(const trace_result *r, size_t i)
+{
+    const trace_step *s = &r->steps[i];
+    const trace_pc *p = &r->pcs[s->pc];
+    json_t *o = json_pack("{s:s, s:I}", "type", "step", "i", (json_int_t)i);
+    json_pc_fields(o, p);
+    json_object_set_new(o, "insn", json_string(p->text));
+    json_object_set_new(o, "kind", json_string(trace_kind_name(p->kind)));
+    json_object_set_new(o, "depth", json_integer(s->depth));
+    json_object_set_new(o, "changed", changes_json(r, &r->changes[s->change], s->nchanges));
+    json_object_set_new(o, "net", json_boolean(s->flags & TRACE_F_NET));
+    json_object_set_new(o, "inferred", json_boolean(s->flags & TRACE_F_INFER));
+    json_object_set_new(o, "over", json_boolean(s->flags & TRACE_F_OVER));
+    return o;
+}
+
+static json_t *json_line(const trace_result *r, const trace_line *l, bool *seen, trace_change *acc)
+{
+    const trace_pc *p = &r->pcs[l->pc];
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:i}", "type", "line", "t", (json_int_t)l->t, "first",
+                          (json_int_t)l->first, "count", (json_int_t)l->count, "depth", l->depth);
+    json_pc_fields(o, p);
+    json_object_set_new(o, "source", str_or_null(p->source ? trim(p->source) : NULL));
+    net_changes(r, l->first, l->count, seen, acc);
+    json_t *ch = json_object();
+    char h[24];
+    for (size_t g = 0; g < r->nregs; g++)
+        if (seen[g])
+            json_object_set_new(ch, r->regnames[g], json_string(hex(h, acc[g].after)));
+    json_object_set_new(o, "changed", ch);
+    return o;
+}
+
+static json_t *json_call(const trace_call *c)
+{
+    char h[24];
+    return json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:I, s:I, s:b}", "type", "call", "function", c->function,
+                     "entry", hex(h, c->entry_pc), "parent", (json_int_t)c->parent, "depth", c->depth, "first",
+                     (json_int_t)c->first, "total", (json_int_t)c->total, "self", (json_int_t)c->self, "over",
+                     c->over);
+}
+
+/* Line records (with the explain fields when the trace was explained),
+ * then the narrative's checks. */
+static int json_lines(FILE *o, const trace_result *r, const trace_line *l, size_t nl, bool *seen,
+                      trace_change *acc)
+{
+    explain_index *ix = r->explained ? explain_index_new(r) : NULL;
+    if (r->explained && !ix)
+        return -1;
+    for (size_t i = 0; i < nl; i++) {
+        json_t *rec = json_line(r, &l[i], seen, acc);
+        if (ix)
+            explain_json_line(rec, r, ix, i);
+        emit(o, rec);
+    }
+    for (size_t i = 0; i < r->nchecks; i++)
+        emit(o, explain_json_check(&r->checks[i]));
+    explain_index_free(ix);
+    return 0;
 }
 
 static void json_out(FILE *o, enum trace_view view, const trace_result *r, const trace_line *l, size_t nl,
                      const trace_call *c, size_t nc, bool *seen, trace_change *acc)
 {
-    fprintf(o, "{\"type\":\"trace\",\"mode\":\"%s\",\"stop\":\"%s\",\"steps\":%zu,\"lines\":%zu,\"seconds\":%.3f,"
-               "\"start_pc\":\"0x%" PRIx64 "\",\"final_pc\":\"0x%" PRIx64 "\",\"final_cs\":\"0x%" PRIx64 "\","
-               "\"stops\":%zu,\"overs\":%zu,\"resyncs\":%zu,\"error\":",
-            r->mode == TRACE_FAST ? "fast" : "single", trace_stop_name(r->stop), r->nsteps, nl, r->seconds,
-            r->start_pc, r->final_pc, r->final_cs, r->stops, r->overs, r->resyncs);
-    if (r->error[0])
-        json_str(o, r->error);
-    else
-        fputs("null", o);
-    fputs("}\n", o);
-    for (size_t i = 0; i < r->nsteps; i++) {
-        const trace_step *s = &r->steps[i];
-        const trace_pc *p = &r->pcs[s->pc];
-        fprintf(o, "{\"type\":\"step\",\"i\":%zu,", i);
-        json_pc_fields(o, p);
-        fputs(",\"insn\":", o);
-        json_str(o, p->text);
-        fprintf(o, ",\"kind\":\"%s\",\"depth\":%d,", trace_kind_name(p->kind), s->depth);
-        changes_json(o, r, &r->changes[s->change], s->nchanges);
-        fprintf(o, ",\"net\":%s,\"inferred\":%s,\"over\":%s}\n", s->flags & TRACE_F_NET ? "true" : "false",
-                s->flags & TRACE_F_INFER ? "true" : "false", s->flags & TRACE_F_OVER ? "true" : "false");
-    }
-    if (view == TRACE_VIEW_LINE)
-        for (size_t i = 0; i < nl; i++) {
-            const trace_pc *p = &r->pcs[l[i].pc];
-            fprintf(o, "{\"type\":\"line\",\"t\":%zu,\"first\":%zu,\"count\":%zu,\"depth\":%d,", l[i].t, l[i].first,
-                    l[i].count, l[i].depth);
-            json_pc_fields(o, p);
-            fputs(",\"source\":", o);
-            if (p->source)
-                json_str(o, trim(p->source));
-            else
-                fputs("null", o);
-            fputc(',', o);
-            size_t n = net_changes(r, l[i].first, l[i].count, seen, acc), k = 0;
-            fputs("\"changed\":{", o);
-            for (size_t g = 0; g < r->nregs && k < n; g++)
-                if (seen[g])
-                    fprintf(o, "%s\"%s\":\"0x%" PRIx64 "\"", k++ ? "," : "", r->regnames[g], acc[g].after);
-            fputs("}}\n", o);
-        }
+    emit(o, json_header(r, nl));
+    for (size_t i = 0; view != TRACE_VIEW_EXPLAIN && i < r->nsteps; i++)
+        emit(o, json_step(r, i));
+    if (view == TRACE_VIEW_LINE || view == TRACE_VIEW_EXPLAIN)
+        json_lines(o, r, l, nl, seen, acc);
     if (view == TRACE_VIEW_TREE)
-        for (size_t i = 0; i < nc; i++) {
-            fputs("{\"type\":\"call\",\"function\":", o);
-            json_str(o, c[i].function);
-            fprintf(o, ",\"entry\":\"0x%" PRIx64 "\",\"parent\":%ld,\"depth\":%d,\"first\":%zu,\"total\":%zu,"
-                       "\"self\":%zu,\"over\":%s}\n",
-                    c[i].entry_pc, c[i].parent, c[i].depth, c[i].first, c[i].total, c[i].self,
-                    c[i].over ? "true" : "false");
-        }
+        for (size_t i = 0; i < nc; i++)
+            emit(o, json_call(&c[i]));
 }
 
 static void chrome_out(FILE *o, const trace_result *r, const trace_call *c, size_t nc)
 {
-    fputs("{\"displayTimeUnit\":\"ns\",\"otherData\":{\"unit\":\"ts and dur are instruction counts\",\"mode\":\"", o);
-    fputs(r->mode == TRACE_FAST ? "fast" : "single", o);
-    fprintf(o, "\",\"steps\":%zu,\"stop\":\"%s\"},\"traceEvents\":[\n", r->nsteps, trace_stop_name(r->stop));
-    fputs("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"tid\":1,\"args\":{\"name\":\"faultline trace\"}}", o);
-    for (size_t i = 0; i < nc; i++) {
-        fputs(",\n{\"name\":", o);
-        json_str(o, c[i].function);
-        fprintf(o, ",\"cat\":\"%s\",\"ph\":\"X\",\"ts\":%zu,\"dur\":%zu,\"pid\":1,\"tid\":1,"
-                   "\"args\":{\"self\":%zu,\"entry\":\"0x%" PRIx64 "\",\"first_step\":%zu}}",
-                c[i].over ? "over" : "call", c[i].first, c[i].total ? c[i].total : 1, c[i].self, c[i].entry_pc,
-                c[i].first);
-    }
-    fputs("\n]}\n", o);
+    json_t *ev = json_array();
+    json_array_append_new(ev, json_pack("{s:s, s:s, s:i, s:i, s:{s:s}}", "name", "process_name", "ph", "M", "pid",
+                                        1, "tid", 1, "args", "name", "faultline trace"));
+    char h[24];
+    for (size_t i = 0; i < nc; i++)
+        json_array_append_new(ev, json_pack("{s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:{s:I, s:s, s:I}}", "name",
+                                            c[i].function, "cat", c[i].over ? "over" : "call", "ph", "X", "ts",
+                                            (json_int_t)c[i].first, "dur", (json_int_t)(c[i].total ? c[i].total : 1),
+                                            "pid", 1, "tid", 1, "args", "self", (json_int_t)c[i].self, "entry",
+                                            hex(h, c[i].entry_pc), "first_step", (json_int_t)c[i].first));
+    json_t *doc = json_pack("{s:s, s:{s:s, s:s, s:I, s:s}, s:o}", "displayTimeUnit", "ns", "otherData", "unit",
+                            "ts and dur are instruction counts", "mode", r->mode == TRACE_FAST ? "fast" : "single",
+                            "steps", (json_int_t)r->nsteps, "stop", trace_stop_name(r->stop), "traceEvents", ev);
+    if (doc && json_dumpf(doc, o, JSON_COMPACT) == 0)
+        fputc('\n', o);
+    json_decref(doc);
 }
 
 int trace_report(FILE *out, enum trace_format fmt, enum trace_view view, const trace_result *r)
 {
+    return trace_report_opt(out, fmt, view, r, NULL);
+}
+
+int trace_report_opt(FILE *out, enum trace_format fmt, enum trace_view view, const trace_result *r,
+                     const trace_report_options *o)
+{
+    if (fmt == TRACE_FMT_FOLDED || fmt == TRACE_FMT_SVG)
+        return flame_write(out, fmt == TRACE_FMT_SVG ? FLAME_SVG : FLAME_FOLDED, r, o);
+    if (view == TRACE_VIEW_EXPLAIN && (fmt == TRACE_FMT_TEXT || fmt == TRACE_FMT_MD))
+        return explain_write(out, fmt, r, o);
     trace_line *l = NULL;
     trace_call *c = NULL;
     size_t nl = 0, nc = 0;
@@ -479,6 +531,8 @@ int trace_report(FILE *out, enum trace_format fmt, enum trace_view view, const t
         break;
     case TRACE_FMT_CHROME:
         chrome_out(out, r, c, nc);
+        break;
+    default:
         break;
     }
     rc = ferror(out) ? -1 : 0;

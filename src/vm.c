@@ -4,12 +4,15 @@
  *  - every child pid lives in one fixed table (the module's only global
  *    state) from fork until it is reaped, so a signal handler or atexit can
  *    kill and reap it with async-signal-safe calls only;
- *  - SIGINT/SIGTERM/SIGHUP are blocked from fork until the pid is in the
- *    table, so no signal can slip between the two;
+ *  - SIGINT/SIGTERM/SIGHUP/SIGQUIT are blocked from fork until the pid is in
+ *    the table, so no signal can slip between the two (the CLI's handlers
+ *    call vm_kill_all; this module installs none);
  *  - the child asks for PR_SET_PDEATHSIG(SIGKILL), so a SIGKILL of faultline
  *    (which runs no handler) still takes QEMU down;
  *  - the child gets its own process group, so a terminal's Ctrl-C reaches
- *    faultline only, which then stops QEMU in order.
+ *    faultline only, which then stops QEMU in order;
+ *  - each private directory holds owner.pid, so when all of that failed
+ *    (SIGKILL leaves the directory) the next run removes it.
  */
 #include "faultline/vm.h"
 #include "faultline/util.h"
@@ -54,7 +57,10 @@ static struct {
 
 /* Files QEMU and we put in a private directory (async-signal-safe removal
  * needs the names, not readdir). */
-static const char *const private_files[] = {"gdb.sock", "qemu.err", "initrd.img"};
+static const char *const private_files[] = {"gdb.sock", "qemu.err", "initrd.img", "owner.pid"};
+#define OWNER_FILE "owner.pid"
+/* Waits poll at most this long between checks of the cancellation hook. */
+#define VM_SLICE_MS 100
 
 struct vm {
     pid_t pid;
@@ -76,7 +82,14 @@ struct vm {
     char tail[VM_TAIL_LINES][VM_TAIL_LEN];
     unsigned tail_next, tail_count;
     char tail_join[VM_TAIL_LINES * (VM_TAIL_LEN + 3) + 1];
+    int (*cancelled)(void *ctx);
+    void *cancel_ctx;
 };
+
+static bool vm_cancelled(const vm *v)
+{
+    return v->cancelled && v->cancelled(v->cancel_ctx);
+}
 
 /* ---- time ---------------------------------------------------------------- */
 
@@ -147,14 +160,6 @@ void vm_kill_all(void)
     errno = saved;
 }
 
-static void cleanup_handler(int sig)
-{
-    vm_kill_all();
-    /* Die of the same signal, so the parent shell sees the usual status. */
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
 static void cleanup_atexit(void)
 {
     vm_kill_all();
@@ -166,16 +171,6 @@ void vm_install_cleanup(void)
         g_children.cleanup_installed = 1;
         atexit(cleanup_atexit);
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = cleanup_handler;
-    sigemptyset(&sa.sa_mask);
-    sigaddset(&sa.sa_mask, SIGINT);
-    sigaddset(&sa.sa_mask, SIGTERM);
-    sigaddset(&sa.sa_mask, SIGHUP);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
 }
 
 /* ---- spawning ------------------------------------------------------------ */
@@ -185,6 +180,63 @@ void vm_install_cleanup(void)
 static int child_high_fd(int fd)
 {
     return fd < 3 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : fd;
+}
+
+/* The forked child: async-signal-safe calls only until exec. On failure it
+ * writes exec's errno into ep1 (the parent reads it). */
+static void child_exec(const char *const argv[], const int stdio[3], int ep1, pid_t parent)
+{
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) /* parent died before prctl took effect */
+        _exit(127);
+    int fds[3];
+    for (int i = 0; i < 3; i++)
+        fds[i] = child_high_fd(stdio[i]);
+    for (int i = 0; i < 3; i++)
+        if (fds[i] < 0 || dup2(fds[i], i) < 0)
+            _exit(127);
+    /* Everything else, including fds other threads opened without
+     * O_CLOEXEC, must not leak into QEMU. ep1 is CLOEXEC already. */
+    if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) != 0) {
+        for (int fd = 3; fd < 4096; fd++)
+            if (fd != ep1)
+                fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execvp(argv[0], (char *const *)argv);
+    int e = errno;
+    ssize_t w = write(ep1, &e, sizeof e);
+    (void)w;
+    _exit(127);
+}
+
+/* After fork: EOF on the CLOEXEC pipe means exec succeeded, an int means it
+ * failed with that errno. Bounded, in case exec itself stalls. Returns the
+ * child's errno, 0, or -1 for no answer within 5 s. */
+static int exec_result(int ep0)
+{
+    int child_errno = 0;
+    struct pollfd pfd = {.fd = ep0, .events = POLLIN};
+    int pr;
+    while ((pr = poll(&pfd, 1, 5000)) < 0 && errno == EINTR) {
+    }
+    if (pr > 0) {
+        ssize_t r;
+        while ((r = read(ep0, &child_errno, sizeof child_errno)) < 0 && errno == EINTR) {
+        }
+        if (r != (ssize_t)sizeof child_errno)
+            child_errno = 0;
+    }
+    return pr == 0 ? -1 : child_errno;
 }
 
 /* fork + exec argv with the given stdio (-1: /dev/null). Returns the pid
@@ -212,43 +264,13 @@ static pid_t spawn(const char *const argv[], int in_fd, int out_fd, int err_fd, 
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGQUIT);
     sigprocmask(SIG_BLOCK, &block, &old);
     pid_t parent = getpid();
+    const int stdio[3] = {in_fd < 0 ? devnull : in_fd, out_fd < 0 ? devnull : out_fd, err_fd < 0 ? devnull : err_fd};
     pid_t pid = fork();
-    if (pid == 0) {
-        /* Child: async-signal-safe calls only until exec. */
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) /* parent died before prctl took effect */
-            _exit(127);
-        int fds[3] = {in_fd < 0 ? devnull : in_fd, out_fd < 0 ? devnull : out_fd, err_fd < 0 ? devnull : err_fd};
-        for (int i = 0; i < 3; i++)
-            fds[i] = child_high_fd(fds[i]);
-        for (int i = 0; i < 3; i++)
-            if (fds[i] < 0 || dup2(fds[i], i) < 0)
-                _exit(127);
-        /* Everything else, including fds other threads opened without
-         * O_CLOEXEC, must not leak into QEMU. ep[1] is CLOEXEC already. */
-        if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) != 0) {
-            for (int fd = 3; fd < 4096; fd++)
-                if (fd != ep[1])
-                    fcntl(fd, F_SETFD, FD_CLOEXEC);
-        }
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        for (int s = 1; s < NSIG; s++)
-            if (s != SIGKILL && s != SIGSTOP)
-                sigaction(s, &dfl, NULL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execvp(argv[0], (char *const *)argv);
-        int e = errno;
-        ssize_t w = write(ep[1], &e, sizeof e);
-        (void)w;
-        _exit(127);
-    }
+    if (pid == 0)
+        child_exec(argv, stdio, ep[1], parent);
     int fork_errno = errno;
     if (pid > 0)
         table_add(pid, dir); /* room was checked; signals are still blocked */
@@ -260,27 +282,14 @@ static pid_t spawn(const char *const argv[], int in_fd, int out_fd, int err_fd, 
         fl_fail(err, FL_EIO, "cannot fork to start %s: %s", argv[0], strerror(fork_errno));
         return -1;
     }
-    /* EOF: exec succeeded. An int: exec failed with that errno. Bounded, in
-     * case exec itself stalls (it should not). */
-    int child_errno = 0;
-    struct pollfd pfd = {.fd = ep[0], .events = POLLIN};
-    int pr;
-    while ((pr = poll(&pfd, 1, 5000)) < 0 && errno == EINTR) {
-    }
-    if (pr > 0) {
-        ssize_t r;
-        while ((r = read(ep[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR) {
-        }
-        if (r != (ssize_t)sizeof child_errno)
-            child_errno = 0;
-    }
+    int child_errno = exec_result(ep[0]);
     close(ep[0]);
-    if (child_errno != 0 || pr == 0) {
+    if (child_errno != 0) {
         kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
         table_remove(pid);
-        if (pr == 0)
+        if (child_errno < 0)
             fl_fail(err, FL_ETIMEOUT, "starting %s did not complete exec within 5 s", argv[0]);
         else if (child_errno == ENOENT)
             fl_fail(err, FL_ENOTFOUND, "cannot run %s: no such program; install qemu-system-x86 (scripts/install-deps.sh) or name the right QEMU binary", argv[0]);
@@ -385,7 +394,7 @@ static void vm_exit_story(vm *v, char *out, size_t cap)
 
 /* Write all of buf to fd (non-blocking fd: poll until the deadline). SIGPIPE
  * is blocked around the write so a dead QEMU is EPIPE, not our death. */
-static int write_all(int fd, const char *buf, size_t len, int timeout_ms, const char *what, fl_error *err)
+static int write_all(vm *v, int fd, const char *buf, size_t len, int timeout_ms, const char *what, fl_error *err)
 {
     sigset_t pipeset, old, pending;
     sigemptyset(&pipeset);
@@ -410,8 +419,12 @@ static int write_all(int fd, const char *buf, size_t len, int timeout_ms, const 
                 rc = fl_fail(err, FL_ETIMEOUT, "writing to %s: it accepted no input for %d ms (the guest is not reading its console)", what, timeout_ms);
                 break;
             }
+            if (vm_cancelled(v)) {
+                rc = fl_fail(err, FL_EINTR, "writing to %s: interrupted", what);
+                break;
+            }
             struct pollfd p = {.fd = fd, .events = POLLOUT};
-            poll(&p, 1, (int)left);
+            poll(&p, 1, left > VM_SLICE_MS ? VM_SLICE_MS : (int)left);
             continue;
         }
         if (w < 0 && errno == EPIPE) {
@@ -565,7 +578,7 @@ static int copy_into(int fd, const char *src, const char *dst_name, fl_error *er
 static int concat_initrd(vm *v, const char *base, const char *extra, fl_error *err)
 {
     snprintf(v->initrd_cat, sizeof v->initrd_cat, "%s/initrd.img", v->dir);
-    int fd = open(v->initrd_cat, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = open(v->initrd_cat, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return fl_fail(err, FL_EIO, "cannot create %s: %s", v->initrd_cat, strerror(errno));
     if (copy_into(fd, base, v->initrd_cat, err) != 0) {
@@ -588,38 +601,174 @@ static int concat_initrd(vm *v, const char *base, const char *extra, fl_error *e
     return 0;
 }
 
-static void remove_private_dir(vm *v)
+/* ---- temporary directories ----------------------------------------------- */
+
+/* A process's start time (clock ticks since boot, /proc/PID/stat field 22):
+ * with the pid it names one process, even after the pid is reused. 0 if
+ * the process does not exist. */
+static unsigned long long proc_start_time(pid_t pid)
 {
-    if (!v->dir[0])
-        return;
-    /* Only files we or QEMU created live here; no subdirectories. */
-    DIR *d = opendir(v->dir);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            unlinkat(dirfd(d), de->d_name, 0);
-        }
-        closedir(d);
-    }
-    rmdir(v->dir);
-    v->dir[0] = '\0';
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');  /* the command name may hold spaces and ')' */
+    unsigned long long start = 0;
+    /* after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt
+     * majflt cmajflt utime stime cutime cstime priority nice threads
+     * itrealvalue starttime(22) */
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                     &start) != 1)
+        return 0;
+    return start;
 }
 
-static int make_private_dir(vm *v, fl_error *err)
+/* Remove the files in dirfd's directory (we create no subdirectories). */
+static void empty_dir(int dfd)
 {
-    char tmpl[] = "/tmp/faultline-XXXXXX";
-    if (!mkdtemp(tmpl))
-        return fl_fail(err, FL_EIO, "cannot create a private directory under /tmp: %s", strerror(errno));
-    snprintf(v->dir, sizeof v->dir, "%s", tmpl);
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            unlinkat(dirfd(d), de->d_name, 0);
+    closedir(d);
+}
+
+void vm_tmpdir_remove(const char *dir)
+{
+    if (!dir || !dir[0])
+        return;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd >= 0)
+        empty_dir(dfd);
+    rmdir(dir);
+}
+
+static int write_owner(const char *dir, fl_error *err)
+{
+    char path[128], line[64];
+    snprintf(path, sizeof path, "%s/" OWNER_FILE, dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fl_fail(err, FL_EIO, "cannot create %s: %s", path, strerror(errno));
+    int n = snprintf(line, sizeof line, "%d %llu\n", (int)getpid(), proc_start_time(getpid()));
+    bool ok = write(fd, line, (size_t)n) == n;
+    if (close(fd) != 0 || !ok)
+        return fl_fail(err, FL_EIO, "cannot write %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int vm_tmpdir_create(const char *prefix, char *dir, size_t cap, fl_error *err)
+{
+    if (snprintf(dir, cap, "/tmp/%s-XXXXXX", prefix) >= (int)cap)
+        return fl_fail(err, FL_EUSAGE, "temporary directory name /tmp/%s-XXXXXX is too long", prefix);
+    if (!mkdtemp(dir)) {
+        int e = errno;
+        dir[0] = '\0';
+        return fl_fail(err, FL_EIO, "cannot create a private directory under /tmp: %s", strerror(e));
+    }
     struct stat st;
     /* mkdtemp promises 0700; verify, since the gdb socket's safety rests on it. */
-    if (lstat(v->dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0777) != 0700) {
-        remove_private_dir(v);
-        return fl_fail(err, FL_EIO, "the private directory %s is not a 0700 directory owned by us; refusing to put the gdb socket there", tmpl);
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0777) != 0700) {
+        fl_fail(err, FL_EIO, "the private directory %s is not a 0700 directory owned by us; refusing to use it", dir);
+        vm_tmpdir_remove(dir);
+        dir[0] = '\0';
+        return -1;
+    }
+    if (write_owner(dir, err) != 0) {
+        vm_tmpdir_remove(dir);
+        dir[0] = '\0';
+        return -1;
     }
     return 0;
+}
+
+/* "faultline-XXXXXX" or "faultline-program-XXXXXX" (mkdtemp's letters). */
+static bool stale_name(const char *name)
+{
+    const char *rest;
+    if (strncmp(name, "faultline-program-", 18) == 0)
+        rest = name + 18;
+    else if (strncmp(name, "faultline-", 10) == 0)
+        rest = name + 10;
+    else
+        return false;
+    if (strlen(rest) != 6)
+        return false;
+    for (const char *c = rest; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+            return false;
+    return true;
+}
+
+/* Is the directory (open as dfd, already checked to be ours) owned by a
+ * process that is gone? No or unreadable owner.pid: not known, keep it. */
+static bool owner_gone(int dfd)
+{
+    int fd = openat(dfd, OWNER_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    int pid;
+    unsigned long long start;
+    if (sscanf(buf, "%d %llu", &pid, &start) != 2 || pid <= 0)
+        return false;
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        return true;
+    unsigned long long now_start = proc_start_time(pid);
+    return now_start != 0 && start != 0 && now_start != start;  /* the pid was reused */
+}
+
+int vm_clean_stale_tmpdirs(void)
+{
+    int tfd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (tfd < 0)
+        return 0;
+    DIR *d = fdopendir(tfd);
+    if (!d) {
+        close(tfd);
+        return 0;
+    }
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        struct stat st;
+        if (!stale_name(de->d_name) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+            continue;
+        int dfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+            continue;
+        if (fstat(dfd, &st) != 0 || st.st_uid != geteuid() || !owner_gone(dfd)) {
+            close(dfd);
+            continue;
+        }
+        empty_dir(dfd);
+        removed += unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0;
+    }
+    closedir(d);
+    return removed;
+}
+
+static void remove_private_dir(vm *v)
+{
+    vm_tmpdir_remove(v->dir);
+    v->dir[0] = '\0';
 }
 
 /* ---- start / stop -------------------------------------------------------- */
@@ -664,6 +813,100 @@ void vm_stop(vm *v)
     vm_free(v);
 }
 
+/* The vm object with its private directory (and the concatenated initrd). */
+static int vm_prepare(vm **out, const vm_config *cfg, const char *accel, fl_error *err)
+{
+    vm *v = calloc(1, sizeof *v);
+    if (!v)
+        return fl_fail(err, FL_EIO, "out of memory starting the VM");
+    v->in_fd = v->out_fd = -1;
+    v->cancelled = cfg->cancelled;
+    v->cancel_ctx = cfg->cancel_ctx;
+    snprintf(v->accel, sizeof v->accel, "%s", accel);
+    if (vm_tmpdir_create("faultline", v->dir, sizeof v->dir, err) != 0) {
+        free(v);
+        return -1;
+    }
+    snprintf(v->sock_path, sizeof v->sock_path, "%s/gdb.sock", v->dir);
+    snprintf(v->err_path, sizeof v->err_path, "%s/qemu.err", v->dir);
+    if (cfg->extra_initrd && concat_initrd(v, cfg->initrd, cfg->extra_initrd, err) != 0) {
+        vm_free(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Pipes for the console, QEMU's stderr into the private dir, spawn. */
+static int vm_spawn_qemu(vm *v, const char *const argv[], fl_error *err)
+{
+    int inp[2] = {-1, -1}, outp[2] = {-1, -1};
+    int errfd = -1;
+    if (pipe2(inp, O_CLOEXEC) != 0 || pipe2(outp, O_CLOEXEC) != 0) {
+        fl_fail(err, FL_EIO, "cannot create the console pipes: %s", strerror(errno));
+        goto fail_fds;
+    }
+    errfd = open(v->err_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (errfd < 0) {
+        fl_fail(err, FL_EIO, "cannot create %s: %s", v->err_path, strerror(errno));
+        goto fail_fds;
+    }
+    pid_t pid = spawn(argv, inp[0], outp[1], errfd, v->dir, err);
+    close(inp[0]);
+    close(outp[1]);
+    close(errfd);
+    if (pid < 0) {
+        close(inp[1]);
+        close(outp[0]);
+        return -1;
+    }
+    v->pid = pid;
+    v->in_fd = inp[1];
+    v->out_fd = outp[0];
+    fcntl(v->in_fd, F_SETFL, fcntl(v->in_fd, F_GETFL) | O_NONBLOCK);
+    fcntl(v->out_fd, F_SETFL, fcntl(v->out_fd, F_GETFL) | O_NONBLOCK);
+    return 0;
+
+fail_fds:
+    for (int i = 0; i < 2; i++) {
+        if (inp[i] >= 0)
+            close(inp[i]);
+        if (outp[i] >= 0)
+            close(outp[i]);
+    }
+    if (errfd >= 0)
+        close(errfd);
+    return -1;
+}
+
+/* Ready when the gdbstub is there. Not connect(): opening a connection to
+ * QEMU's gdbstub stops the VM and resets the stub's state. Bounded by
+ * timeout (the caller's), cancellable. */
+static int vm_wait_gdbstub(vm *v, int port, int timeout, fl_error *err)
+{
+    int64_t deadline = fl_now_ms() + timeout;
+    for (;;) {
+        int st;
+        if (reap_within(v->pid, 0, &st)) {
+            vm_reap_record(v, st);
+            char story[FL_ERROR_MSG_MAX - 64];
+            vm_exit_story(v, story, sizeof story);
+            return fl_fail(err, FL_EIO, "%s at start; check the kernel, initrd and options", story);
+        }
+        if (port ? qemu_listens_tcp(v->pid, port) : unix_listens(v->sock_path))
+            return 0;
+        if (vm_cancelled(v))
+            return fl_fail(err, FL_EINTR, "interrupted while QEMU was starting");
+        if (fl_now_ms() >= deadline) {
+            char last[256];
+            last_line_of(v->err_path, last, sizeof last);
+            return fl_fail(err, FL_ETIMEOUT, "QEMU did not open its gdbstub (%s) within %d ms%s%s", v->gdb_addr,
+                           timeout, last[0] ? "; it said: " : "", last);
+        }
+        sleep_ms(10);
+    }
+}
+
 static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_error *err)
 {
     *out = NULL;
@@ -675,26 +918,13 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
         return fl_fail(err, FL_EUSAGE, "guest memory of %d MB is out of range: use 64..65536", mem);
     int timeout = cfg->start_timeout_ms > 0 ? cfg->start_timeout_ms : VM_DEFAULT_START_MS;
     const char *qemu = cfg->qemu ? cfg->qemu : "qemu-system-x86_64";
+    if (cfg->reproducible && strcmp(accel, "kvm") == 0)
+        return fl_fail(err, FL_EUSAGE, "reproducible mode needs --accel tcg: under KVM the guest runs on the host's clock and CPU, which no option makes deterministic");
 
-    vm *v = calloc(1, sizeof *v);
-    if (!v)
-        return fl_fail(err, FL_EIO, "out of memory starting the VM");
-    v->in_fd = v->out_fd = -1;
-    snprintf(v->accel, sizeof v->accel, "%s", accel);
-    if (make_private_dir(v, err) != 0) {
-        free(v);
+    vm *v = NULL;
+    if (vm_prepare(&v, cfg, accel, err) != 0)
         return -1;
-    }
-    snprintf(v->sock_path, sizeof v->sock_path, "%s/gdb.sock", v->dir);
-    snprintf(v->err_path, sizeof v->err_path, "%s/qemu.err", v->dir);
-    const char *initrd = cfg->initrd;
-    if (cfg->extra_initrd) {
-        if (concat_initrd(v, cfg->initrd, cfg->extra_initrd, err) != 0) {
-            vm_free(v);
-            return -1;
-        }
-        initrd = v->initrd_cat;
-    }
+    const char *initrd = cfg->extra_initrd ? v->initrd_cat : cfg->initrd;
 
     char mem_s[16], gdb_s[200], append_s[4096];
     snprintf(mem_s, sizeof mem_s, "%d", mem);
@@ -710,8 +940,9 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
     }
     /* loglevel=4: warnings and worse only, so kernel chatter does not split
      * the trigger's lines; panic=-1 + -no-reboot: a panic ends QEMU. */
-    int an = snprintf(append_s, sizeof append_s, "console=ttyS0 loglevel=4 panic=-1%s%s",
-                      cfg->append ? " " : "", cfg->append ? cfg->append : "");
+    int an = snprintf(append_s, sizeof append_s, "console=ttyS0 loglevel=4 panic=-1%s%s%s",
+                      cfg->reproducible ? " " VM_REPRODUCIBLE_APPEND : "", cfg->append ? " " : "",
+                      cfg->append ? cfg->append : "");
     if (an < 0 || (size_t)an >= sizeof append_s) {
         vm_free(v);
         return fl_fail(err, FL_EUSAGE, "the kernel command line is longer than %zu bytes", sizeof append_s - 1);
@@ -746,77 +977,26 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
     argv[n++] = initrd;
     argv[n++] = "-append";
     argv[n++] = append_s;
+    if (cfg->reproducible) {
+        argv[n++] = "-icount";
+        argv[n++] = VM_REPRODUCIBLE_ICOUNT;
+        argv[n++] = "-rtc";
+        argv[n++] = VM_REPRODUCIBLE_RTC;
+        argv[n++] = "-seed";
+        argv[n++] = VM_REPRODUCIBLE_SEED;
+    }
     argv[n] = NULL;
 
-    int inp[2] = {-1, -1}, outp[2] = {-1, -1};
-    int errfd = -1;
-    if (pipe2(inp, O_CLOEXEC) != 0 || pipe2(outp, O_CLOEXEC) != 0) {
-        fl_fail(err, FL_EIO, "cannot create the console pipes: %s", strerror(errno));
-        goto fail_fds;
+    if (vm_spawn_qemu(v, argv, err) != 0) {
+        vm_free(v);
+        return -1;
     }
-    errfd = open(v->err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (errfd < 0) {
-        fl_fail(err, FL_EIO, "cannot create %s: %s", v->err_path, strerror(errno));
-        goto fail_fds;
-    }
-    pid_t pid = spawn(argv, inp[0], outp[1], errfd, v->dir, err);
-    close(inp[0]);
-    close(outp[1]);
-    close(errfd);
-    inp[0] = outp[1] = errfd = -1;
-    if (pid < 0)
-        goto fail_fds;
-    v->pid = pid;
-    v->in_fd = inp[1];
-    v->out_fd = outp[0];
-    fcntl(v->in_fd, F_SETFL, fcntl(v->in_fd, F_GETFL) | O_NONBLOCK);
-    fcntl(v->out_fd, F_SETFL, fcntl(v->out_fd, F_GETFL) | O_NONBLOCK);
-
-    /* Ready when the gdbstub is there. Not connect(): opening a connection to
-     * QEMU's gdbstub stops the VM and resets the stub's state. */
-    int64_t deadline = fl_now_ms() + timeout;
-    for (;;) {
-        int st;
-        if (reap_within(v->pid, 0, &st)) {
-            vm_reap_record(v, st);
-            char story[FL_ERROR_MSG_MAX - 64];
-            vm_exit_story(v, story, sizeof story);
-            fl_fail(err, FL_EIO, "%s at start; check the kernel, initrd and options", story);
-            vm_stop(v);
-            return -1;
-        }
-        bool ready;
-        if (port) {
-            ready = qemu_listens_tcp(v->pid, port);
-        } else {
-            ready = unix_listens(v->sock_path);
-        }
-        if (ready)
-            break;
-        if (fl_now_ms() >= deadline) {
-            char last[256];
-            last_line_of(v->err_path, last, sizeof last);
-            fl_fail(err, FL_ETIMEOUT, "QEMU did not open its gdbstub (%s) within %d ms%s%s", v->gdb_addr, timeout,
-                    last[0] ? "; it said: " : "", last);
-            vm_stop(v);
-            return -1;
-        }
-        sleep_ms(10);
+    if (vm_wait_gdbstub(v, port, timeout, err) != 0) {
+        vm_stop(v);
+        return -1;
     }
     *out = v;
     return 0;
-
-fail_fds:
-    for (int i = 0; i < 2; i++) {
-        if (inp[i] >= 0)
-            close(inp[i]);
-        if (outp[i] >= 0)
-            close(outp[i]);
-    }
-    if (errfd >= 0)
-        close(errfd);
-    vm_free(v);
-    return -1;
 }
 
 int vm_start(vm **out, const vm_config *cfg, fl_error *err)
@@ -834,6 +1014,7 @@ int vm_start(vm **out, const vm_config *cfg, fl_error *err)
             return fl_fail(err, FL_ENOTFOUND, "cannot read %s %s: %s; run `make vm` or fix the path",
                            i == 0 ? "the guest kernel" : "the initramfs", files[i], strerror(errno));
     }
+    vm_clean_stale_tmpdirs();  /* what SIGKILLed runs before us left behind */
     const char *accel = cfg->accel ? cfg->accel : "tcg";
     if (strcmp(accel, "auto") == 0) {
         bool usable = false;
@@ -867,11 +1048,18 @@ bool vm_alive(vm *v)
 
 int vm_wait_exit(vm *v, int timeout_ms, int *status, fl_error *err)
 {
-    if (!v->reaped) {
+    int64_t deadline = fl_now_ms() + timeout_ms;
+    while (!v->reaped) {
         int st;
-        if (!reap_within(v->pid, timeout_ms, &st))
+        int64_t left = deadline - fl_now_ms();
+        if (reap_within(v->pid, left < 0 ? 0 : left > VM_SLICE_MS ? VM_SLICE_MS : (int)left, &st)) {
+            vm_reap_record(v, st);
+            break;
+        }
+        if (vm_cancelled(v))
+            return fl_fail(err, FL_EINTR, "interrupted while waiting for QEMU (pid %d) to exit", (int)v->pid);
+        if (fl_now_ms() >= deadline)
             return fl_fail(err, FL_ETIMEOUT, "QEMU (pid %d) did not exit within %d ms", (int)v->pid, timeout_ms);
-        vm_reap_record(v, st);
     }
     if (status)
         *status = v->status_known ? v->wstatus : -1;
@@ -987,6 +1175,8 @@ int vm_console_wait_prefix(vm *v, const char *prefix, char *line, size_t cap, in
                 return fl_fail(err, FL_ECLOSED, "the guest kernel panicked while we waited for '%s': %.300s", prefix, v->scratch);
             continue;
         }
+        if (vm_cancelled(v))
+            return fl_fail(err, FL_EINTR, "interrupted while waiting for a console line starting with '%s'", prefix);
         int64_t left = deadline - fl_now_ms();
         if (left <= 0) {
             /* The newest lines matter most: keep the end of the tail. */
@@ -996,7 +1186,7 @@ int vm_console_wait_prefix(vm *v, const char *prefix, char *line, size_t cap, in
                            prefix, timeout_ms, tl > 300 ? "..." : "", tl > 300 ? tail + tl - 300 : tail);
         }
         struct pollfd p = {.fd = v->out_fd, .events = POLLIN};
-        poll(&p, 1, left > 1000 ? 1000 : (int)left);
+        poll(&p, 1, left > VM_SLICE_MS ? VM_SLICE_MS : (int)left);
     }
 }
 
@@ -1004,7 +1194,7 @@ int vm_console_write(vm *v, const char *text, fl_error *err)
 {
     if (v->in_fd < 0)
         return fl_fail(err, FL_ECLOSED, "writing to the guest console: the VM was stopped");
-    return write_all(v->in_fd, text, strlen(text), VM_WRITE_TIMEOUT_MS, "the guest console", err);
+    return write_all(v, v->in_fd, text, strlen(text), VM_WRITE_TIMEOUT_MS, "the guest console", err);
 }
 
 /* ---- announcements ------------------------------------------------------- */
@@ -1138,15 +1328,135 @@ int vm_qemu_version(const char *qemu, char *buf, size_t cap, fl_error *err)
     return 0;
 }
 
-static void kvm_cache_path(char *out, size_t cap, char *dir, size_t dcap)
+/* ---- the KVM verdict's cache ---------------------------------------------- */
+
+/* Ours and writable by no one else: the only kind of file or directory the
+ * cache trusts (checked on an open descriptor, so a rename cannot swap it). */
+static bool private_to_us(int fd, bool dir)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && (dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) && st.st_uid == geteuid() &&
+           (st.st_mode & 022) == 0;
+}
+
+/* Open (creating, 0700) ${XDG_CACHE_HOME:-$HOME/.cache}/faultline and check
+ * it; *shown gets its path. -1: no usable cache (no variable, a relative
+ * one, or a directory someone else owns or can write): then none is used. */
+static int kvm_cache_dir(char *shown, size_t cap)
 {
     const char *xdg = getenv("XDG_CACHE_HOME");
     const char *home = getenv("HOME");
-    if (xdg && xdg[0])
-        snprintf(dir, dcap, "%s/faultline", xdg);
+    char base[PATH_MAX];
+    if (xdg && xdg[0] == '/')
+        snprintf(base, sizeof base, "%s", xdg);
+    else if (home && home[0] == '/')
+        snprintf(base, sizeof base, "%s/.cache", home);
     else
-        snprintf(dir, dcap, "%s/.cache/faultline", home && home[0] ? home : "/tmp");
-    snprintf(out, cap, "%s/kvm-verdict", dir);
+        return -1;  /* never a shared fallback such as /tmp/.cache */
+    mkdir(base, 0700);
+    int bfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (bfd < 0)
+        return -1;
+    mkdirat(bfd, "faultline", 0700);
+    int dfd = openat(bfd, "faultline", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    close(bfd);
+    if (dfd < 0)
+        return -1;
+    if (!private_to_us(dfd, true)) {
+        close(dfd);
+        return -1;
+    }
+    snprintf(shown, cap, "%s/faultline/kvm-verdict", base);
+    return dfd;
+}
+
+/* A cached verdict for key: 1 hit (*usable, why filled), 0 none. */
+static int kvm_cache_read(int dfd, const char *key, const char *shown, bool *usable, char *why, size_t cap)
+{
+    int fd = openat(dfd, "kvm-verdict", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    if (!private_to_us(fd, false)) {
+        close(fd);
+        return 0;
+    }
+    FILE *f = fdopen(fd, "re");
+    if (!f) {
+        close(fd);
+        return 0;
+    }
+    /* Format: key \n yes|no \n why \n */
+    char k[PATH_MAX + 256], verdict[16], w[256];
+    bool hit = fgets(k, sizeof k, f) && fgets(verdict, sizeof verdict, f) && fgets(w, sizeof w, f);
+    fclose(f);
+    if (!hit)
+        return 0;
+    k[strcspn(k, "\n")] = verdict[strcspn(verdict, "\n")] = w[strcspn(w, "\n")] = '\0';
+    if (strcmp(k, key) != 0)
+        return 0;
+    *usable = strcmp(verdict, "yes") == 0;
+    snprintf(why, cap, "%s (cached in %s)", w, shown);
+    return 1;
+}
+
+/* Best effort: a new file (O_EXCL, O_NOFOLLOW) renamed over the old. */
+static void kvm_cache_write(int dfd, const char *key, bool usable, const char *why)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "kvm-verdict.tmp.%d", (int)getpid());
+    unlinkat(dfd, tmp, 0);  /* ours: only we can write this directory */
+    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    FILE *o = fdopen(fd, "we");
+    if (!o) {
+        close(fd);
+        unlinkat(dfd, tmp, 0);
+        return;
+    }
+    fprintf(o, "%s\n%s\n%s\n", key, usable ? "yes" : "no", why);
+    if (fclose(o) == 0)
+        renameat(dfd, tmp, dfd, "kvm-verdict");
+    else
+        unlinkat(dfd, tmp, 0);
+}
+
+/* The probe: boot the real guest under KVM, running (no -S), and wait for
+ * the init's first line. Nested KVM can be far slower than TCG. -1 only
+ * when cancelled (nothing to cache then). */
+static int kvm_probe(const vm_config *cfg, int probe_ms, bool *usable, char *why, size_t cap, fl_error *err)
+{
+    vm_config c = *cfg;
+    c.accel = "kvm";
+    c.start_running = true;
+    c.gdb_listen = NULL;
+    c.extra_initrd = NULL;
+    c.start_timeout_ms = probe_ms;
+    vm *v = NULL;
+    fl_error perr;
+    fl_error_clear(&perr);
+    int64_t t0 = fl_now_ms();
+    if (vm_start_accel(&v, &c, "kvm", &perr) != 0) {
+        snprintf(why, cap, "QEMU would not start under KVM: %.200s", perr.msg);
+    } else {
+        int left = probe_ms - (int)(fl_now_ms() - t0);
+        char line[256];
+        if (left > 0 && vm_console_wait_prefix(v, "FAULTLINE-INIT ", line, sizeof line, left, &perr) == 0) {
+            *usable = true;
+            snprintf(why, cap, "the guest reached userspace under KVM in %.1f s", (double)(fl_now_ms() - t0) / 1000.0);
+        } else if (perr.code == FL_ETIMEOUT || left <= 0) {
+            snprintf(why, cap, "the guest did not reach userspace under KVM within %.1f s (nested KVM is too slow here)", probe_ms / 1000.0);
+        } else {
+            snprintf(why, cap, "the guest failed under KVM: %.200s", perr.msg);
+        }
+        vm_stop(v);
+    }
+    if (perr.code == FL_EINTR) {
+        if (err)
+            *err = perr;
+        return fl_error_prefix(err, "probing KVM");
+    }
+    return 0;
 }
 
 int vm_kvm_usable(const vm_config *cfg, int probe_ms, bool *usable, char *why, size_t cap, fl_error *err)
@@ -1174,74 +1484,18 @@ int vm_kvm_usable(const vm_config *cfg, int probe_ms, bool *usable, char *why, s
     char ver[128];
     if (vm_qemu_version(cfg->qemu, ver, sizeof ver, err) != 0)
         return -1;
-    char key[PATH_MAX + 256];
+    char key[PATH_MAX + 256], shown[PATH_MAX + 32];
     snprintf(key, sizeof key, "kernel=%s mtime=%lld.%09ld qemu=%s", cfg->kernel, (long long)kst.st_mtim.tv_sec,
              kst.st_mtim.tv_nsec, ver);
-
-    char dir[PATH_MAX], path[PATH_MAX + 16];
-    kvm_cache_path(path, sizeof path, dir, sizeof dir);
-    FILE *f = fopen(path, "re");
-    if (f) {
-        /* Format: key \n yes|no \n why \n */
-        char k[sizeof key], verdict[16], w[256];
-        bool hit = fgets(k, sizeof k, f) && fgets(verdict, sizeof verdict, f) && fgets(w, sizeof w, f);
-        fclose(f);
-        if (hit) {
-            k[strcspn(k, "\n")] = verdict[strcspn(verdict, "\n")] = w[strcspn(w, "\n")] = '\0';
-            if (strcmp(k, key) == 0) {
-                *usable = strcmp(verdict, "yes") == 0;
-                snprintf(why, cap, "%s (cached in %s)", w, path);
-                return 0;
-            }
-        }
+    int dfd = kvm_cache_dir(shown, sizeof shown);
+    if (dfd >= 0 && kvm_cache_read(dfd, key, shown, usable, why, cap)) {
+        close(dfd);
+        return 0;
     }
-
-    /* The probe: boot the real guest under KVM, running (no -S), and wait
-     * for the init's first line. Nested KVM can be far slower than TCG. */
-    vm_config c = *cfg;
-    c.accel = "kvm";
-    c.start_running = true;
-    c.gdb_listen = NULL;
-    c.extra_initrd = NULL;
-    c.start_timeout_ms = probe_ms;
-    vm *v = NULL;
-    fl_error perr;
-    fl_error_clear(&perr);
-    int64_t t0 = fl_now_ms();
-    if (vm_start_accel(&v, &c, "kvm", &perr) != 0) {
-        snprintf(why, cap, "QEMU would not start under KVM: %.200s", perr.msg);
-    } else {
-        int left = probe_ms - (int)(fl_now_ms() - t0);
-        char line[256];
-        if (left > 0 && vm_console_wait_prefix(v, "FAULTLINE-INIT ", line, sizeof line, left, &perr) == 0) {
-            *usable = true;
-            snprintf(why, cap, "the guest reached userspace under KVM in %.1f s", (double)(fl_now_ms() - t0) / 1000.0);
-        } else if (perr.code == FL_ETIMEOUT || left <= 0) {
-            snprintf(why, cap, "the guest did not reach userspace under KVM within %.1f s (nested KVM is too slow here)", probe_ms / 1000.0);
-        } else {
-            snprintf(why, cap, "the guest failed under KVM: %.200s", perr.msg);
-        }
-        vm_stop(v);
-    }
-
-    /* Cache the verdict: best effort, atomically replaced. */
-    char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", dir);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent) {
-        *slash = '\0';
-        mkdir(parent, 0755);
-    }
-    mkdir(dir, 0755);
-    char tmp[PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *o = fopen(tmp, "we");
-    if (o) {
-        fprintf(o, "%s\n%s\n%s\n", key, *usable ? "yes" : "no", why);
-        if (fclose(o) == 0)
-            rename(tmp, path);
-        else
-            unlink(tmp);
-    }
-    return 0;
+    int rc = kvm_probe(cfg, probe_ms, usable, why, cap, err);
+    if (rc == 0 && dfd >= 0)
+        kvm_cache_write(dfd, key, *usable, why);
+    if (dfd >= 0)
+        close(dfd);
+    return rc;
 }

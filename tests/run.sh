@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs test programs and prints one closing line "N passed, N failed".
+# Runs test programs and prints one closing line "LABEL: N passed, N failed,
+# N skipped". Exit status 77 is a skip (the test cannot run here): it is
+# counted apart and printed with its reason, the last line the test printed.
 # Usage: tests/run.sh LABEL PROGRAM...
 #  - build/fuzz/fuzz_X runs libFuzzer for FUZZ_SECONDS (default 15) on its
 #    corpus tests/fuzz/corpus/fuzz_X (kept regression inputs) plus a scratch one;
@@ -13,7 +15,7 @@ export FAULTLINE_KERNEL="${FAULTLINE_KERNEL:-$top/build/vm/vmlinux}"
 export FAULTLINE_INITRD="${FAULTLINE_INITRD:-$top/build/vm/initramfs.cpio.gz}"
 export FAULTLINE_BIN="$top/bin/faultline"
 fuzz_seconds=${FUZZ_SECONDS:-15}
-passed=0 failed=0 failures=""
+passed=0 failed=0 skipped=0 failures=""
 logdir="$top/build/test-logs"; mkdir -p "$logdir"
 for t in "$@"; do
   name=$(basename "$t")
@@ -31,7 +33,10 @@ for t in "$@"; do
     *) timeout -k 5 600 "$t" >"$log" 2>&1; rc=$? ;;
   esac
   secs=$(printf '%.1f' "$(echo "$(date +%s.%N) - $start" | bc)")
-  if [ $rc -eq 0 ]; then
+  if [ $rc -eq 77 ]; then
+    skipped=$((skipped + 1))
+    printf 'SKIP %-40s %6ss  (%s)\n' "$name" "$secs" "$(grep -v '^[[:space:]]*$' "$log" | tail -1)"
+  elif [ $rc -eq 0 ]; then
     passed=$((passed + 1)); printf 'PASS %-40s %6ss  %s\n' "$name" "$secs" "$(grep -E 'passed, [0-9]+ failed' "$log" | tail -1)"
   else
     failed=$((failed + 1)); failures="$failures $name"
@@ -40,5 +45,5 @@ for t in "$@"; do
   fi
 done
 [ -n "$failures" ] && echo "failed:$failures"
-echo "$label: $passed passed, $failed failed"
+echo "$label: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -53,7 +53,17 @@ enum cli_command_bit {
     CLI_CAPTURE = 1u << 2,
     CLI_BOOT = 1u << 3,
     CLI_VERSION = 1u << 4,
+    CLI_DIFF = 1u << 5,
+    CLI_MATRIX = 1u << 6,
 };
+
+/* A repeatable option's values (CLI_PATHS: --kernel A --kernel B). */
+#define CLI_MANY_MAX 16
+typedef struct cli_many {
+    const char *v[CLI_MANY_MAX];
+    int n;
+} cli_many;
+#define CLI_OPERANDS_MAX 16
 
 /* Every value any command's options can carry. Filled by cli_parse: first
  * every row's .def, then argv. */
@@ -92,6 +102,23 @@ typedef struct cli_options {
     const char *mode;
     const char *view;
     int max_steps;
+    const char *function;  /* --view explain / folded / svg: narrate only this function */
+    int depth;             /* ... and calls at most this deep below it */
+    /* CI: reproducible runs, golden files, diff, matrix (docs/ci.md) */
+    bool reproducible;
+    const char *expect;    /* --expect FILE: compare the run with it */
+    bool update_expect;    /* --update-expect: rewrite FILE instead */
+    const char *operands[CLI_OPERANDS_MAX]; /* words that are not options
+                              (diff A B, matrix --merge DIR...) */
+    int noperands;
+    const char *scenarios; /* matrix: "all" or a list */
+    cli_many kernels;      /* matrix: --kernel, repeated */
+    const char *accels;    /* matrix: "tcg,kvm" */
+    int jobs;              /* matrix: parallel cells (0: the number of cores) */
+    const char *out_dir;   /* matrix: --out DIR */
+    const char *junit;     /* matrix: --junit FILE */
+    const char *shard;     /* matrix: --shard K/N */
+    bool merge;            /* matrix --merge DIR...: merge shards' results */
 } cli_options;
 
 enum cli_kind {
@@ -104,6 +131,7 @@ enum cli_kind {
     CLI_ADDR,      /* non-zero 64-bit address -> uint64_t */
     CLI_ENDPOINT,  /* unix:PATH or HOST:PORT -> const char * */
     CLI_RANGE,     /* LO-HI, two addresses, LO < HI -> cli_range */
+    CLI_PATHS,     /* a file, repeatable -> cli_many */
 };
 
 /* Where a row's value lands in struct cli_options. */
@@ -139,6 +167,8 @@ typedef struct cli_command {
     const char *summary;       /* one line for `faultline --help` */
     const char *description;   /* a paragraph for `faultline NAME --help` */
     bool takes_program;        /* accepts "-- PROGRAM [ARGS]" */
+    int max_operands;          /* words that are not options it takes (into
+                                  .operands; 0: none) */
     int (*run)(const cli_options *o);
     /* Optional cross-option check after parsing (required options, ...);
      * it may also set what the command implies (trace sets .trace). Runs

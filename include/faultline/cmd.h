@@ -11,6 +11,7 @@
 #include "faultline/cli.h"
 #include "faultline/error.h"
 #include "faultline/kernel.h"
+#include "faultline/outcome.h"
 #include "faultline/report.h"
 #include "faultline/target.h"
 #include "faultline/vm.h"
@@ -22,6 +23,11 @@ int cmd_run(const cli_options *o);     /* run, and trace on the bundled VM */
 int cmd_trace(const cli_options *o);   /* trace: cmd_run, or attached with --gdb */
 int cmd_capture(const cli_options *o);
 int cmd_boot(const cli_options *o);
+int cmd_diff(const cli_options *o);    /* cmd_diff.c */
+int cmd_matrix(const cli_options *o);  /* cmd_matrix.c */
+/* Compare two JSON Lines files, write the diff (enum diff_format as int) to
+ * out; 0 the same, 1 different, 2 unreadable (said on stderr). */
+int cmd_diff_files(const char *a, const char *b, int format, FILE *out);
 
 /* ---- stop signals (cmd_signal.c) ---- */
 /* The signal that asked us to stop (0: none). The first INT/TERM/HUP/QUIT
@@ -39,6 +45,8 @@ int cmd_stopped_by_signal(fl_error *err);
  * stop signal wins over the error it caused on the way out. */
 int cmd_conclude(int rc, fl_error *err, report_summary *sum);
 void cmd_tally(report_summary *sum, const cap_fault *f);
+/* The outcome's checks added to the summary. */
+void cmd_tally_outcome(report_summary *sum, const out_fault *of);
 /* --probes LIST (already checked by the parser) -> station mask; 0: all. */
 unsigned cmd_probe_mask(const char *list);
 
@@ -74,6 +82,7 @@ typedef struct cmd_vm {
     vm *v;
     tgt *t;
     cap_session *cs;
+    out_session *os;       /* what each fault did (outcome.h); NULL: none */
     double deadline;       /* fl_now_s() at which waits give up (0: none) */
     const char *idle_stop; /* why an idle callback ended a wait, or NULL */
     char program_cpio[4096];
@@ -87,6 +96,10 @@ void cmd_vm_cleanup(cmd_vm *r);
  * capture session for these stations with the filters of o. Its waits give
  * up on a stop signal or at r->deadline. */
 int cmd_attach(const cli_options *o, cmd_vm *r, unsigned stations, fl_error *err);
+/* Open r->os on r's kernel and target and make it the capture session's
+ * stop hook. Optional: when it cannot open, r->os stays NULL and stderr
+ * says the report has no outcome. */
+void cmd_outcome_open(cmd_vm *r, const out_options *oo);
 
 /* ---- which faults (cmd_select.c) ---- */
 /* Does o ask for more than the capture's own filter (pid, comm, address)? */
@@ -100,15 +113,23 @@ int cmd_capture_selected(cap_session *cs, const cli_options *o, cap_fault *f, un
 
 /* What the capture loop writes to and counts in. */
 typedef struct cmd_capture_ctx {
-    cmd_vm *vm;                   /* its session, target and kernel */
+    cmd_vm *vm;                   /* its session, target, kernel and outcome */
     FILE *out;
     enum report_format fmt;
-    bool report;                  /* write the fault's records (not for chrome) */
+    bool report;                  /* write the fault's records (not for chrome,
+                                     folded, svg: the trace alone) */
     const report_trigger *trigger;
+    const scenario_def *scenario; /* whose promises the outcome checks, or NULL */
     report_summary *sum;
+    /* Called after each capture, before its report (may be NULL): what
+     * only the captured fault tells (run --reproducible: the trigger). */
+    void (*on_fault)(void *ctx, const cap_fault *f, report_trigger *rt);
+    void *on_fault_ctx;
 } cmd_capture_ctx;
 /* --count faults, each selected (cmd_capture_selected), written and
- * flushed as it is captured, and traced when o->trace. --count 0 ends
+ * flushed as it is captured, followed to its end by the outcome session
+ * (vm->os) when there is one, and traced when o->trace (the trace then
+ * gives the outcome: out_from_trace). --count 0 ends
  * normally when an idle callback ends the wait (vm->idle_stop says why:
  * the deadline, the program's end), on the capture's timeout or the
  * guest's end; --count N that an idle callback cuts short is an error
@@ -117,10 +138,11 @@ int cmd_capture_loop(const cli_options *o, cmd_capture_ctx *c, fl_error *err);
 
 /* ---- tracing (cmd_trace.c) ---- */
 /* Single-step the fault from where the capture left the guest (the entry
- * station) back to user mode, with o's mode, limits and view, and write
- * the trace to out in o's format; what was stepped is written even when
- * the trace ends early. */
-int cmd_trace_fault(tgt *t, kern *k, const cli_options *o, FILE *out, fl_error *err);
+ * station) back to user mode, with o's mode, limits, view, --function and
+ * --depth, and write the trace to c->out in o's format; what was stepped is
+ * written even when the trace ends early. With c->vm->os and c->report the
+ * outcome read from the trace follows it, its checks counted in c->sum. */
+int cmd_trace_fault(const cli_options *o, cmd_capture_ctx *c, fl_error *err);
 
 /* ---- the guest's serial console while it runs (cmd_console.c) ---- */
 #define CMD_PENDING_MAX 16
@@ -142,5 +164,24 @@ int cmd_console_drain(void *ctx);
 void cmd_console_explain(cmd_console *c, fl_error *err);
 /* Wait (guest running) for a console line starting with prefix. */
 int cmd_console_wait(cmd_console *c, tgt *t, const char *prefix, char *out, size_t cap, int timeout_ms, fl_error *err);
+
+/* ---- run --reproducible (cmd_repro.c: why it arms before the boot) ---- */
+/* run --expect FILE / --update-expect (cmd_expect.c): `run` is the command
+ * itself, called with JSON output to a temporary file. */
+int cmd_expect(const cli_options *o, int (*run)(const cli_options *o));
+int cmd_repro_check(const cli_options *o, fl_error *err);
+void cmd_repro_append(char *append, size_t cap);          /* faultline.go=auto */
+const char *cmd_repro_scenario(const cli_options *o, int index);
+void cmd_repro_filter(const cli_options *o, int index, cap_filter *f);
+void cmd_repro_trigger(const cli_options *o, int index, const cap_fault *f, report_trigger *rt);
+int cmd_repro_wait_comm(cmd_vm *r, cmd_console *con, const char *comm, int timeout_ms, fl_error *err);
+int cmd_repro_verify(cmd_console *con, const int *pids, int n, fl_error *err);
+typedef struct cmd_repro_idle_ctx {
+    cmd_console *con;
+    cap_session **cs;
+} cmd_repro_idle_ctx;
+int cmd_repro_idle(void *ctx);
+/* After the report's header: what may still differ between runs, and why. */
+void cmd_repro_note(FILE *out, enum report_format fmt);
 
 #endif

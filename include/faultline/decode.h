@@ -37,7 +37,8 @@ uint64_t decode_bits_mask(const decode_bits *b, const char *name);
  * *unknown the bits of value no constant names. Returns the number of parts. */
 size_t decode_value(const decode_bits *b, uint64_t value, const decode_bit **parts, size_t cap,
                     uint64_t *named_sum, uint64_t *unknown);
-/* "FAULT_FLAG_WRITE|FAULT_FLAG_USER" (or "0" / "+0x..." for unnamed bits). */
+/* "FAULT_FLAG_WRITE|FAULT_FLAG_USER"; "0" for zero; bits no constant names
+ * follow as one hex number: "X86_PF_WRITE|0x100000". */
 void decode_format(const decode_bits *b, uint64_t value, char *buf, size_t cap);
 
 /* Selector: CPL (bits 1:0), table indicator (bit 2), index (bits 15:3). */
@@ -47,7 +48,7 @@ typedef struct decode_selector {
     unsigned index;
 } decode_selector;
 decode_selector decode_selector_of(uint64_t sel);
-/* "0x33: index 6 GDT, RPL 3 (user mode)" */
+/* 0x33 -> "index 6 GDT, RPL 3 (user mode)" */
 void decode_selector_format(uint64_t sel, char *buf, size_t cap);
 
 #endif

@@ -22,6 +22,7 @@ enum fl_errcode {
     FL_EFORMAT,   /* a file is not what it should be (not ELF, no DWARF, ...) */
     FL_ECLOSED,   /* the peer went away (QEMU exited, connection reset) */
     FL_EINTR,     /* interrupted by SIGINT/SIGTERM */
+    FL_ENOMEM,    /* an allocation failed */
 };
 
 #define FL_ERROR_MSG_MAX 512

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "faultline/capture.h"
+#include "faultline/outcome.h"
 
 enum report_format { REPORT_TEXT, REPORT_MD, REPORT_JSON };
 
@@ -31,6 +32,8 @@ typedef struct report_trigger {
     int pid;
     const char *comm;
     uint64_t page, target;
+    const char *outcome;  /* the outcome's one-line classification, or NULL:
+                             said at the top of the fault */
 } report_trigger;
 
 typedef struct report_summary {
@@ -44,6 +47,9 @@ typedef struct report_summary {
 void report_begin(FILE *out, enum report_format fmt, const report_meta *meta);
 void report_fault(FILE *out, enum report_format fmt, const report_trigger *trig, const cap_fault *f,
                   const cap_session *s);
+/* What the fault did (outcome.h), after its report_fault: the outcome's own
+ * text or Markdown section, or one JSON record of type "outcome". */
+void report_outcome(FILE *out, enum report_format fmt, const out_fault *o);
 void report_end(FILE *out, enum report_format fmt, const report_summary *sum);
 
 #endif

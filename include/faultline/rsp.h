@@ -30,9 +30,23 @@ typedef struct rsp rsp;
  * a bad checksum) before the link is declared broken. */
 #define RSP_MAX_RETRIES 3
 
+/* Cancellation: a function the caller owns (typically "did a signal arrive?",
+ * reading a volatile sig_atomic_t flag). Every blocking wait of this module
+ * (connect, read, write) polls in slices of at most 100 ms and checks it
+ * before each slice: once it returns non-zero the call in progress fails
+ * with FL_EINTR within about 100 ms, and so does every later wait until it
+ * returns 0 again (set it to NULL to talk to the stub after a cancellation,
+ * e.g. to interrupt the guest and detach; those waits are then bounded by
+ * their timeouts only). It must be cheap and must not call back into rsp. */
+typedef int (*rsp_cancel_fn)(void *ctx);
+
 /* Connect to "unix:/path" or "HOST:PORT" (IPv4/IPv6/host name), waiting at
- * most timeout_ms for the connection. */
+ * most timeout_ms for the connection (one budget for every address a host
+ * name resolves to). */
 int rsp_open(rsp **out, const char *address, int timeout_ms, fl_error *err);
+/* The same, cancellable while it waits; the hook stays set on the connection. */
+int rsp_open_cancellable(rsp **out, const char *address, int timeout_ms, rsp_cancel_fn cancelled, void *ctx,
+                         fl_error *err);
 /* Wrap an already-connected stream fd; takes ownership (closed by rsp_close,
  * also when this call fails). */
 int rsp_open_fd(rsp **out, int fd, fl_error *err);
@@ -42,7 +56,8 @@ void rsp_close(rsp *r);
 int rsp_fd(const rsp *r);
 /* After the stub answered OK to QStartNoAckMode: no more +/- either way. */
 void rsp_set_noack(rsp *r, bool noack);
-bool rsp_noack(const rsp *r);
+/* Set (or clear, with NULL) the cancellation hook; see rsp_cancel_fn. */
+void rsp_set_cancel(rsp *r, rsp_cancel_fn cancelled, void *ctx);
 
 /* Send one packet (framed, escaped, checksummed) and, in ack mode, wait for
  * the stub's '+' (retransmitting on '-', at most RSP_MAX_RETRIES times). */
@@ -57,7 +72,7 @@ int rsp_send_noack(rsp *r, const char *payload, size_t len, fl_error *err);
  * Timeout: FL_ETIMEOUT, and bytes of a partly received packet are kept for
  * the next call. Peer gone: FL_ECLOSED. Malformed: FL_EPROTO. */
 int rsp_recv(rsp *r, const char **payload, size_t *len, int timeout_ms, fl_error *err);
-/* rsp_send then rsp_recv, each bounded by timeout_ms. */
+/* rsp_send then rsp_recv, both together bounded by timeout_ms. */
 int rsp_exchange(rsp *r, const char *payload, size_t len, const char **reply, size_t *rlen,
                  int timeout_ms, fl_error *err);
 /* The out-of-band interrupt byte 0x03 (no framing, no ack). */

@@ -10,7 +10,10 @@
  *  - under KVM `p` can be stale after a stop: registers come from one `g` per
  *    stop, cached until the next resume;
  *  - no packet is ever sent while the guest runs, except the 0x03 interrupt;
- *  - KVM has four debug-register slots: a refused insert is FL_ENOSLOT.
+ *  - KVM has four debug-register slots shared by Z1/Z2/Z4: a refused insert
+ *    (E22) is FL_ENOSLOT, and the limit is remembered (tgt_bp_slots); Z0 is
+ *    accepted under KVM but may never trap, so callers use Z1 (TGT_BP_HW).
+ * Every wait is bounded (see each call) and cancellable (tgt_set_cancel).
  * Register numbers, offsets in `g` and sizes come only from target.xml.
  *
  * All calls return 0 or -1 with `err` filled (see error.h). Not thread-safe.
@@ -94,16 +97,38 @@ typedef struct tgt_stop {
  * Pure: fuzzable. */
 int tgt_parse_stop(const char *payload, size_t len, tgt_stop *out, fl_error *err);
 
+/* Cancellation hook, owned by the caller (the CLI: "did INT/TERM/HUP/QUIT
+ * arrive?", reading a volatile sig_atomic_t). Every blocking wait of this
+ * module and of rsp (connect, read, write, a running guest's stop) polls in
+ * slices of at most 100 ms and checks it: once it returns non-zero, the call
+ * in progress fails with FL_EINTR within about 100 ms, and so does every
+ * later call that waits. A guest that was running then is still running (and
+ * tgt_running() says so). To clean up after a cancellation (interrupt the
+ * guest, remove breakpoints, detach), clear the hook first with
+ * tgt_set_cancel(t, NULL, NULL): those exchanges are then bounded by the
+ * operation timeout only. It must be cheap and must not call into tgt. */
+typedef int (*tgt_cancel_fn)(void *ctx);
+
 /* Connect to "unix:/path" or "HOST:PORT" (faultline only ever *binds* a
  * stub to a private unix socket or 127.0.0.1; connecting is to whatever the
  * user names). Performs qSupported (PacketSize),
  * QStartNoAckMode if offered, reads target.xml, `?`. The guest is stopped
- * on return. timeout_ms bounds every wait of the connect sequence. */
+ * on return. timeout_ms is one budget for the whole sequence (the socket
+ * connect and every packet of the handshake, qXfer chunks included: a stub
+ * answering a byte at a time fails with FL_ETIMEOUT when it is spent), and
+ * afterwards the bound of each exchange while the guest is stopped. Every
+ * error names the address (once). */
 int tgt_connect(tgt **out, const char *address, int timeout_ms, fl_error *err);
+/* The same, cancellable from the start (the hook stays set; see above). */
+int tgt_connect_cancellable(tgt **out, const char *address, int timeout_ms, tgt_cancel_fn cancelled, void *ctx,
+                            fl_error *err);
 
 /* Wrap an already-connected stream fd (tests use a socketpair to a fake stub).
  * Takes ownership of fd. Same sequence as tgt_connect. */
 int tgt_connect_fd(tgt **out, int fd, int timeout_ms, fl_error *err);
+int tgt_connect_fd_cancellable(tgt **out, int fd, int timeout_ms, tgt_cancel_fn cancelled, void *ctx, fl_error *err);
+/* Set or clear (NULL) the cancellation hook of a connected target. */
+void tgt_set_cancel(tgt *t, tgt_cancel_fn cancelled, void *ctx);
 
 /* Detach (D) if connected and stopped, close the socket, free. NULL is fine. */
 void tgt_close(tgt *t);
@@ -118,7 +143,9 @@ const tgt_regmap *tgt_regs(const tgt *t);
 size_t tgt_packet_size(const tgt *t);
 
 /* Register read by name from the per-stop `g` cache (one `g` per stop).
- * Values are little-endian; registers wider than 8 bytes are refused. */
+ * Values are little-endian; registers wider than 8 bytes are refused. A
+ * register the stub reports unavailable ("xx" in `g`) is an FL_EIO error
+ * saying so, never a value of 0. */
 int tgt_reg_read(tgt *t, const char *name, uint64_t *value, fl_error *err);
 /* Same, by map entry (no name lookup: the stepping hot path). */
 int tgt_reg_read_r(tgt *t, const tgt_reg *reg, uint64_t *value, fl_error *err);
@@ -147,12 +174,22 @@ enum tgt_bp_type {
  * inserted so step/continue can handle the "sitting on a breakpoint" quirk. */
 int tgt_bp_insert(tgt *t, enum tgt_bp_type type, uint64_t addr, int len, fl_error *err);
 int tgt_bp_remove(tgt *t, enum tgt_bp_type type, uint64_t addr, int len, fl_error *err);
+/* Hardware slots (Z1-Z4 share them): 0 while no limit is known (TCG has
+ * none); after the stub refused one with E<nn> while N were inserted, N (4
+ * under KVM). A
+ * caller plans with it: arm the first N stations, arm later ones as earlier
+ * ones fire and are removed. */
+size_t tgt_bp_slots(const tgt *t);
+/* Hardware breakpoints/watchpoints inserted now. */
+size_t tgt_bp_hw_in_use(const tgt *t);
 
 /* Single-step one instruction (vCont;s, falling back to s). Blocks until the
  * stop reply or timeout (then interrupts, and fails with FL_ETIMEOUT). */
 int tgt_step(tgt *t, tgt_stop *stop, int timeout_ms, fl_error *err);
 /* Continue (vCont;c / c) and wait for the next stop, at most timeout_ms
  * (then the guest is interrupted and stopped, and FL_ETIMEOUT returned).
+ * Console output (O packets) while it runs counts against the same
+ * deadline: no packet resets it.
  * timeout_ms < 0 waits forever (only for interactive use). */
 int tgt_continue(tgt *t, tgt_stop *stop, int timeout_ms, fl_error *err);
 /* Two-phase continue for callers that must do other work while the guest runs

@@ -72,17 +72,18 @@ typedef struct trace_options {
                                  NULL or "": none. Unknown name: FL_ENOTFOUND */
     int timeout_ms;           /* whole trace, wall time; 0: 120000 */
     int step_timeout_ms;      /* one step/continue; 0: 5000 */
-    /* Progress: if progress_fn is set it is called about every 50 ms;
-     * otherwise, if `progress` is true AND stderr is a terminal, a one-line
-     * "\rtrace: N steps  function" is drawn on stderr and erased at the end.
-     * Off when stderr is not a terminal. */
-    bool progress;
+    /* Progress: if progress_fn is set it is called about every 50 ms (the
+     * CLI draws it; the library never prints). */
     trace_progress_fn progress_fn;
     void *progress_ctx;
     /* Asked before every step: non-zero ends the trace (FL_EINTR) with what
      * was recorded so far, the guest left stopped where it is. NULL: never. */
     int (*cancel)(void *ctx);
     void *cancel_ctx;
+    /* Explain (see explain.h): at every source-line entry read the C
+     * variables in scope, at every call the callee's parameters, at every
+     * return the value; fills the result's vars/values/fcalls/checks. */
+    bool explain;
 } trace_options;
 
 /* Control-flow class of an instruction (from capstone's groups + ids). */
@@ -163,6 +164,50 @@ typedef struct trace_over {
     const char *function;  /* the callee's symbol */
 } trace_over;
 
+/* ---- the explain records (trace_options.explain) ---- */
+
+/* One C value read through DWARF. */
+typedef struct trace_value {
+    const char *name;      /* variable or parameter; for a return, the function */
+    const char *type;      /* DWARF type as written ("unsigned int", "vm_fault_t") */
+    uint64_t value;
+    uint64_t was;          /* previous value (has_was) */
+    bool available;        /* false: optimized out at that pc */
+    bool has_was;          /* a previous value was read */
+    bool was_available;    /* with has_was: false if it was optimized out */
+    const char *decoded;   /* enumerator names, symbol+off, true/false, decimal; or NULL */
+} trace_value;
+
+/* A variable that changed, attributed to the line whose execution changed
+ * it (read at the next line entry of the same function). */
+typedef struct trace_var {
+    size_t step;           /* first step of that line (a trace_line's first) */
+    const char *function;  /* the (inlined) function it belongs to */
+    trace_value v;
+} trace_var;
+
+/* A call (or an inlined instance entered) with its arguments and return. */
+typedef struct trace_fcall {
+    size_t step;           /* the call instruction; inlined: first step inside */
+    size_t ret_step;       /* the return instruction (inlined: last step inside);
+                              SIZE_MAX if it had not returned when the trace ended */
+    const char *function;
+    int depth;             /* depth of the caller */
+    bool inlined;
+    size_t arg, nargs;     /* range of trace_result.values: parameters at entry */
+    bool has_ret;          /* returned a value (not void, not inlined) */
+    trace_value ret;
+} trace_fcall;
+
+/* A check the narrative makes, like the capture's: expected vs actual. */
+typedef struct trace_check {
+    char name[48];
+    char claim[160];
+    char expected[96];
+    char actual[96];
+    bool pass;
+} trace_check;
+
 typedef struct trace_result {
     enum trace_mode mode;
     enum trace_stop stop;
@@ -184,6 +229,16 @@ typedef struct trace_result {
     size_t overs;          /* calls run through with --over */
     size_t resyncs;        /* fast mode: stops discarded (interrupt at the bp) */
     char error[FL_ERROR_MSG_MAX]; /* why it ended early, or "" */
+    /* explain records (empty unless trace_options.explain) */
+    bool explained;
+    trace_var *vars;
+    size_t nvars;
+    trace_value *values;   /* call arguments */
+    size_t nvalues;
+    trace_fcall *fcalls;
+    size_t nfcalls;
+    trace_check *checks;
+    size_t nchecks;
     void *priv;            /* allocator state */
 } trace_result;
 
@@ -205,6 +260,14 @@ int trace_result_add_step(trace_result *r, uint32_t pc_index, int depth, const t
                           unsigned flags);
 /* Name the callee of the last step (one with TRACE_F_OVER). */
 int trace_result_add_over(trace_result *r, const char *function);
+/* A string owned by the result (interned); NULL stays NULL, or when out of memory. */
+const char *trace_result_str(trace_result *r, const char *s);
+/* Explain records; their strings must come from trace_result_str. *index
+ * (may be NULL) receives the new record's index. */
+int trace_result_add_var(trace_result *r, const trace_var *v);
+int trace_result_add_value(trace_result *r, const trace_value *v, size_t *index);
+int trace_result_add_fcall(trace_result *r, const trace_fcall *c, size_t *index);
+int trace_result_add_check(trace_result *r, const trace_check *c);
 
 /* ---- derived views (pure) ---- */
 
@@ -237,21 +300,37 @@ int trace_calltree(const trace_result *r, trace_call **calls, size_t *count);
 
 /* ---- output ---- */
 
-enum trace_view { TRACE_VIEW_LINE, TRACE_VIEW_INSN, TRACE_VIEW_TREE };
-enum trace_format { TRACE_FMT_TEXT, TRACE_FMT_MD, TRACE_FMT_JSON, TRACE_FMT_CHROME };
-/* "line"/"insn"/"tree", "text"/"md"/"json"/"chrome"; -1 if unknown. */
+enum trace_view { TRACE_VIEW_LINE, TRACE_VIEW_INSN, TRACE_VIEW_TREE, TRACE_VIEW_EXPLAIN };
+enum trace_format { TRACE_FMT_TEXT, TRACE_FMT_MD, TRACE_FMT_JSON, TRACE_FMT_CHROME, TRACE_FMT_FOLDED,
+                    TRACE_FMT_SVG };
+/* "line"/"insn"/"tree"/"explain", "text"/"md"/"json"/"chrome"/"folded"/"svg";
+ * -1 if unknown. */
 int trace_parse_view(const char *name, enum trace_view *out);
 int trace_parse_format(const char *name, enum trace_format *out);
 const char *trace_stop_name(enum trace_stop s);
 
 /* Write the trace. text/md: the chosen view (md line view = the seed's
- * "### FUNC (t=N, file:line)" entries with source and changed values).
- * json: JSON Lines: one {"type":"trace",...} header, then one
- * {"type":"step",...} per instruction, plus {"type":"line",...} records
- * (view line) or {"type":"call",...} records (view tree).
- * chrome: trace-event JSON (Perfetto, chrome://tracing): one "X" slice per
- * call, ts/dur in instructions; the view is ignored. Returns 0, or -1 if a
- * write failed or memory ran out. */
+ * "### FUNC (t=N, file:line)" entries with source and changed registers;
+ * explain view = the same entries in C terms, see explain.h; source text
+ * verbatim). json: JSON Lines: one {"type":"trace",...} header, then one
+ * {"type":"step",...} per instruction (not in the explain view), plus
+ * {"type":"line",...} records (views line and explain; with the explain
+ * fields vars/branch/call/ret when the trace was explained, then the
+ * narrative's {"type":"check",...} records) or {"type":"call",...} records
+ * (view tree). chrome: trace-event JSON (Perfetto, chrome://tracing): one
+ * "X" slice per call, ts/dur in instructions. folded / svg: see flame.h.
+ * chrome, folded and svg ignore the view. Returns 0, or -1 if a write
+ * failed or memory ran out. */
 int trace_report(FILE *out, enum trace_format fmt, enum trace_view view, const trace_result *r);
+
+/* What the explain view narrates (NULL: everything). */
+typedef struct trace_report_options {
+    const char *function;  /* only this function's calls and what they call */
+    int depth;             /* calls deeper than this below it are summarised; 0: no limit */
+} trace_report_options;
+/* trace_report with options (function, depth) for the explain view and the
+ * flame formats (folded: "a;b;c count" per stack; svg: a flame chart). */
+int trace_report_opt(FILE *out, enum trace_format fmt, enum trace_view view, const trace_result *r,
+                     const trace_report_options *o);
 
 #endif

@@ -1,9 +1,11 @@
 /* vm: the bundled guest. Starts QEMU halted with its gdbstub bound only to a
  * unix socket in a private 0700 directory (or 127.0.0.1), wires the serial
- * console to faultline, owns QEMU's lifetime (reaped on every exit path,
- * SIGINT/SIGTERM included; PR_SET_PDEATHSIG so even SIGKILL of faultline
- * takes QEMU with it), and parses the triggers' console announcements.
- * Knows nothing of RSP or DWARF. All calls return 0 or -1 with err filled. */
+ * console to faultline, owns QEMU's lifetime (reaped on every exit path;
+ * vm_kill_all for the CLI's signal handlers; PR_SET_PDEATHSIG so even
+ * SIGKILL of faultline takes QEMU with it), removes the temporary
+ * directories of dead faultline processes, and parses the triggers' console
+ * announcements. Knows nothing of RSP or DWARF. Installs no signal handler.
+ * All calls return 0 or -1 with err filled. */
 #ifndef FAULTLINE_VM_H
 #define FAULTLINE_VM_H
 
@@ -24,11 +26,31 @@ typedef struct vm_config {
     int mem_mb;               /* 0: 256 */
     const char *gdb_listen;   /* NULL: private unix socket; else "127.0.0.1:PORT"
                                  (any other address is refused with FL_EUSAGE) */
-    int start_timeout_ms;     /* how long QEMU may take to open its socket; 0: 10000 */
+    int start_timeout_ms;     /* how long QEMU may take to open its socket; 0: 10000
+                                 (the CLI passes what is left of --timeout) */
     bool start_running;       /* false (default): halted (-S) until a gdb client
                                  resumes it; true: runs at once (KVM probe, smoke
                                  boots); the gdbstub is there either way */
+    /* Cancellation (the CLI: "did a signal arrive?"). Every wait of this
+     * module for this VM (QEMU's socket, console lines, QEMU's exit, a
+     * console write) checks it at least every 100 ms and then fails with
+     * FL_EINTR. NULL: waits end on their timeouts only. Must be cheap. */
+    int (*cancelled)(void *ctx);
+    void *cancel_ctx;
+    bool reproducible;        /* deterministic TCG (VM_REPRODUCIBLE_* below):
+                                 the same boot gives the same guest state run
+                                 after run; refused with kvm (FL_EUSAGE) */
 } vm_config;
+
+/* Reproducible mode: instructions, not host time, drive the guest clock
+ * (-icount with a fixed shift and no sleep), the RTC starts at a fixed date
+ * and follows that clock, QEMU's guest random source (RDRAND) is seeded, one
+ * CPU, and the kernel does not randomize mmap and stack addresses. */
+#define VM_REPRODUCIBLE_ICOUNT "shift=" VM_REPRODUCIBLE_SHIFT ",sleep=off"
+#define VM_REPRODUCIBLE_SHIFT "5"
+#define VM_REPRODUCIBLE_RTC "base=2024-01-01T00:00:00,clock=vm"
+#define VM_REPRODUCIBLE_SEED "1"
+#define VM_REPRODUCIBLE_APPEND "norandmaps sysctl.vm.stat_interval=3600"
 
 typedef struct vm vm;
 
@@ -85,16 +107,38 @@ int vm_parse_announcement(const char *line, vm_trigger *out, fl_error *err);
 
 /* Bounded probe: does a guest boot under KVM on this machine? Boots the given
  * kernel/initrd under KVM and waits at most probe_ms for the init's first
- * line. Verdict cached in ${XDG_CACHE_HOME:-~/.cache}/faultline/kvm-verdict
- * (keyed by kernel path+mtime and qemu version); `why` says why not. */
+ * line. Verdict cached in ${XDG_CACHE_HOME:-$HOME/.cache}/faultline/kvm-verdict
+ * (keyed by kernel path+mtime and qemu version); `why` says why not. The
+ * cache is used only in a directory we own that no one else can write
+ * (checked through an open descriptor, files opened O_NOFOLLOW, written
+ * O_EXCL and renamed into place); with neither variable set (or a relative
+ * one) there is no cache: never a shared /tmp path. A cancelled probe
+ * (cfg->cancelled) is FL_EINTR and caches nothing. */
 int vm_kvm_usable(const vm_config *cfg, int probe_ms, bool *usable, char *why, size_t cap, fl_error *err);
 
-/* Kill and reap every QEMU this process started (async-signal-safe). Not
- * thread-safe with vm_start; the vm objects stay valid (vm_stop still frees
- * them). */
+/* Kill and reap every QEMU this process started and remove their private
+ * directories, with async-signal-safe calls only: the CLI's signal handlers
+ * call it. Not thread-safe with vm_start; the vm objects stay valid
+ * (vm_stop still frees them). */
 void vm_kill_all(void);
-/* Install SIGINT/SIGTERM/SIGHUP handlers that call vm_kill_all() and then
- * re-raise with the default action; and atexit(vm_kill_all). */
+/* atexit(vm_kill_all), once. Signal handlers are the caller's (the CLI owns
+ * them): this module installs none. */
 void vm_install_cleanup(void);
+
+/* Temporary directories in /tmp: /tmp/PREFIX-XXXXXX (prefix "faultline" or
+ * "faultline-program"), mode 0700, checked (a directory, ours, 0700), with
+ * a file "owner.pid" (created O_EXCL) naming this process (pid and start
+ * time) so a later run can tell it is stale. */
+int vm_tmpdir_create(const char *prefix, char *dir, size_t cap, fl_error *err);
+/* Remove such a directory and the files in it (no subdirectories). */
+void vm_tmpdir_remove(const char *dir);
+/* Remove the /tmp/faultline-XXXXXX and /tmp/faultline-program-XXXXXX
+ * directories of faultline processes that are gone: only those matching
+ * the name pattern, owned by our euid, real directories (not symlinks), with
+ * an owner.pid whose process no longer exists (or whose pid was reused by a
+ * process started later). Others' directories, live processes' and ones
+ * without owner.pid are kept. vm_start calls it; returns how many it
+ * removed. */
+int vm_clean_stale_tmpdirs(void);
 
 #endif

@@ -6,7 +6,8 @@
 # IPv6: its socket inodes (from /proc/PID/fd) must not appear in
 # /proc/net/{tcp,tcp6,udp,udp6}. Guards vm.c's make_private_dir (the 0700
 # check), the -gdb unix:...,server=on argument (a tcp::1234 default would
-# fail here) and -nodefaults (no default network device).
+# fail here) and -nodefaults (no default network device). Also: stale
+# directories of dead runs are cleaned (vm.c vm_clean_stale_tmpdirs).
 . "$(dirname "$0")/lib.sh"
 
 # Helpers (overlay, start_fl, wait_exit, wait_qemu, gone, ...) are in lib.sh.
@@ -16,6 +17,17 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 echo "FAULTLINE-INIT up 0"
 while :; do sleep 1000; done'
 
+# Issue 16: temp dirs of dead runs (SIGKILL leaves them) are removed by the
+# next run: only ours (name, owner, a dead owner.pid). Planted here: a dead
+# process's dir, a live process's, and (as root) another user's.
+sleep 0 & deadpid=$!; wait "$deadpid"
+stale=$(mktemp -d /tmp/faultline-XXXXXX); echo "$deadpid 1" >"$stale/owner.pid"; : >"$stale/qemu.err"
+stale_prog=$(mktemp -d /tmp/faultline-program-XXXXXX); echo "$deadpid 1" >"$stale_prog/owner.pid"
+live=$(mktemp -d /tmp/faultline-XXXXXX); echo "$$ $(awk '{print $22}' /proc/$$/stat)" >"$live/owner.pid"
+others=
+if [ "$(id -u)" = 0 ]; then
+  others=$(mktemp -d /tmp/faultline-XXXXXX); echo "$deadpid 1" >"$others/owner.pid"; chown -R 65534:65534 "$others"
+fi
 start_fl "$work/out" "$work/err" run --initrd "$work/sleeper.img" --timeout 20
 if wait_qemu 30; then
   sleep 1  # the gdbstub is connected and the guest runs
@@ -50,4 +62,9 @@ else
 fi
 wait_exit 20
 expect_true "after faultline: QEMU gone, private dir (and socket) removed" gone
+expect_true "a dead run's /tmp/faultline-XXXXXX was removed" test ! -e "$stale"
+expect_true "a dead run's /tmp/faultline-program-XXXXXX was removed" test ! -e "$stale_prog"
+expect_true "a live process's directory was kept" test -d "$live"
+[ -z "$others" ] || expect_true "another user's directory was kept" test -d "$others"
+rm -rf "$live" ${others:+"$others"}
 finish

@@ -80,6 +80,14 @@ static void test_errors(void)
     CHECK(parse(&o, &e, "run", "--trace", "--format", "chrome", NULL) == 0);
     CHECK(parse(&o, &e, "trace", "--format", "chrome", "--count", "2", NULL) < 0 && has(e.msg, "one trace"));
     CHECK(parse(&o, &e, "trace", "--format", "chrome", "--scenario", "all", NULL) < 0 && has(e.msg, "one trace"));
+    CHECK(parse(&o, &e, "trace", "--format", "svg", "--count", "0", NULL) < 0 && has(e.msg, "--format svg holds one"));
+    CHECK(parse(&o, &e, "trace", "--format", "folded", "--scenario", "all", NULL) == 0);
+    CHECK(parse(&o, &e, "run", "--function", "handle_mm_fault", NULL) < 0 && has(e.msg, "need --trace"));
+    CHECK(parse(&o, &e, "trace", "--view", "explain", "--function", "handle_mm_fault", "--depth", "2", NULL) == 0 &&
+          o.depth == 2);
+    CHECK(parse(&o, &e, "trace", "--expect", "g.jsonl", "--format", "folded", NULL) < 0 &&
+          has(e.msg, "--format folded does not apply"));
+    CHECK(parse(&o, &e, "run", "--expect", "g.jsonl", "--format", "md", NULL) == 0 && o.reproducible);
     CHECK(parse(&o, &e, "run", "--until", "x", NULL) < 0 && has(e.msg, "need --trace"));
     CHECK(parse(&o, &e, "capture", "--vmlinux", "v", NULL) < 0 && has(e.msg, "both required"));
     CHECK(parse(&o, &e, "capture", "--comm", "abcdefghijklmnop", "--gdb", "a:1", "--vmlinux", "v", NULL) < 0 &&
@@ -119,6 +127,17 @@ static void test_filters(void)
           has(e.msg, "--scenario is for the bundled VM"));
     CHECK(parse(&o, &e, "trace", "--vmlinux", "v", NULL) < 0 && has(e.msg, "--vmlinux goes with --gdb"));
     CHECK(parse(&o, &e, "trace", "--gdb", "a:1", "--vmlinux", "v", "--", "prog", NULL) < 0);
+    CHECK(parse(&o, &e, "trace", "--gdb", "a:1", "--vmlinux", "v", "--expect", "g.jsonl", NULL) < 0 &&
+          has(e.msg, "--expect is for the bundled VM"));
+    CHECK(parse(&o, &e, "trace", "--gdb", "a:1", "--vmlinux", "v", "--reproducible", NULL) < 0 &&
+          has(e.msg, "--reproducible is for the bundled VM"));
+    CHECK(parse(&o, &e, "diff", "a.json", "b.json", "-o", "d.txt", NULL) == 0 && o.noperands == 2);
+    /* --reproducible chooses its faults before the guest runs: no filters */
+    CHECK(parse(&o, &e, "run", "--reproducible", NULL) == 0 && cmd_repro_check(&o, &e) == 0);
+    CHECK(parse(&o, &e, "run", "--reproducible", "--count", "2", NULL) == 0 && cmd_repro_check(&o, &e) < 0 &&
+          has(e.msg, "do not apply"));
+    CHECK(parse(&o, &e, "trace", "--expect", "g.jsonl", "--fault-mode", "user", NULL) == 0 &&
+          cmd_repro_check(&o, &e) < 0 && has(e.msg, "--reproducible captures each trigger's own fault"));
 }
 
 static void test_program(void)

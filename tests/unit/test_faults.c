@@ -842,6 +842,45 @@ static void cli_case(const char *bin, const char *name, const fs_step *script, c
     EXPECT(!kids);
 }
 
+static size_t occurrences(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* Issue 16, item 8: tgt_connect names the address exactly once, whether the
+ * socket cannot be reached or the handshake fails (the CLI must not add it
+ * again). */
+static void test_connect_names_address_once(void)
+{
+    begin("connect error names the address once (no socket)");
+    tgt *t = NULL;
+    fl_error e = {0};
+    const char *nowhere = "unix:/tmp/fl-test-faults-nonexistent/gdb.sock";
+    EXPECT(tgt_connect(&t, nowhere, 1000, &e) == -1);
+    EXPECT(occurrences(e.msg, nowhere + 5) == 1);
+    begin("connect error names the address once (handshake reset)");
+    const fs_step reset[] = {
+        {FS_RECV, "qSupported:*", 0, NULL}, {FS_SEND, "PacketSize=1000;qXfer:features:read+", 0, NULL},
+        {FS_RESET, NULL, 0, NULL}, END,
+    };
+    listener l;
+    if (listener_start(&l, reset) != 0) {
+        EXPECT(0);
+        return;
+    }
+    char addr[160];
+    snprintf(addr, sizeof addr, "unix:%s", l.path);
+    fl_error_clear(&e);
+    EXPECT(tgt_connect(&t, addr, 2000, &e) == -1 && e.code == FL_ECLOSED);
+    if (occurrences(e.msg, l.path) != 1)
+        fprintf(stderr, "%s: %s\n", cur, e.msg);
+    EXPECT(occurrences(e.msg, l.path) == 1);
+    listener_stop(&l);
+}
+
 static void test_cli(void)
 {
     const char *bin = getenv("FAULTLINE_BIN");
@@ -871,6 +910,139 @@ static void test_cli(void)
      * must end with its --timeout (2 s) and say so. */
     const fs_step never[] = {CONNECT_STEPS, {FS_AUTO, NULL, 0, G_OK}, END};
     cli_case(bin, "capture: the guest never stops (--timeout 2)", never, "2", "within 2000 ms", 2000 + 8000);
+    /* Console output while it runs does not extend --timeout (issue 16). */
+    const fs_step chatty[] = {CONNECT_STEPS, {FS_AUTO_CONSOLE, NULL, 20, G_OK}, END};
+    cli_case(bin, "capture: O packets forever (--timeout 2)", chatty, "2", "within 2000 ms", 2000 + 5000);
+}
+
+/* ---- issue 16: deadlines that no packet resets, one connect budget,
+ * cancellation, unavailable registers ------------------------------------ */
+
+/* Guards target.c:wait_stop's single deadline: a stub that keeps sending
+ * console output (O packets, every 20 ms) after vCont;c must not keep the
+ * wait alive. Remove the deadline (pass timeout_ms to every rsp_recv, as
+ * before) and this waits the fake's 8 s of O packets out. */
+static void test_console_flood(void)
+{
+    begin("O packets forever after vCont;c");
+    const fs_step s[] = {CONNECT_STEPS, {FS_AUTO_CONSOLE, NULL, 20, G_OK}, END};
+    fakestub f;
+    tgt *t = connected(&f, s, 1000);
+    if (t) {
+        fl_error e = {0};
+        tgt_stop st;
+        int64_t t0 = now_ms();
+        EXPECT(tgt_continue(t, &st, 1500, &e) == -1);
+        int64_t el = now_ms() - t0;
+        /* the timeout, then the interrupt's stop (it arrives among O packets) */
+        expect_error(&e, FL_ETIMEOUT, "did not stop within 1500 ms", el, 1500 + 1000 + 1000);
+        EXPECT(!tgt_running(t));
+        tgt_close(t);
+    }
+    end(&f);
+}
+
+/* Guards the connect budget (target.c: xchg's connect_deadline): every
+ * packet of the handshake shares it. The stub drips its qSupported reply
+ * a byte every 5 ms and serves target.xml in 1-byte chunks 5 ms apart: each
+ * packet is well inside the 1000 ms budget, all of them (about 10 s) are
+ * not. Give each exchange its own budget again and the connect succeeds
+ * after 10 s. */
+static void test_slow_connect(void)
+{
+    const fs_step drip[] = {
+        {FS_RECV, "qSupported:*", 0, NULL},
+        {FS_DRIP, "PacketSize=1000;qXfer:features:read+;vContSupported+;multiprocess+", 5, NULL},
+        {FS_XFER_SLOW, "target.xml", 5, TARGET_XML}, {FS_XFER_SLOW, "i386-64bit.xml", 5, CORE_XML}, END,
+    };
+    connect_fails("a stub answering a byte at a time, 1-byte qXfer chunks", drip, 1000, FL_ETIMEOUT,
+                  "did not complete within 1000 ms", 1000 + 1000);
+}
+
+static volatile int cancel_flag;
+static int cancel_hook(void *ctx)
+{
+    (void)ctx;
+    return cancel_flag;
+}
+static void *cancel_after_200ms(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 200 * 1000000L};
+    nanosleep(&ts, NULL);
+    cancel_flag = 1;
+    return NULL;
+}
+
+/* Guards the cancellation hook (rsp.c: wait_fd's 100 ms slices): a stub that
+ * never answers, the flag set from another thread after 200 ms, the call
+ * returns FL_EINTR well within a second, although its timeout is 10 s. */
+static void test_cancel(void)
+{
+    {
+        begin("cancelled while connecting to a silent stub");
+        const fs_step s[] = {{FS_IGNORE_FOREVER, NULL, 0, NULL}, END};
+        fakestub f;
+        int fd = fakestub_start(&f, s);
+        cancel_flag = 0;
+        pthread_t th;
+        pthread_create(&th, NULL, cancel_after_200ms, NULL);
+        tgt *t = NULL;
+        fl_error e = {0};
+        int64_t t0 = now_ms();
+        EXPECT(tgt_connect_fd_cancellable(&t, fd, 10000, cancel_hook, NULL, &e) == -1 && t == NULL);
+        expect_error(&e, FL_EINTR, "interrupted", now_ms() - t0, 200 + 1000);
+        pthread_join(th, NULL);
+        end(&f);
+    }
+    {
+        begin("cancelled while the guest runs (stub never stops)");
+        const fs_step s[] = {CONNECT_STEPS, {FS_AUTO, NULL, 0, G_OK}, END};
+        fakestub f;
+        tgt *t = connected(&f, s, 1000);
+        if (t) {
+            cancel_flag = 0;
+            tgt_set_cancel(t, cancel_hook, NULL);
+            pthread_t th;
+            pthread_create(&th, NULL, cancel_after_200ms, NULL);
+            fl_error e = {0};
+            tgt_stop st;
+            int64_t t0 = now_ms();
+            EXPECT(tgt_continue(t, &st, 10000, &e) == -1);
+            expect_error(&e, FL_EINTR, "interrupted", now_ms() - t0, 200 + 1000);
+            pthread_join(th, NULL);
+            EXPECT(tgt_running(t));
+            /* Still cancelled: the interrupt's wait returns at once ... */
+            EXPECT(tgt_interrupt(t, &st, 5000, &e) == -1 && e.code == FL_EINTR);
+            /* ... until the hook is cleared for the clean-up. */
+            tgt_set_cancel(t, NULL, NULL);
+            EXPECT(tgt_interrupt(t, &st, 1000, &e) == 0 && st.code == 2);
+            tgt_close(t);
+        }
+        end(&f);
+    }
+}
+
+/* Guards ensure_g's availability map: "xx" bytes in `g` are not a value of
+ * 0 ("stopped at 0x0"), reading that register is an error saying so. */
+static void test_unavailable_register(void)
+{
+    begin("g reply with xx for rip");
+    static char g_xx[2 * G_SIZE + 1];
+    memcpy(g_xx, G_OK, sizeof g_xx);
+    memset(g_xx + 2 * 128, 'x', 16);  /* rip */
+    const fs_step s[] = {CONNECT_STEPS, {FS_RECV, "g", 0, NULL}, {FS_SEND, g_xx, 0, NULL}, END};
+    fakestub f;
+    tgt *t = connected(&f, s, 1000);
+    if (t) {
+        fl_error e = {0};
+        uint64_t v = 1;
+        EXPECT(tgt_reg_read(t, "rip", &v, &e) == -1);
+        expect_error(&e, FL_EIO, "rip is unavailable", 0, 1);
+        EXPECT(tgt_reg_read(t, "eflags", &v, &e) == 0 && v == 0x246);
+        tgt_close(t);
+    }
+    end(&f);
 }
 
 static void put(char *g, size_t off, size_t size, uint64_t v)
@@ -900,6 +1072,11 @@ int main(void)
     test_never_stops();
     test_register_sizes();
     test_e_replies();
+    test_console_flood();
+    test_slow_connect();
+    test_cancel();
+    test_unavailable_register();
+    test_connect_names_address_once();
     test_cli();
     printf("test_faults: %.1f s\n", (now_ms() - t0) / 1000.0);
     return check_summary("test_faults");

@@ -3,10 +3,14 @@
  * (tests/fixtures/kfix.h) compiled into this test; symbols with nm, lines with
  * addr2line, variable locations with gdb's `info scope` (skipped if gdb is
  * missing); then the bad inputs, each with its code and sentence. */
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -422,6 +426,41 @@ static void test_vars(kern *k)
     CHECK(e.code == FL_ENOTFOUND && strstr(e.msg, "kf_alpha"));
 }
 
+/* Resolve once, evaluate at many stops: the same answers as
+ * kern_var_value / kern_var_addr, whatever the registers are. */
+static void test_varloc(kern *k)
+{
+    uint64_t entry, fentry, v = 0, a = 0, want = 0;
+    CHECK(kern_sym_addr(k, "kf_work", &entry, NULL) == 0);
+    CHECK(kern_sym_addr(k, "kf_frame", &fentry, NULL) == 0);
+    fake fk;
+    fake_init(&fk);
+    kern_frame fr = { fake_reg, fake_mem, &fk };
+    fl_error e = { 0 };
+    kern_varloc *n = NULL, *buf = NULL, *none = (kern_varloc *)1;
+    CHECK(kern_var_locate(k, "kf_work", "n", entry, &n, &e) == 0 && n);
+    CHECK(kern_var_locate(k, "kf_frame", "buf", fentry, &buf, &e) == 0 && buf);
+    for (uint64_t base = 0x2000; base < 0x2300 && n && buf; base += 0x100) {
+        for (int i = 0; i < 17; i++)
+            fk.regs[i] = base + (uint64_t)i;
+        fk.regs[7] = 0x7ff000 + base;
+        CHECK(kern_varloc_eval(n, &fr, &v, &e) == 0);
+        CHECK(kern_var_value(k, "kf_work", "n", entry, &fr, &want, &e) == 0);
+        CHECK_EQ_U64(v, want);
+        CHECK_EQ_U64(v, base + 4);   /* rsi at entry */
+        CHECK(kern_varloc_addr(buf, &fr, &a, &e) == 0);
+        CHECK(kern_var_addr(k, "kf_frame", "buf", fentry, &fr, &want, &e) == 0);
+        CHECK_EQ_U64(a, want);
+        CHECK(kern_varloc_addr(n, &fr, &a, &e) == -1 && e.code == FL_ENOTFOUND);
+        CHECK(kern_varloc_eval(buf, &fr, &v, &e) == -1 && e.code == FL_EUSAGE);
+    }
+    kern_varloc_free(n);
+    kern_varloc_free(buf);
+    kern_varloc_free(NULL);
+    CHECK(kern_var_locate(k, "kf_work", "nosuchvar", entry, &none, &e) == -1 && none == NULL);
+    CHECK(e.code == FL_ENOTFOUND && strstr(e.msg, "nosuchvar"));
+}
+
 static void test_current(kern *k)
 {
     static struct mm_struct mm = { 0x1234 };
@@ -515,6 +554,169 @@ static void test_bad_input(void)
     CHECK(system(cmd) == 0);
 }
 
+/* ---- source of a kernel built elsewhere ---- */
+
+/* The fixture's first line of kf_frame, found through a DWARF path that
+ * does not exist here: only the source directory can resolve it. */
+static void test_source_dir(kern *k)
+{
+    uint64_t a;
+    kern_line l;
+    CHECK(kern_sym_addr(k, "kf_frame", &a, NULL) == 0 && kern_line_at(k, a, &l, NULL) == 0);
+    const char *want = kern_source_text(k, l.file, l.line);
+    CHECK(want != NULL);
+    char wantc[256];
+    snprintf(wantc, sizeof wantc, "%s", want ? want : "");
+    const char *moved[] = { "/build/reproducible-path/linux-6.1.176/tests/fixtures/kfix.c",
+                            "debian/build/build_amd64_none_cloud-amd64/tests/fixtures/kfix.c" };
+    for (int i = 0; i < 2; i++)
+        CHECK(kern_source_text(k, moved[i], l.line) == NULL);
+    char cwd[1024];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    fl_error e = { 0 };
+    CHECK(kern_set_source_dir(k, cwd, &e) == 0);
+    CHECK_STR(kern_source_dir(k), cwd);
+    for (int i = 0; i < 2; i++)
+        CHECK_STR(kern_source_text(k, moved[i], l.line), wantc);
+    CHECK(kern_source_text(k, "/build/linux/no/such/file.c", 1) == NULL);
+    CHECK(kern_set_source_dir(k, "/nonexistent/src", &e) == -1 && e.code == FL_ENOTFOUND &&
+          strstr(e.msg, "/nonexistent/src"));
+    CHECK(kern_set_source_dir(k, NULL, &e) == 0 && kern_source_dir(k) == NULL);
+    CHECK(kern_source_text(k, moved[0], l.line) == NULL);
+}
+
+static void write_status(const char *path, const char *pkg, const char *status, const char *ver)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    fprintf(f, "Package: linux-image-amd64\nStatus: install ok installed\nVersion: 9.9-1\n\n"
+               "Package: %s\nStatus: %s\nPriority: optional\nVersion: %s\n\n", pkg, status, ver);
+    fclose(f);
+}
+
+/* A fake Debian: linux-source-0.0 (the fixture's banner says 0.0-kfix) as a
+ * tarball of this tree's tests/fixtures, a dpkg status file, a cache. */
+static void test_debian_source(kern *k, const char *dir)
+{
+    char rel[64], cmd[1400], status[300], usr[300], cache[300];
+    CHECK_STR(kern_release(k, rel, sizeof rel), "0.0-kfix");
+    snprintf(usr, sizeof usr, "%s/usr-src", dir);
+    snprintf(status, sizeof status, "%s/status", dir);
+    snprintf(cache, sizeof cache, "%s/cache/faultline", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/pkg/linux-source-0.0/tests %s && cp -r tests/fixtures %s/pkg/"
+             "linux-source-0.0/tests/ && tar -cJf %s/linux-source-0.0.tar.xz -C %s/pkg linux-source-0.0",
+             dir, usr, dir, usr, dir);
+    CHECK(system(cmd) == 0);
+    kern_source_paths p = { .usr_src = usr, .dpkg_status = status, .cache_dir = cache };
+    fl_error e = { 0 };
+    write_status(status, "linux-source-0.0", "install ok installed", "0.1-1");
+    CHECK(kern_use_debian_source(k, &p, &e) == -1 && e.code == FL_ENOTFOUND && strstr(e.msg, "0.1-1"));
+    write_status(status, "linux-source-0.0", "deinstall ok config-files", "0.0-1");
+    CHECK(kern_use_debian_source(k, &p, &e) == -1 && e.code == FL_ENOTFOUND &&
+          strstr(e.msg, "apt-get install linux-source-0.0"));
+    write_status(status, "linux-source-0.0", "install ok installed", "0.0-1");
+    CHECK(kern_use_debian_source(k, &p, &e) == 0);
+    char want[400], stamp[400];
+    snprintf(want, sizeof want, "%s/source-0.0-1/linux-source-0.0", cache);
+    snprintf(stamp, sizeof stamp, "%s/source-0.0-1/.faultline-unpacked", cache);
+    CHECK_STR(kern_source_dir(k), want);
+    CHECK(access(stamp, F_OK) == 0);
+    uint64_t a;
+    kern_line l;
+    CHECK(kern_sym_addr(k, "kf_frame", &a, NULL) == 0 && kern_line_at(k, a, &l, NULL) == 0);
+    const char *t = kern_source_text(k, "/build/reproducible-path/linux-0.0/tests/fixtures/kfix.c", l.line - 1);
+    CHECK(t && strstr(t, "kf_frame(int seed)"));
+    /* Once: with the stamp there, the tarball is not needed again. */
+    snprintf(cmd, sizeof cmd, "rm %s/linux-source-0.0.tar.xz && touch %s/linux-source-0.0.tar.xz", usr, usr);
+    CHECK(system(cmd) == 0);
+    CHECK(kern_use_debian_source(k, &p, &e) == 0);
+    kern_set_source_dir(k, NULL, NULL);
+}
+
+/* Offset and size of a section of the fixture, by name. */
+static bool section_at(const char *path, const char *name, uint64_t *off, uint64_t *size)
+{
+    int fd = open(path, O_RDONLY);
+    elf_version(EV_CURRENT);
+    Elf *e = fd >= 0 ? elf_begin(fd, ELF_C_READ, NULL) : NULL;
+    size_t shstr;
+    bool found = false;
+    if (e && elf_getshdrstrndx(e, &shstr) == 0) {
+        for (Elf_Scn *s = elf_nextscn(e, NULL); s && !found; s = elf_nextscn(e, s)) {
+            GElf_Shdr sh;
+            const char *n = gelf_getshdr(s, &sh) ? elf_strptr(e, shstr, sh.sh_name) : NULL;
+            if (n && strcmp(n, name) == 0) {
+                *off = sh.sh_offset;
+                *size = sh.sh_size;
+                found = true;
+            }
+        }
+    }
+    if (e)
+        elf_end(e);
+    if (fd >= 0)
+        close(fd);
+    return found;
+}
+
+/* Bad files that are ELF: truncated, corrupt .debug_info, compressed DWARF. */
+static void test_damaged(const char *dir)
+{
+    char p[300], cmd[700];
+    struct stat st;
+    CHECK(stat(FIX, &st) == 0);
+    snprintf(p, sizeof p, "%s/truncated", dir);
+    snprintf(cmd, sizeof cmd, "head -c %lld %s > %s", (long long)st.st_size / 2, FIX, p);
+    CHECK(system(cmd) == 0);
+    expect_open_fail(p, FL_EFORMAT, "truncated");
+
+    uint64_t off = 0, size = 0;
+    CHECK(section_at(FIX, ".debug_info", &off, &size) && size > 64);
+    snprintf(p, sizeof p, "%s/corrupt", dir);
+    snprintf(cmd, sizeof cmd, "cp %s %s", FIX, p);
+    CHECK(system(cmd) == 0);
+    FILE *f = fopen(p, "r+b");
+    unsigned char junk[48];
+    memset(junk, 0xff, sizeof junk);
+    if (f) {   /* DIEs of the first CU, past its 12-byte DWARF 5 header */
+        fseek(f, (long)(off + 16), SEEK_SET);
+        fwrite(junk, 1, sizeof junk, f);
+        fclose(f);
+    }
+    kern *k = NULL;
+    fl_error e = { 0 };
+    CHECK(kern_open(&k, p, NULL, &e) == 0);
+    if (k) {
+        uint64_t *pcs = NULL;
+        size_t n = 0;
+        kern_member m;
+        CHECK(kern_inlined_entries(k, "kf_step", &pcs, &n, &e) == -1 && pcs == NULL);
+        CHECK(e.code == FL_EFORMAT && strstr(e.msg, "corrupt DWARF in .debug_info: DW_DLE_"));
+        if (e.code != FL_EFORMAT)
+            fprintf(stderr, "  corrupt: [%s] %s\n", fl_errcode_name(e.code), e.msg);
+        CHECK(kern_member_get(k, "kf_fault.address", &m, &e) == -1 && e.code == FL_EFORMAT &&
+              strstr(e.msg, "corrupt DWARF"));
+        kern_close(k);
+    }
+
+    /* SHF_COMPRESSED DWARF (objcopy --compress-debug-sections): decompressed
+     * once, same answers. */
+    snprintf(p, sizeof p, "%s/zdebug", dir);
+    snprintf(cmd, sizeof cmd, "objcopy --compress-debug-sections=zlib %s %s", FIX, p);
+    CHECK(system(cmd) == 0);
+    k = NULL;
+    CHECK(kern_open(&k, p, NULL, &e) == 0);
+    if (k) {
+        uint64_t sz = 0, a = 0;
+        kern_line l;
+        CHECK(kern_type_size(k, "struct kf_fault", &sz, &e) == 0 && sz == sizeof(struct kf_fault));
+        CHECK(kern_sym_addr(k, "kf_frame", &a, NULL) == 0 && kern_line_at(k, a, &l, &e) == 0);
+        CHECK_STR(l.function, "kf_frame");
+        kern_close(k);
+    }
+}
+
 int main(void)
 {
     if (access(FIX, R_OK) != 0) {
@@ -536,8 +738,17 @@ int main(void)
     test_lines(k);
     test_inlined(k);
     test_vars(k);
+    test_varloc(k);
     test_current(k);
+    test_source_dir(k);
+    char dir[] = "/tmp/test_kernel.XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    test_debian_source(k, dir);
     kern_close(k);
     test_bad_input();
+    test_damaged(dir);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
     return check_summary("test_kernel");
 }

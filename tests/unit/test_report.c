@@ -87,5 +87,26 @@ int main(void)
     CHECK(strstr(x, "kprobes: refused, in .noinstr.text (marked noinstr)") != NULL);
     CHECK(strstr(x, "summary: 1 fault captured, 2 checks, 1 failed, 2 other faults passed over") != NULL);
     free(x);
+
+    /* Source text is never rewritten outside tables: '|' stays '|', and a
+     * backtick gets a longer code fence. Bytes that are not UTF-8 become '?'
+     * in JSON (jansson refuses them) instead of losing the record. A station
+     * the kernel lacks says so in every format. */
+    snprintf(f.st[CAP_ST_EXC].source, sizeof f.st[0].source, "if (a || b) x = `y`; \xe9");
+    f.st[CAP_ST_PTE_FAULT].enabled = f.st[CAP_ST_PTE_FAULT].absent = true;
+    snprintf(f.st[CAP_ST_PTE_FAULT].note, 192, "not in this kernel: no handle_pte_fault");
+    m = render(REPORT_MD, &t, &f);
+    CHECK(strstr(m, "* **Source**: `` if (a || b) x = `y`; \xe9 ``") != NULL);
+    CHECK(strstr(m, "## 7. Probe 3: the PTE level (struct vm_fault): `handle_pte_fault`\n\n* **Status**: not in this kernel") !=
+          NULL);
+    free(m);
+    j = render(REPORT_JSON, &t, &f);
+    CHECK(strstr(j, "\"source\":\"if (a || b) x = `y`; ?\"") != NULL);
+    CHECK(strstr(j, "\"function\":\"handle_pte_fault\",\"status\":\"not in this kernel\",\"hit\":false") != NULL);
+    free(j);
+    x = render(REPORT_TEXT, &t, &f);
+    CHECK(strstr(x, "      | if (a || b) x = `y`;") != NULL);
+    CHECK(strstr(x, "[6] handle_pte_fault: not in this kernel") != NULL);
+    free(x);
     return check_summary("test_report");
 }

@@ -325,6 +325,47 @@ static void test_fake(void)
     CHECK(strstr(f.log, "<NAK>") != NULL);
 }
 
+static int cancel_after;  /* calls of the hook before it says "cancelled" */
+static int cancel_hook(void *ctx)
+{
+    (void)ctx;
+    return --cancel_after < 0;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000L + (t1.tv_nsec - t0->tv_nsec) / 1000000L;
+}
+
+/* The cancellation hook (issue 16): a silent peer, a 10 s receive; the hook
+ * turns true on its third check, so the wait ends with FL_EINTR after two
+ * 100 ms slices, not 10 s. Cleared, the same wait times out normally.
+ * Guards rsp.c:wait_fd's slicing and its check before every slice. */
+static void test_cancel(void)
+{
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    rsp *r;
+    fl_error e = {0};
+    CHECK(rsp_open_fd(&r, sv[0], &e) == 0);
+    rsp_set_cancel(r, cancel_hook, NULL);
+    cancel_after = 2;
+    const char *p;
+    size_t len;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(rsp_recv(r, &p, &len, 10000, &e) == -1 && e.code == FL_EINTR);
+    long el = ms_since(&t0);
+    CHECK(el >= 150 && el < 1000);
+    rsp_set_cancel(r, NULL, NULL);
+    fl_error_clear(&e);
+    CHECK(rsp_recv(r, &p, &len, 150, &e) == -1 && e.code == FL_ETIMEOUT);
+    rsp_close(r);
+    close(sv[1]);
+}
+
 int main(void)
 {
     test_decode();
@@ -333,5 +374,6 @@ int main(void)
     test_tcp_and_reset();
     test_unix();
     test_fake();
+    test_cancel();
     return check_summary("test_rsp");
 }

@@ -5,6 +5,7 @@
 #include "check.h"
 #include "fakestub.h"
 #include "faultline/target.h"
+#include "faultline/util.h"
 
 #include <stdlib.h>
 
@@ -415,11 +416,81 @@ static void test_silent_and_closed(void)
     CHECK(fakestub_join(&f) == 0);
 }
 
+/* Issue 13: the KVM personality of the fake (tests/fakestub.h, fs_kvm:
+ * four debug-register slots, a fifth Z1 refused with E22, Z0 accepted but
+ * never trapping, `p` stale until `g`). A run-like planner arms stations in
+ * order while slots last and arms the next one as each fires and is
+ * removed; all six stations are hit, in path order. Guards target.c's
+ * remembered slot limit (tgt_bp_slots) and the one-`g`-per-stop rule. */
+static void test_kvm(void)
+{
+    static const uint64_t st[6] = {0xffffffff81001000ULL, 0xffffffff81002000ULL, 0xffffffff81003000ULL,
+                                   0xffffffff81004000ULL, 0xffffffff81005000ULL, 0xffffffff81006000ULL};
+    static char g[2 * G_SIZE + 1];
+    make_g(g, 0xffffffff81000000ULL);
+    const fs_step script[] = {
+        CONNECT_STEPS("1000"),
+        {FS_KVM, "ffffffff81000500,ffffffff81001000,ffffffff81002000,ffffffff81003000,ffffffff81000500,"
+                 "ffffffff81004000,ffffffff81005000,ffffffff81006000", 128, g},
+        {FS_END, NULL, 0, NULL},
+    };
+    fakestub f;
+    int fd = fakestub_start(&f, script);
+    tgt *t = NULL;
+    fl_error e = {0};
+    CHECK(tgt_connect_fd(&t, fd, 2000, &e) == 0);
+    if (!t) {
+        fprintf(stderr, "connect: %s\n", e.msg);
+        fakestub_join(&f);
+        return;
+    }
+    CHECK(tgt_bp_slots(t) == 0);  /* no limit known yet */
+    /* Z0 is accepted, and never traps (the path passes it twice). */
+    CHECK(tgt_bp_insert(t, TGT_BP_SW, 0xffffffff81000500ULL, 1, &e) == 0);
+    size_t next = 0;
+    while (next < 6 && tgt_bp_insert(t, TGT_BP_HW, st[next], 1, &e) == 0)
+        next++;
+    CHECK(next == 4 && e.code == FL_ENOSLOT && strstr(e.msg, "E22") != NULL);
+    CHECK(tgt_bp_slots(t) == 4 && tgt_bp_hw_in_use(t) == 4);
+    size_t hits = 0;
+    for (int round = 0; round < 8 && hits < 6; round++) {
+        tgt_stop s;
+        uint64_t rip = 0, stale = 0;
+        if (tgt_continue(t, &s, 1000, &e) < 0) {
+            fprintf(stderr, "kvm: continue: %s\n", e.msg);
+            break;
+        }
+        char reply[32];
+        /* The stub's `p` still answers the previous stop's pc ... */
+        if (hits > 0 && tgt_query(t, "p10", reply, sizeof reply, &e) == 0)
+            fl_parse_hex(reply, 2, &stale);
+        /* ... while registers come from this stop's `g`. */
+        CHECK(tgt_reg_read(t, "rip", &rip, &e) == 0);
+        CHECK_EQ_U64(rip, st[hits]);
+        if (hits > 0)
+            CHECK_EQ_U64(stale, st[hits - 1] & 0xff);
+        CHECK(tgt_bp_remove(t, TGT_BP_HW, rip, 1, &e) == 0);
+        hits++;
+        while (next < 6 && tgt_bp_hw_in_use(t) < tgt_bp_slots(t))
+            CHECK(tgt_bp_insert(t, TGT_BP_HW, st[next++], 1, &e) == 0);
+    }
+    CHECK(hits == 6);
+    /* Nothing left on the path: it runs until interrupted. */
+    tgt_stop s;
+    fl_error_clear(&e);
+    CHECK(tgt_continue(t, &s, 300, &e) == -1 && e.code == FL_ETIMEOUT);
+    CHECK(tgt_bp_remove(t, TGT_BP_SW, 0xffffffff81000500ULL, 1, &e) == 0);
+    tgt_close(t);
+    CHECK(fakestub_join(&f) == 0);
+    CHECK(count_lines(f.log, "Z1,ffffffff81005000,1") == 2);  /* refused once, armed later */
+}
+
 int main(void)
 {
     test_tdesc();
     test_stop();
     test_session();
     test_silent_and_closed();
+    test_kvm();
     return check_summary("test_target");
 }

@@ -344,6 +344,56 @@ static void test_never_ready(void)
     CHECK(strstr(err.msg, "gdbstub") != NULL);
 }
 
+static volatile int vm_cancel_flag;
+static int vm_cancel_hook(void *ctx)
+{
+    (void)ctx;
+    return vm_cancel_flag;
+}
+static void on_alarm(int sig)
+{
+    (void)sig;
+    vm_cancel_flag = 1;  /* as the CLI's handler sets its flag */
+}
+
+/* Issue 16: vm's waits are cancellable. A QEMU that never opens its socket
+ * (10 s start bound) and a console that never prints the line (10 s) both
+ * end with FL_EINTR within a second of the flag, set by a signal handler
+ * 200 ms in. Guards the vm_cancelled checks in vm_wait_gdbstub and
+ * vm_console_wait_prefix. */
+static void test_cancel(void)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, &old);
+    vm_config c = fake_cfg();
+    c.start_timeout_ms = 10000;
+    c.cancelled = vm_cancel_hook;
+    fl_error err;
+    struct timespec t0;
+    vm_cancel_flag = 0;
+    ualarm(200000, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(start_fake("slow", &c, &err) == NULL);
+    CHECK(err.code == FL_EINTR);
+    CHECK(secs_since(&t0) < 1.2);
+    vm_cancel_flag = 0;
+    vm *v = start_fake("ok", &c, &err);
+    CHECK(v != NULL);
+    if (v) {
+        char line[64];
+        ualarm(200000, 0);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        CHECK(vm_console_wait_prefix(v, "NEVER ", line, sizeof line, 10000, &err) == -1 && err.code == FL_EINTR);
+        CHECK(secs_since(&t0) < 1.2);
+        pid_t q = vm_pid(v);
+        vm_stop(v);
+        CHECK(gone(q));
+    }
+    sigaction(SIGALRM, &old, NULL);
+}
+
 static void test_exit_and_sigpipe(void)
 {
     vm_config c = fake_cfg();
@@ -553,9 +603,19 @@ static void test_version_and_kvm_cache(void)
     unsetenv("XDG_CACHE_HOME");
 }
 
+/* What the CLI's handler does (main.c owns the signal handlers): kill and
+ * reap the VMs with vm_kill_all (async-signal-safe), then die of the signal. */
+static void cli_like_handler(int sig)
+{
+    vm_kill_all();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 /* A faultline-like process starts a VM and is then killed with `sig`: the
- * VM must not survive it (SIGTERM: vm_install_cleanup's handler; SIGKILL:
- * PR_SET_PDEATHSIG, since no handler runs). */
+ * VM must not survive it (SIGTERM: a CLI-like handler calling vm_kill_all;
+ * SIGKILL: PR_SET_PDEATHSIG, since no handler runs, and the directory left
+ * behind is removed by the next vm_clean_stale_tmpdirs). */
 static void test_parent_killed(int sig)
 {
     int p[2];
@@ -565,6 +625,7 @@ static void test_parent_killed(int sig)
     if (child == 0) {
         close(p[0]);
         vm_install_cleanup();
+        signal(SIGTERM, cli_like_handler);
         vm_config c = fake_cfg();
         vm *v = NULL;
         fl_error err;
@@ -620,17 +681,184 @@ static void test_parent_killed(int sig)
         kill(qpid, SIGKILL);
     struct stat dst;
     if (sig == SIGKILL) {
-        /* No handler runs on SIGKILL: the directory stays; tidy it here. */
-        char path[128];
-        snprintf(path, sizeof path, "%s/gdb.sock", msg.dir);
-        unlink(path);
-        snprintf(path, sizeof path, "%s/qemu.err", msg.dir);
-        unlink(path);
-        rmdir(msg.dir);
+        /* No handler runs on SIGKILL: the directory stays, with the dead
+         * process's owner.pid; the next run's clean-up removes it. */
+        CHECK(msg.dir[0] && lstat(msg.dir, &dst) == 0);
+        CHECK(vm_clean_stale_tmpdirs() >= 1);
+        CHECK(msg.dir[0] && lstat(msg.dir, &dst) != 0 && errno == ENOENT);
     } else {
         /* The handler removed the private directory too. */
         CHECK(msg.dir[0] && lstat(msg.dir, &dst) != 0 && errno == ENOENT);
     }
+}
+
+static bool exists(const char *p);
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+    chmod(path, mode);
+}
+
+static bool file_is(const char *path, const char *text)
+{
+    char buf[1024] = "";
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strcmp(buf, text) == 0;
+}
+
+/* Issue 16, item 1: the KVM verdict is trusted only from a directory and a
+ * file that are ours and writable by no one else, and with neither HOME nor
+ * XDG_CACHE_HOME there is no cache (never /tmp/.cache). Guards vm.c's
+ * kvm_cache_dir (the relative/missing variable refusal), private_to_us and
+ * the O_NOFOLLOW opens. The probe runs against the fake QEMU, which never
+ * prints the init's line: "no" after 300 ms. */
+static void test_kvm_cache_trust(void)
+{
+    if (access("/dev/kvm", R_OK | W_OK) != 0) {
+        printf("test_vm: KVM cache trust not checked (/dev/kvm is not usable, so no cache is read)\n");
+        return;
+    }
+    setenv("FAKE_QEMU_MODE", "ok", 1);
+    vm_config c = fake_cfg();
+    struct stat st;
+    CHECK(stat(self_exe, &st) == 0);
+    char planted[1024];
+    snprintf(planted, sizeof planted,
+             "kernel=%s mtime=%lld.%09ld qemu=QEMU emulator version 7.2.99 (fake)\nyes\nplanted\n", self_exe,
+             (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    char cache[] = "/tmp/fl-test-cache-XXXXXX", dir[256], path[300];
+    CHECK(mkdtemp(cache) != NULL);
+    snprintf(dir, sizeof dir, "%s/faultline", cache);
+    snprintf(path, sizeof path, "%s/kvm-verdict", dir);
+    CHECK(mkdir(dir, 0700) == 0);
+    setenv("XDG_CACHE_HOME", cache, 1);
+    bool usable;
+    char why[256];
+    fl_error err;
+    /* A verdict file others may write is not trusted (nor overwritten in place). */
+    write_file(path, planted, 0666);
+    CHECK(vm_kvm_usable(&c, 300, &usable, why, sizeof why, &err) == 0 && !usable && !strstr(why, "planted"));
+    /* Our 0600 file is: the probe's own verdict replaced the planted one. */
+    CHECK(vm_kvm_usable(&c, 300, &usable, why, sizeof why, &err) == 0 && !usable && strstr(why, "cached"));
+    if (geteuid() == 0) {
+        /* Another user's directory: its verdict is not read, nothing written. */
+        write_file(path, planted, 0644);
+        CHECK(chown(dir, 65534, 65534) == 0 && chown(path, 65534, 65534) == 0);
+        CHECK(vm_kvm_usable(&c, 300, &usable, why, sizeof why, &err) == 0 && !usable && !strstr(why, "cached"));
+        CHECK(file_is(path, planted));
+    }
+    unlink(path);
+    rmdir(dir);
+    rmdir(cache);
+    /* No HOME, no XDG_CACHE_HOME: no cache at all, not /tmp/.cache. */
+    char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+    unsetenv("XDG_CACHE_HOME");
+    unsetenv("HOME");
+    bool had_tmp_cache = exists("/tmp/.cache");
+    CHECK(vm_kvm_usable(&c, 300, &usable, why, sizeof why, &err) == 0 && !usable && !strstr(why, "cached"));
+    CHECK(vm_kvm_usable(&c, 300, &usable, why, sizeof why, &err) == 0 && !strstr(why, "cached"));
+    if (!had_tmp_cache)
+        CHECK(!exists("/tmp/.cache"));
+    setenv("XDG_CACHE_HOME", "relative/cache", 1);  /* relative: refused too */
+    CHECK(vm_kvm_usable(&c, 300, &usable, why, sizeof why, &err) == 0 && !strstr(why, "cached"));
+    CHECK(!exists("relative"));
+    unsetenv("XDG_CACHE_HOME");
+    if (home) {
+        setenv("HOME", home, 1);
+        free(home);
+    }
+}
+
+/* A directory as faultline makes them, with the owner.pid given. */
+static void make_tmpdir(char *dir, const char *tmpl, const char *owner)
+{
+    strcpy(dir, tmpl);
+    CHECK(mkdtemp(dir) != NULL);
+    char path[128];
+    snprintf(path, sizeof path, "%s/owner.pid", dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(owner, f);
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "%s/qemu.err", dir);
+    f = fopen(path, "w");
+    if (f)
+        fclose(f);
+}
+
+static bool exists(const char *p)
+{
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+/* Issue 16: stale /tmp/faultline-* directories of dead processes are
+ * removed; a live process's, another user's, one without owner.pid, and a
+ * look-alike name are kept. Guards vm.c's owner_gone and the owner/name
+ * checks in vm_clean_stale_tmpdirs. */
+static void test_stale_tmpdirs(void)
+{
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0);
+    char own[64], other_start[64];
+    snprintf(own, sizeof own, "%d 0\n", (int)getpid());
+    /* Our pid with another start time: the pid was reused, the owner is gone. */
+    snprintf(other_start, sizeof other_start, "%d 1\n", (int)getppid());
+    char dead_owner[64];
+    snprintf(dead_owner, sizeof dead_owner, "%d 12345\n", (int)dead);
+    char d_dead[64], d_prog[64], d_live[64], d_nopid[64], d_other[64], d_reused[64], d_like[64];
+    make_tmpdir(d_dead, "/tmp/faultline-XXXXXX", dead_owner);
+    make_tmpdir(d_prog, "/tmp/faultline-program-XXXXXX", dead_owner);
+    make_tmpdir(d_live, "/tmp/faultline-XXXXXX", own);
+    make_tmpdir(d_reused, "/tmp/faultline-XXXXXX", other_start);
+    make_tmpdir(d_nopid, "/tmp/faultline-XXXXXX", "");
+    make_tmpdir(d_like, "/tmp/faultline-notours-XXXXXX", dead_owner);
+    char p[128];
+    snprintf(p, sizeof p, "%s/owner.pid", d_nopid);
+    unlink(p);
+    bool root = geteuid() == 0;
+    make_tmpdir(d_other, "/tmp/faultline-XXXXXX", dead_owner);
+    if (root)
+        CHECK(chown(d_other, 65534, 65534) == 0);  /* "nobody" made it */
+    vm_clean_stale_tmpdirs();
+    CHECK(!exists(d_dead));
+    CHECK(!exists(d_prog));
+    CHECK(exists(d_live));
+    CHECK(exists(d_nopid));
+    CHECK(exists(d_like));
+    if (root)
+        CHECK(exists(d_other));
+    else
+        printf("test_vm: another user's directory not checked (needs root to chown)\n");
+    /* getppid()'s start time is not 1 tick: a reused pid. */
+    CHECK(!exists(d_reused));
+    const char *left[] = {d_live, d_nopid, d_like, d_other, d_reused};
+    for (size_t i = 0; i < sizeof left / sizeof *left; i++)
+        vm_tmpdir_remove(left[i]);
+    CHECK(!exists(d_live) && !exists(d_other));
+    /* vm_tmpdir_create writes our own owner.pid: kept while we live. */
+    char mine[64];
+    fl_error err;
+    CHECK(vm_tmpdir_create("faultline", mine, sizeof mine, &err) == 0);
+    struct stat st;
+    CHECK(stat(mine, &st) == 0 && (st.st_mode & 0777) == 0700);
+    vm_clean_stale_tmpdirs();
+    CHECK(exists(mine));
+    vm_tmpdir_remove(mine);
 }
 
 int main(int argc, char **argv)
@@ -651,6 +879,7 @@ int main(int argc, char **argv)
     test_start_running();
     test_dies_at_start();
     test_never_ready();
+    test_cancel();
     test_exit_and_sigpipe();
     test_panic_line();
     test_stubborn();
@@ -658,6 +887,8 @@ int main(int argc, char **argv)
     test_extra_initrd();
     test_tcp_listen();
     test_version_and_kvm_cache();
+    test_stale_tmpdirs();
+    test_kvm_cache_trust();
     test_parent_killed(SIGTERM);
     test_parent_killed(SIGKILL);
     unsetenv("FAKE_QEMU_MODE");
