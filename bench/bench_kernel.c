@@ -126,11 +126,11 @@ static int faultline_side(const char *vm)
 }
 
 /* Runs fn in a child; its wall time and peak RSS (KB) come back. */
-typedef struct side { double secs; long rss_kb; int status; } side;
+typedef struct side { double secs, cpu; long rss_kb; int status; } side;
 
 static side run_child(int (*fn)(const char *, char *const *), const char *vm, char *const *args)
 {
-    side r = { 0, 0, -1 };
+    side r = { 0, 0, 0, -1 };
     double t0 = now();
     fflush(stdout);
     pid_t pid = fork();
@@ -141,6 +141,7 @@ static side run_child(int (*fn)(const char *, char *const *), const char *vm, ch
     if (pid < 0 || wait4(pid, &st, 0, &ru) < 0)
         return r;
     r.secs = now() - t0;
+    r.cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
     r.rss_kb = ru.ru_maxrss;
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     return r;
@@ -223,7 +224,7 @@ static int compare(const char *vm, bool aims)
         return 1;
     /* The machine is shared: the best of three fresh processes (each starts
      * from nothing but the page cache), GDB once (it takes seconds). */
-    side ours = { 0, 0, -1 };
+    side ours = { 0, 0, 0, -1 };
     for (int i = 0; i < 3; i++) {
         side r = run_child(ours_child, vm, NULL);
         if (r.status != 0)
@@ -231,10 +232,13 @@ static int compare(const char *vm, bool aims)
         if (ours.status != 0 || r.secs < ours.secs)
             ours = r;
     }
-    printf("  best of 3     %8.1f ms, peak RSS %ld KB\n", ours.secs * 1e3, ours.rss_kb);
+    /* CPU time too: on a shared machine the wall time includes waiting for
+     * a core, which is not the program's cost. */
+    printf("  best of 3     %8.1f ms (CPU %.1f ms), peak RSS %ld KB\n", ours.secs * 1e3, ours.cpu * 1e3,
+           ours.rss_kb);
     if (aims)
-        printf("  aims (issue 13): <= 300 ms %s, <= 120 MB %s\n", ours.secs <= 0.3 ? "met" : "MISSED",
-               ours.rss_kb <= 120 * 1024 ? "met" : "MISSED");
+        printf("  aims (issue 13): <= 300 ms %s (CPU %s), <= 120 MB %s\n", ours.secs <= 0.3 ? "met" : "MISSED",
+               ours.cpu <= 0.3 ? "met" : "MISSED", ours.rss_kb <= 120 * 1024 ? "met" : "MISSED");
     char *args[128];
     char bufs[64][96];
     gdb_args(vm, g_pcs, g_np, args, bufs);
@@ -243,8 +247,9 @@ static int compare(const char *vm, bool aims)
         printf("gdb: not available; no comparison\n");
         return 0;
     }
-    printf("gdb -batch, same questions: %8.1f ms, peak RSS %ld KB\n", gdb.secs * 1e3, gdb.rss_kb);
-    printf("ratio gdb/faultline: time %.1fx, memory %.1fx (%s)\n", gdb.secs / ours.secs,
+    printf("gdb -batch, same questions: %8.1f ms (CPU %.1f ms), peak RSS %ld KB\n", gdb.secs * 1e3,
+           gdb.cpu * 1e3, gdb.rss_kb);
+    printf("ratio gdb/faultline: time %.1fx, CPU %.1fx, memory %.1fx (%s)\n", gdb.secs / ours.secs, gdb.cpu / ours.cpu,
            (double)gdb.rss_kb / (double)ours.rss_kb,
            ours.secs < gdb.secs && ours.rss_kb < gdb.rss_kb ? "faster and smaller than gdb"
                                                              : "NOT better than gdb on both");

@@ -46,8 +46,23 @@ static int check_chrome(const cli_options *o, fl_error *err)
     return 0;
 }
 
+/* The exception log gives the entry station only. */
+static int check_entry_only(const cli_options *o, const char *v, fl_error *err)
+{
+    (void)v;
+    if (o->probes && cmd_probe_mask(o->probes) != 1u << CAP_ST_ENTRY)
+        return fl_fail(err, FL_EUSAGE, "QEMU's exception log gives the entry station only: leave out --probes "
+                       "or give --probes asm_exc_page_fault");
+    if (cmd_selects_more(o))
+        return fl_fail(err, FL_EUSAGE, "QEMU's exception log is filtered by process and address only: --range, "
+                       "--fault-mode and --nth do not apply");
+    return 0;
+}
+
 static int check_run(cli_options *o, fl_error *err)
 {
+    if (o->entry_log && (o->trace || check_entry_only(o, "", err) < 0))
+        return o->trace ? fl_fail(err, FL_EUSAGE, "--entry-log does not trace: leave out --trace") : -1;
     if (!o->trace && (o->until || o->over || o->mode || o->view || o->max_steps || o->function || o->depth))
         return fl_fail(err, FL_EUSAGE, "--until, --over, --mode, --view, --max-steps, --function and --depth "
                        "need --trace");
@@ -241,6 +256,15 @@ const cli_option cli_option_rows[] = {
       .help = "each cell also traces the fault (run --trace)" },
     { .name = "initrd", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(initrd), .commands = GUEST | CLI_MATRIX,
       .help = "initramfs (default $FAULTLINE_INITRD or build/vm/initramfs.cpio.gz)" },
+    { .name = "exception-log", .kind = CLI_PATH, .metavar = "FILE", .at = CLI_AT(exception_log),
+      .commands = CLI_CAPTURE, .check = check_entry_only,
+      .help = "read the entry station of each fault from QEMU's exception\n"
+              "log FILE (QEMU under TCG logging 'int' into FILE) instead of\n"
+              "stopping at each fault: one stop finds the process's CR3" },
+    { .name = "entry-log", .kind = CLI_FLAG, .at = CLI_AT(entry_log), .commands = CLI_RUN,
+      .help = "report the entry station of every fault of the trigger or\n"
+              "PROGRAM (--count N: the first N) from QEMU's exception log\n"
+              "(TCG) instead of stopping at each fault (no current, no checks)" },
     { .name = NULL },
 };
 

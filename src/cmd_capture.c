@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "faultline/cmd.h"
+#include "faultline/exclog.h"
 #include "faultline/outcome.h"
 #include "faultline/util.h"
 
@@ -41,6 +42,8 @@ int cmd_attach(const cli_options *o, cmd_vm *r, unsigned stations, fl_error *err
         snprintf(copt.filter.comm, sizeof copt.filter.comm, "%s", o->comm);
     if (cap_session_open(&r->cs, r->k, r->t, &copt, err) < 0)
         return -1;
+    if (o->exception_log)
+        return 0; /* the log gives the entry alone: nothing to follow the fault with */
     out_options oo = { .timeout_ms = copt.timeout_ms, .idle = attached_idle, .idle_ctx = r };
     cmd_outcome_open(r, &oo);
     return 0;
@@ -120,6 +123,26 @@ int cmd_capture_loop(const cli_options *o, cmd_capture_ctx *c, fl_error *err)
     return 0;
 }
 
+int cmd_log_fault(void *ctx, const cap_fault *f)
+{
+    cmd_capture_ctx *c = ctx;
+    report_fault(c->out, c->fmt, c->trigger, f, c->vm->cs);
+    fflush(c->out);
+    cmd_tally(c->sum, f);
+    c->sum->faults++; /* a fault read from the log carries no checks */
+    return 0;
+}
+
+/* --exception-log: each fault of the log is reported as it is read. */
+static int capture_via_log(const cli_options *o, cmd_capture_ctx *c, fl_error *err)
+{
+    exclog_capture_options lo = { .log_path = o->exception_log, .count = (unsigned)o->count,
+                                  .timeout_ms = o->timeout_s * 1000, .addr = o->addr, .addr_page = o->addr_page,
+                                  .cancelled = cmd_check_stop };
+    unsigned got;
+    return exclog_capture(c->vm->cs, c->vm->k, c->vm->t, &lo, cmd_log_fault, c, &got, err);
+}
+
 /* Say on stderr when the guest may fault (it is stopped while we attach). */
 static void say_attached(const cli_options *o)
 {
@@ -151,7 +174,7 @@ int cmd_capture(const cli_options *o)
     bool begun = false;
     if (o->count == 0)
         r.deadline = start + o->timeout_s;
-    if (cmd_attach(o, &r, o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(o->probes), &err) < 0)
+    if (cmd_attach(o, &r, o->trace || o->exception_log ? 1u << CAP_ST_ENTRY : cmd_probe_mask(o->probes), &err) < 0)
         goto out;
     say_attached(o);
     cmd_kernel_version(o->kernel, r.k, version, sizeof version);
@@ -162,7 +185,7 @@ int cmd_capture(const cli_options *o)
     report_trigger none = { .have = false };
     cmd_capture_ctx cc = { .vm = &r, .out = output.f, .fmt = fmt, .report = report,
                            .trigger = &none, .sum = &sum };
-    if (cmd_capture_loop(o, &cc, &err) == 0)
+    if ((o->exception_log ? capture_via_log(o, &cc, &err) : cmd_capture_loop(o, &cc, &err)) == 0)
         rc = sum.failed ? CMD_EXIT_CHECKS : 0;
 out:
     sum.seconds = fl_now_s() - start;

@@ -185,7 +185,7 @@ int cmd_boot_vm(const cli_options *o, cmd_vm *r, char *append, size_t acap, doub
     if (stat(initrd, &sb) < 0)
         return fl_fail(err, FL_EUSAGE, "no initramfs at %s: run 'make vm' (or pass --initrd)", initrd);
     vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = o->reproducible ? "tcg" : o->accel,
-                      .append = append, .reproducible = o->reproducible };
+                      .append = append, .reproducible = o->reproducible, .exception_log = o->entry_log };
     if (!o->reproducible && strcmp(o->accel, "auto") == 0) {
         /* Decided before the clock starts: the first probe on a machine takes
          * up to 20 s (its verdict is cached), and the user should see why. */

@@ -42,6 +42,11 @@ int cmd_repro_check(const cli_options *o, fl_error *err)
 {
     if (!o->reproducible)
         return 0;
+    /* null faults on 0 and stack-grow below the stack, not on the fixed
+     * target the filter is armed with before the guest runs. */
+    if (!o->nprogram && (strcmp(o->scenario, "null") == 0 || strcmp(o->scenario, "stack-grow") == 0))
+        return fl_fail(err, FL_EUSAGE, "--reproducible cannot run %s: it does not fault on 0x%llx, the target the "
+                       "filter is armed with before the guest runs", o->scenario, (unsigned long long)REPRO_TARGET);
     if (!o->nprogram && strcmp(o->scenario, "write-forked") == 0)
         return fl_fail(err, FL_EUSAGE, "--reproducible cannot run write-forked: its child faults on the same address "
                                        "with the same comm, and only the announced pid (host-timed) tells them apart");

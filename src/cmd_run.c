@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "faultline/cmd.h"
+#include "faultline/exclog.h"
 #include "faultline/outcome.h"
 #include "faultline/scenario.h"
 #include "faultline/util.h"
@@ -57,7 +58,7 @@ static int open_session(run_ctx *c)
     const cli_options *o = c->o;
     if (c->r.cs)
         return 0;
-    cap_options co = { .stations = o->trace ? 1u << CAP_ST_ENTRY : cmd_probe_mask(o->probes),
+    cap_options co = { .stations = o->trace || o->entry_log ? 1u << CAP_ST_ENTRY : cmd_probe_mask(o->probes),
                        .explicit_stations = o->probes != NULL, .timeout_ms = o->timeout_s * 1000,
                        .max_slots = strcmp(vm_accel(c->r.v), "kvm") == 0 ? 4 : 0,
                        .idle = run_idle, .idle_ctx = c };
@@ -70,6 +71,8 @@ static int open_session(run_ctx *c)
     }
     if (cap_session_open(&c->r.cs, c->r.k, c->r.t, &co, &c->err) < 0)
         return -1;
+    if (o->entry_log)
+        return 0; /* the log gives the entry alone: nothing to follow the fault with */
     cmd_outcome_open(&c->r, &oo);
     return 0;
 }
@@ -117,6 +120,22 @@ static void repro_fault(void *ctx, const cap_fault *f, report_trigger *rt)
     c->pids[c->index] = f->task.pid;
 }
 
+/* --entry-log: every fault of the trigger (or program) from QEMU's
+ * exception log (--count N: the first N), until its mm is torn down or the
+ * guest ends. */
+static int run_entry_log(run_ctx *c, cmd_capture_ctx *cc, const vm_trigger *trig)
+{
+    const cli_options *o = c->o;
+    exclog_capture_options lo = { .log_path = vm_exception_log(c->r.v), .timeout_ms = o->timeout_s * 1000,
+                                  .count = cli_given(o, "count") ? (unsigned)o->count : 0,
+                                  .addr = o->addr ? o->addr : trig->target, .addr_page = o->addr_page,
+                                  .stop = cmd_console_drain, .stop_ctx = &c->con };
+    unsigned got;
+    if (exclog_capture(c->r.cs, c->r.k, c->r.t, &lo, cmd_log_fault, cc, &got, &c->err) < 0)
+        return -1;
+    return tgt_running(c->r.t) ? 0 : tgt_resume(c->r.t, &c->err);
+}
+
 /* Wait for the next trigger and arm for it (reproducible: armed before it
  * runs, its announcement read at the end). */
 static int next_trigger(run_ctx *c, vm_trigger *trig)
@@ -153,6 +172,8 @@ static int run_one(run_ctx *c)
     cmd_capture_ctx cc = { .vm = &c->r, .out = c->out, .fmt = c->fmt, .report = !c->chrome, .trigger = &rt,
                            .scenario = c->checked ? scenario_find(c->checked) : NULL, .sum = &c->sum,
                            .on_fault = c->o->reproducible ? repro_fault : NULL, .on_fault_ctx = c };
+    if (c->o->entry_log)
+        return run_entry_log(c, &cc, &trig);
     if (cmd_capture_loop(c->o, &cc, &c->err) < 0) {
         if (c->err.code != FL_EINTR && c->err.code != FL_ETIMEOUT)
             cmd_console_explain(&c->con, &c->err);

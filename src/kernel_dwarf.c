@@ -96,6 +96,14 @@ void kd_free(kern *k)
 
 /* ---- the child iterator ---- */
 
+/* Parks a corruption libdwarf does not see itself (it has no Dwarf_Error). */
+static void park_corrupt(kern *k, const char *what, uint64_t off)
+{
+    if (k->derr.code == FL_OK)
+        fl_fail(&k->derr, FL_EFORMAT, "%s: corrupt DWARF in .debug_info: %s at 0x%llx; the file is damaged: "
+                "copy it again or rebuild the kernel", k->path, what, (unsigned long long)off);
+}
+
 static int child_step(kd_iter *it, int r, Dwarf_Die next, Dwarf_Error de)
 {
     if (it->die)
@@ -105,12 +113,23 @@ static int child_step(kd_iter *it, int r, Dwarf_Die next, Dwarf_Error de)
         kd_note(it->k, r, de, ".debug_info");
         return -1;
     }
-    return r == DW_DLV_OK;
+    if (r != DW_DLV_OK)
+        return 0;
+    /* Siblings only go forward: a DW_AT_sibling that points back would
+     * make the walk endless. */
+    uint64_t off = kd_offset(it->k, next);
+    if (off <= it->off) {
+        park_corrupt(it->k, "a DW_AT_sibling points backwards", it->off);
+        kd_child_end(it);
+        return -1;
+    }
+    it->off = off;
+    return 1;
 }
 
 int kd_child_first(kern *k, Dwarf_Die parent, kd_iter *it)
 {
-    *it = (kd_iter){ .k = k };
+    *it = (kd_iter){ .k = k, .off = kd_offset(k, parent) };
     Dwarf_Die c = NULL;
     Dwarf_Error de = NULL;
     int r = dwarf_child(parent, &c, &de);
@@ -119,7 +138,7 @@ int kd_child_first(kern *k, Dwarf_Die parent, kd_iter *it)
 
 int kd_child_first_at(kern *k, uint64_t parent_off, kd_iter *it)
 {
-    *it = (kd_iter){ .k = k };
+    *it = (kd_iter){ .k = k, .off = parent_off };
     Dwarf_Die p;
     if (kd_die(k, parent_off, &p) != 0)
         return -1;

@@ -187,6 +187,7 @@ bool kd_failed(const kern *k);
 typedef struct kd_iter {
     kern *k;
     Dwarf_Die die;
+    uint64_t off;        /* of die (or of the parent before the first): only forward */
 } kd_iter;
 int kd_child_first(kern *k, Dwarf_Die parent, kd_iter *it);
 int kd_child_first_at(kern *k, uint64_t parent_off, kd_iter *it);

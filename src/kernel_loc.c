@@ -262,7 +262,7 @@ static int read_mem(const kern_frame *f, uint64_t addr, void *buf, size_t len, f
     return f->mem(f->ctx, addr, buf, len, err);
 }
 
-static int run_expr(const kern_varloc *v, const kexpr *e, bool in_fbase, const kern_frame *f, kloc *out,
+static int eval_expr(const kern_varloc *v, const kexpr *e, bool in_fbase, const kern_frame *f, kloc *out,
                     fl_error *err);
 
 /* DW_OP_fbreg's base: the frame base, evaluated (no recursion through it). */
@@ -272,7 +272,7 @@ static int frame_base(const kern_varloc *v, bool in_fbase, const kern_frame *f, 
         return fl_fail(err, FL_EFORMAT, "DW_OP_fbreg for %s without a usable frame base in %s", v->what,
                        v->k->path);
     kloc fb;
-    if (run_expr(v, &v->fbase, true, f, &fb, err) != 0)
+    if (eval_expr(v, &v->fbase, true, f, &fb, err) != 0)
         return fl_error_prefix(err, "frame base for %s", v->what);
     if (fb.kind == LOC_REG)
         return read_reg(f, (int)fb.v, base, err);
@@ -282,7 +282,7 @@ static int frame_base(const kern_varloc *v, bool in_fbase, const kern_frame *f, 
 
 /* The DWARF expression evaluator: a stack machine over the compiled ops;
  * registers and memory come from the stopped guest through f. */
-static int run_expr(const kern_varloc *v, const kexpr *e, bool in_fbase, const kern_frame *f, kloc *out,
+static int eval_expr(const kern_varloc *v, const kexpr *e, bool in_fbase, const kern_frame *f, kloc *out,
                     fl_error *err)
 {
     uint64_t st[64];
@@ -704,7 +704,7 @@ static int varloc_where(const kern_varloc *v, const kern_frame *f, kloc *loc, fl
         *loc = (kloc){ LOC_VALUE, v->const_value };
         return 0;
     }
-    return run_expr(v, &v->loc, false, f, loc, err);
+    return eval_expr(v, &v->loc, false, f, loc, err);
 }
 
 int kern_varloc_eval(const kern_varloc *v, const kern_frame *frame, uint64_t *value, fl_error *err)

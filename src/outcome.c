@@ -10,26 +10,21 @@
 
 /* The candidates, in the order they are armed when slots are scarce (KVM:
  * four debug registers): the handlers first, then the signal and the fixup,
- * then the bad_area family, then the rest. Absent ones are listed as such.
- * `by_symbol`: a global function of another file than its fault-path caller
- * (kernel/signal.c, arch/x86/mm/extable.c) or too large to inline: its ELF
- * symbol is the entry the fault takes (no LTO), so its inlined copies are not
- * searched for; that search scans every file that declares it. Every other
- * candidate's inlined copies are found through DWARF. */
+ * then the bad_area family, then the rest. Each is armed at its symbol and at
+ * every inlined copy DWARF knows; absent ones are listed as such. */
 static const struct cand_row {
     const char *name;
     enum out_role role;
-    bool by_symbol;
 } cand_rows[OUT_NCAND] = {
-    { "do_anonymous_page", OUT_R_RESOLVE, false }, { "wp_page_copy", OUT_R_RESOLVE, false },
-    { "do_wp_page", OUT_R_RESOLVE, false },        { "do_read_fault", OUT_R_RESOLVE, false },
-    { "do_cow_fault", OUT_R_RESOLVE, false },      { "do_shared_fault", OUT_R_RESOLVE, false },
-    { "force_sig_fault", OUT_R_SIGNAL, true },     { "fixup_exception", OUT_R_FIXUP, true },
-    { "bad_area_access_error", OUT_R_BAD, false }, { "bad_area_nosemaphore", OUT_R_BAD, false },
-    { "__bad_area_nosemaphore", OUT_R_BAD, false },{ "__bad_area", OUT_R_BAD, false },
-    { "bad_area", OUT_R_BAD, false },              { "expand_downwards", OUT_R_GROW, true },
-    { "spurious_kernel_fault", OUT_R_SPURIOUS, false }, { "do_swap_page", OUT_R_RESOLVE, true },
-    { "do_numa_page", OUT_R_RESOLVE, false },
+    { "do_anonymous_page", OUT_R_RESOLVE },     { "wp_page_copy", OUT_R_RESOLVE },
+    { "do_wp_page", OUT_R_RESOLVE },            { "do_read_fault", OUT_R_RESOLVE },
+    { "do_cow_fault", OUT_R_RESOLVE },          { "do_shared_fault", OUT_R_RESOLVE },
+    { "force_sig_fault", OUT_R_SIGNAL },        { "fixup_exception", OUT_R_FIXUP },
+    { "bad_area_access_error", OUT_R_BAD },     { "bad_area_nosemaphore", OUT_R_BAD },
+    { "__bad_area_nosemaphore", OUT_R_BAD },    { "__bad_area", OUT_R_BAD },
+    { "bad_area", OUT_R_BAD },                  { "expand_downwards", OUT_R_GROW },
+    { "spurious_kernel_fault", OUT_R_SPURIOUS }, { "do_swap_page", OUT_R_RESOLVE },
+    { "do_numa_page", OUT_R_RESOLVE },
 };
 
 enum out_role out_cand_role(int i) { return i >= 0 && i < OUT_NCAND ? cand_rows[i].role : OUT_R_RESOLVE; }
@@ -41,11 +36,16 @@ static const char *const dwarf_regs[17] = {
     "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip",
 };
 
+const char *out_dwarf_reg(int regno)
+{
+    return regno >= 0 && regno < (int)(sizeof dwarf_regs / sizeof dwarf_regs[0]) ? dwarf_regs[regno] : NULL;
+}
+
 static int frame_reg(void *ctx, int regno, uint64_t *value, fl_error *err)
 {
-    if (regno < 0 || regno >= (int)(sizeof dwarf_regs / sizeof dwarf_regs[0]))
+    if (!out_dwarf_reg(regno))
         return fl_fail(err, FL_ENOTFOUND, "DWARF register %d is not a general register of x86-64", regno);
-    return tgt_reg_read((tgt *)ctx, dwarf_regs[regno], value, err);
+    return tgt_reg_read((tgt *)ctx, out_dwarf_reg(regno), value, err);
 }
 
 static int frame_mem(void *ctx, uint64_t addr, void *buf, size_t len, fl_error *err)
@@ -73,7 +73,7 @@ static int resolve_candidates(out_session *s)
         uint64_t addr, *inl = NULL;
         size_t ninl = 0;
         bool sym = kern_sym_addr(s->k, cand_rows[i].name, &addr, NULL) == 0;
-        if ((sym && cand_rows[i].by_symbol) || kern_inlined_entries(s->k, cand_rows[i].name, &inl, &ninl, NULL) < 0)
+        if (kern_inlined_entries(s->k, cand_rows[i].name, &inl, &ninl, NULL) < 0)
             ninl = 0;
         c->pcs = calloc(ninl + 1, sizeof *c->pcs);
         if (!c->pcs) {

@@ -27,12 +27,13 @@ static int phys_mode(out_session *s, int on, fl_error *err)
 void out_phys_probe(out_session *s)
 {
     fl_error e;
-    if (phys_mode(s, 1, &e) == 0 && phys_mode(s, 0, &e) == 0) {
+    if (!s->opt.direct_map && phys_mode(s, 1, &e) == 0 && phys_mode(s, 0, &e) == 0) {
         s->phys_stub = true;
         snprintf(s->phys_via, sizeof s->phys_via, "QEMU's physical-memory mode (Qqemu.PhyMemMode:1, then :0)");
         return;
     }
-    phys_mode(s, 0, NULL);
+    if (!s->opt.direct_map)
+        phys_mode(s, 0, NULL);
     uint64_t sym;
     if (kern_sym_addr(s->k, "page_offset_base", &sym, NULL) == 0 && tgt_read_u64(s->t, sym, &s->page_offset, NULL) == 0)
         snprintf(s->phys_via, sizeof s->phys_via, "the kernel's direct map at 0x%" PRIx64 " (page_offset_base)",
@@ -64,7 +65,8 @@ int out_walk(out_session *s, uint64_t cr3, uint64_t va, pw_walk *w, fl_error *er
 
 int out_walk_now(out_session *s, uint64_t cr3, uint64_t va, pw_walk *w, fl_error *err)
 {
-    if (tgt_reg_read(s->t, "cr4", &s->cur.cr4, err) < 0 || tgt_reg_read(s->t, "efer", &s->cur.efer, err) < 0)
+    if (out_prepare_live(s, err) < 0 || tgt_reg_read(s->t, "cr4", &s->cur.cr4, err) < 0 ||
+        tgt_reg_read(s->t, "efer", &s->cur.efer, err) < 0)
         return -1;
     return out_walk(s, cr3, va, w, err);
 }
@@ -93,8 +95,10 @@ void out_vmflags_load(out_session *s)
     free(pcs);
     if (lo && kern_var_addr(s->k, "show_smap_vma_flags", "mnemonics", lo, &s->frame, &addr, NULL) == 0)
         how = "DWARF location of show_smap_vma_flags()'s mnemonics";
-    else if (kern_sym_addr(s->k, "mnemonics.0", &addr, NULL) == 0)
+    else if (kern_sym_addr(s->k, "mnemonics.0", &addr, NULL) == 0) /* GCC's name for the static local */
         how = "symbol mnemonics.0 (show_smap_vma_flags()'s table)";
+    else if (kern_sym_addr(s->k, "show_smap_vma_flags.mnemonics", &addr, NULL) == 0) /* clang's */
+        how = "symbol show_smap_vma_flags.mnemonics";
     char raw[64 * 3];
     if (how && tgt_mem_read(s->t, addr, raw, sizeof raw, NULL) == 0) {
         /* char [64][3] since 6.12.x ("rd\0"), char [64][2] before ("rdwr"). */

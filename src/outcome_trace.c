@@ -17,11 +17,6 @@ typedef struct replay {
     size_t step;
 } replay;
 
-static const char *const dwarf_regs[17] = {
-    "rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp",
-    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip",
-};
-
 /* Value of `name` when step `step` was about to run: the last change made
  * by an earlier step, else the value before the first change, else the
  * register now (it never changed). */
@@ -54,9 +49,9 @@ static int replay_value(const replay *r, const char *name, uint64_t *v, fl_error
 
 static int replay_reg(void *ctx, int regno, uint64_t *value, fl_error *err)
 {
-    if (regno < 0 || regno >= (int)(sizeof dwarf_regs / sizeof dwarf_regs[0]))
+    if (!out_dwarf_reg(regno))
         return fl_fail(err, FL_ENOTFOUND, "DWARF register %d is not a general register of x86-64", regno);
-    return replay_value(ctx, dwarf_regs[regno], value, err);
+    return replay_value(ctx, out_dwarf_reg(regno), value, err);
 }
 
 static int replay_mem(void *ctx, uint64_t addr, void *buf, size_t len, fl_error *err)

@@ -74,6 +74,7 @@ struct vm {
     char dir[64];
     char sock_path[128];
     char err_path[128];
+    char log_path[128];   /* QEMU's -d int exception log, "" when not asked for */
     char initrd_cat[128];
     char gdb_addr[160];
     char buf[VM_LINEBUF];  /* console bytes not yet split into lines */
@@ -816,6 +817,8 @@ void vm_stop(vm *v)
 /* The vm object with its private directory (and the concatenated initrd). */
 static int vm_prepare(vm **out, const vm_config *cfg, const char *accel, fl_error *err)
 {
+    if (cfg->exception_log && strcmp(accel, "kvm") == 0)
+        return fl_fail(err, FL_EUSAGE, "QEMU's exception log (-d int) is written only under TCG: use --accel tcg");
     vm *v = calloc(1, sizeof *v);
     if (!v)
         return fl_fail(err, FL_EIO, "out of memory starting the VM");
@@ -829,6 +832,8 @@ static int vm_prepare(vm **out, const vm_config *cfg, const char *accel, fl_erro
     }
     snprintf(v->sock_path, sizeof v->sock_path, "%s/gdb.sock", v->dir);
     snprintf(v->err_path, sizeof v->err_path, "%s/qemu.err", v->dir);
+    if (cfg->exception_log)
+        snprintf(v->log_path, sizeof v->log_path, "%s/exceptions.log", v->dir);
     if (cfg->extra_initrd && concat_initrd(v, cfg->initrd, cfg->extra_initrd, err) != 0) {
         vm_free(v);
         return -1;
@@ -907,6 +912,91 @@ static int vm_wait_gdbstub(vm *v, int port, int timeout, fl_error *err)
     }
 }
 
+/* QEMU's exception log into the private directory, when asked for. */
+static int add_exception_log(const vm *v, const char *argv[], int n)
+{
+    if (v->log_path[0]) {
+        argv[n++] = "-d";
+        argv[n++] = "int";
+        argv[n++] = "-D";
+        argv[n++] = v->log_path;
+    }
+    return n;
+}
+
+/* The strings QEMU's command line points into. */
+typedef struct qemu_strings {
+    char mem[16], gdb[200], append[4096];
+} qemu_strings;
+
+/* -m, -gdb and -append's values; the stub's address is recorded in v. */
+static int qemu_strings_fill(vm *v, const vm_config *cfg, int port, int mem, qemu_strings *q, fl_error *err)
+{
+    snprintf(q->mem, sizeof q->mem, "%d", mem);
+    if (port) {
+        snprintf(q->gdb, sizeof q->gdb, "tcp:127.0.0.1:%d", port);
+        snprintf(v->gdb_addr, sizeof v->gdb_addr, "127.0.0.1:%d", port);
+    } else {
+        /* QEMU 7.2 accepts the unix: form for -gdb, and creates the socket
+         * only after the machine (and the kernel image) loaded, so its
+         * appearance means "ready"; a -chardev socket would appear earlier. */
+        snprintf(q->gdb, sizeof q->gdb, "unix:%s,server=on,wait=off", v->sock_path);
+        snprintf(v->gdb_addr, sizeof v->gdb_addr, "unix:%s", v->sock_path);
+    }
+    /* loglevel=4: warnings and worse only, so kernel chatter does not split
+     * the trigger's lines; panic=-1 + -no-reboot: a panic ends QEMU. */
+    int an = snprintf(q->append, sizeof q->append, "console=ttyS0 loglevel=4 panic=-1%s%s%s",
+                      cfg->reproducible ? " " VM_REPRODUCIBLE_APPEND : "", cfg->append ? " " : "",
+                      cfg->append ? cfg->append : "");
+    if (an < 0 || (size_t)an >= sizeof q->append)
+        return fl_fail(err, FL_EUSAGE, "the kernel command line is longer than %zu bytes", sizeof q->append - 1);
+    return 0;
+}
+
+/* QEMU's whole command line (argv has room for 40 entries). */
+static void qemu_argv(const vm *v, const vm_config *cfg, const char *accel, const qemu_strings *q, const char **argv)
+{
+    bool kvm = strcmp(accel, "kvm") == 0;
+    int n = 0;
+    argv[n++] = cfg->qemu ? cfg->qemu : "qemu-system-x86_64";
+    argv[n++] = "-accel";
+    argv[n++] = kvm ? "kvm" : "tcg";
+    argv[n++] = "-cpu";
+    /* Under KVM, plain "host" fails on these machines ("failed to set MSR
+     * 0x10a"); without arch-capabilities it starts. */
+    argv[n++] = kvm ? "host,-arch-capabilities" : "max";
+    argv[n++] = "-m";
+    argv[n++] = q->mem;
+    argv[n++] = "-smp";
+    argv[n++] = "1";
+    argv[n++] = "-nodefaults";
+    argv[n++] = "-display";
+    argv[n++] = "none";
+    argv[n++] = "-no-reboot";
+    if (!cfg->start_running)
+        argv[n++] = "-S";
+    argv[n++] = "-gdb";
+    argv[n++] = q->gdb;
+    argv[n++] = "-serial";
+    argv[n++] = "stdio";
+    argv[n++] = "-kernel";
+    argv[n++] = cfg->kernel;
+    argv[n++] = "-initrd";
+    argv[n++] = cfg->extra_initrd ? v->initrd_cat : cfg->initrd;
+    argv[n++] = "-append";
+    argv[n++] = q->append;
+    if (cfg->reproducible) {
+        argv[n++] = "-icount";
+        argv[n++] = VM_REPRODUCIBLE_ICOUNT;
+        argv[n++] = "-rtc";
+        argv[n++] = VM_REPRODUCIBLE_RTC;
+        argv[n++] = "-seed";
+        argv[n++] = VM_REPRODUCIBLE_SEED;
+    }
+    n = add_exception_log(v, argv, n);
+    argv[n] = NULL;
+}
+
 static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_error *err)
 {
     *out = NULL;
@@ -917,76 +1007,19 @@ static int vm_start_accel(vm **out, const vm_config *cfg, const char *accel, fl_
     if (mem < 64 || mem > 65536)
         return fl_fail(err, FL_EUSAGE, "guest memory of %d MB is out of range: use 64..65536", mem);
     int timeout = cfg->start_timeout_ms > 0 ? cfg->start_timeout_ms : VM_DEFAULT_START_MS;
-    const char *qemu = cfg->qemu ? cfg->qemu : "qemu-system-x86_64";
     if (cfg->reproducible && strcmp(accel, "kvm") == 0)
-        return fl_fail(err, FL_EUSAGE, "reproducible mode needs --accel tcg: under KVM the guest runs on the host's clock and CPU, which no option makes deterministic");
-
+        return fl_fail(err, FL_EUSAGE, "reproducible mode needs --accel tcg: under KVM the guest runs on the "
+                       "host's clock and CPU, which no option makes deterministic");
     vm *v = NULL;
     if (vm_prepare(&v, cfg, accel, err) != 0)
         return -1;
-    const char *initrd = cfg->extra_initrd ? v->initrd_cat : cfg->initrd;
-
-    char mem_s[16], gdb_s[200], append_s[4096];
-    snprintf(mem_s, sizeof mem_s, "%d", mem);
-    if (port) {
-        snprintf(gdb_s, sizeof gdb_s, "tcp:127.0.0.1:%d", port);
-        snprintf(v->gdb_addr, sizeof v->gdb_addr, "127.0.0.1:%d", port);
-    } else {
-        /* QEMU 7.2 accepts the unix: form for -gdb, and creates the socket
-         * only after the machine (and the kernel image) loaded, so its
-         * appearance means "ready"; a -chardev socket would appear earlier. */
-        snprintf(gdb_s, sizeof gdb_s, "unix:%s,server=on,wait=off", v->sock_path);
-        snprintf(v->gdb_addr, sizeof v->gdb_addr, "unix:%s", v->sock_path);
-    }
-    /* loglevel=4: warnings and worse only, so kernel chatter does not split
-     * the trigger's lines; panic=-1 + -no-reboot: a panic ends QEMU. */
-    int an = snprintf(append_s, sizeof append_s, "console=ttyS0 loglevel=4 panic=-1%s%s%s",
-                      cfg->reproducible ? " " VM_REPRODUCIBLE_APPEND : "", cfg->append ? " " : "",
-                      cfg->append ? cfg->append : "");
-    if (an < 0 || (size_t)an >= sizeof append_s) {
-        vm_free(v);
-        return fl_fail(err, FL_EUSAGE, "the kernel command line is longer than %zu bytes", sizeof append_s - 1);
-    }
-    bool kvm = strcmp(accel, "kvm") == 0;
+    qemu_strings q;
     const char *argv[40];
-    int n = 0;
-    argv[n++] = qemu;
-    argv[n++] = "-accel";
-    argv[n++] = kvm ? "kvm" : "tcg";
-    argv[n++] = "-cpu";
-    /* Under KVM, plain "host" fails on these machines ("failed to set MSR
-     * 0x10a"); without arch-capabilities it starts. */
-    argv[n++] = kvm ? "host,-arch-capabilities" : "max";
-    argv[n++] = "-m";
-    argv[n++] = mem_s;
-    argv[n++] = "-smp";
-    argv[n++] = "1";
-    argv[n++] = "-nodefaults";
-    argv[n++] = "-display";
-    argv[n++] = "none";
-    argv[n++] = "-no-reboot";
-    if (!cfg->start_running)
-        argv[n++] = "-S";
-    argv[n++] = "-gdb";
-    argv[n++] = gdb_s;
-    argv[n++] = "-serial";
-    argv[n++] = "stdio";
-    argv[n++] = "-kernel";
-    argv[n++] = cfg->kernel;
-    argv[n++] = "-initrd";
-    argv[n++] = initrd;
-    argv[n++] = "-append";
-    argv[n++] = append_s;
-    if (cfg->reproducible) {
-        argv[n++] = "-icount";
-        argv[n++] = VM_REPRODUCIBLE_ICOUNT;
-        argv[n++] = "-rtc";
-        argv[n++] = VM_REPRODUCIBLE_RTC;
-        argv[n++] = "-seed";
-        argv[n++] = VM_REPRODUCIBLE_SEED;
+    if (qemu_strings_fill(v, cfg, port, mem, &q, err) != 0) {
+        vm_free(v);
+        return -1;
     }
-    argv[n] = NULL;
-
+    qemu_argv(v, cfg, accel, &q, argv);
     if (vm_spawn_qemu(v, argv, err) != 0) {
         vm_free(v);
         return -1;
@@ -1016,6 +1049,8 @@ int vm_start(vm **out, const vm_config *cfg, fl_error *err)
     }
     vm_clean_stale_tmpdirs();  /* what SIGKILLed runs before us left behind */
     const char *accel = cfg->accel ? cfg->accel : "tcg";
+    if (strcmp(accel, "auto") == 0 && cfg->exception_log)
+        accel = "tcg"; /* only TCG writes the exception log */
     if (strcmp(accel, "auto") == 0) {
         bool usable = false;
         char why[256];
@@ -1030,6 +1065,11 @@ int vm_start(vm **out, const vm_config *cfg, fl_error *err)
 
 const char *vm_gdb_address(const vm *v) { return v->gdb_addr; }
 const char *vm_accel(const vm *v) { return v->accel; }
+const char *vm_exception_log(const vm *v)
+{
+    return v->log_path[0] ? v->log_path : NULL;
+}
+
 const char *vm_private_dir(const vm *v) { return v->dir; }
 pid_t vm_pid(const vm *v) { return v->pid; }
 int vm_console_fd(const vm *v) { return v->out_fd; }
@@ -1431,6 +1471,7 @@ static int kvm_probe(const vm_config *cfg, int probe_ms, bool *usable, char *why
     c.start_running = true;
     c.gdb_listen = NULL;
     c.extra_initrd = NULL;
+    c.exception_log = false; /* TCG's alone: the probe is about KVM */
     c.start_timeout_ms = probe_ms;
     vm *v = NULL;
     fl_error perr;

@@ -119,6 +119,9 @@ typedef struct cli_options {
     const char *junit;     /* matrix: --junit FILE */
     const char *shard;     /* matrix: --shard K/N */
     bool merge;            /* matrix --merge DIR...: merge shards' results */
+    /* the entry station from QEMU's exception log (exclog.h) */
+    const char *exception_log; /* capture --exception-log FILE */
+    bool entry_log;            /* run --entry-log */
 } cli_options;
 
 enum cli_kind {

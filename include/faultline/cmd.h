@@ -135,6 +135,9 @@ typedef struct cmd_capture_ctx {
  * guest's end; --count N that an idle callback cuts short is an error
  * saying how many of N were captured. */
 int cmd_capture_loop(const cli_options *o, cmd_capture_ctx *c, fl_error *err);
+/* An exclog_fault_fn (exclog.h) with a cmd_capture_ctx: a fault read from
+ * QEMU's exception log, written (with c->trigger) and counted. */
+int cmd_log_fault(void *ctx, const cap_fault *f);
 
 /* ---- tracing (cmd_trace.c) ---- */
 /* Single-step the fault from where the capture left the guest (the entry

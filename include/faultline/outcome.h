@@ -39,6 +39,9 @@
 typedef struct out_options {
     int timeout_ms;      /* from out_finish's start to the fault's end; 0: 30000 */
     int max_slots;       /* breakpoint slots: 0 = unlimited (TCG), 4 under KVM */
+    bool direct_map;     /* read physical memory through the kernel's direct
+                            map even where the stub has a physical mode (a
+                            second, independent reading: tests) */
     /* Called while the guest runs (console draining); non-zero aborts. */
     int (*idle)(void *ctx);
     void *idle_ctx;

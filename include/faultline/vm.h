@@ -31,6 +31,10 @@ typedef struct vm_config {
     bool start_running;       /* false (default): halted (-S) until a gdb client
                                  resumes it; true: runs at once (KVM probe, smoke
                                  boots); the gdbstub is there either way */
+    bool exception_log;       /* QEMU writes its exception log (-d int -D FILE,
+                                 FILE in the private 0700 directory; see
+                                 vm_exception_log and exclog.h). TCG only: with
+                                 kvm vm_start refuses (FL_EUSAGE) */
     /* Cancellation (the CLI: "did a signal arrive?"). Every wait of this
      * module for this VM (QEMU's socket, console lines, QEMU's exit, a
      * console write) checks it at least every 100 ms and then fails with
@@ -69,6 +73,7 @@ void vm_stop(vm *v);
 const char *vm_gdb_address(const vm *v);  /* "unix:/tmp/faultline-XXXXXX/gdb.sock" or "127.0.0.1:PORT" */
 const char *vm_accel(const vm *v);        /* resolved: "tcg" or "kvm" */
 const char *vm_private_dir(const vm *v);  /* the 0700 directory */
+const char *vm_exception_log(const vm *v); /* its exception log; NULL unless asked for */
 pid_t vm_pid(const vm *v);
 bool vm_alive(vm *v);                     /* false once QEMU exited (reaps it) */
 /* Wait at most timeout_ms for QEMU to exit by itself (the guest's init ends

@@ -135,9 +135,18 @@ static void run_one(kern *k, const char *kernel, const char *initrd, const struc
         CHECK(strstr(o.unwatched, "force_sig_fault") != NULL);
     }
     if (ok && !max_slots && !strcmp(x->scenario, "write")) {
-        pw_walk now;
+        pw_walk now, direct;
         CHECK(out_walk_now(os, o.cr3, o.cr2, &now, &err) == 0);
         CHECK_EQ_U64(now.e[now.count - 1].raw & PW_ADDR_MASK, o.after.e[o.after.count - 1].raw & PW_ADDR_MASK);
+        /* A second, independent reading of the same entries: through the
+         * kernel's direct map (page_offset_base) instead of QEMU's physical mode. */
+        out_session *dm = NULL;
+        out_options dmo = { .timeout_ms = 60000, .direct_map = true };
+        CHECK(out_session_open(&dm, k, g.t, &dmo, &err) == 0 && out_walk_now(dm, o.cr3, o.cr2, &direct, &err) == 0);
+        CHECK_EQ_U64(direct.count, now.count);
+        for (int i = 0; i < now.count && i < direct.count; i++)
+            CHECK_EQ_U64(direct.e[i].raw, now.e[i].raw);
+        out_session_close(dm);
         tgt_release(g.t);
         g.t = NULL;
         gdb_crosscheck(g.address + strlen("unix:"), &now);

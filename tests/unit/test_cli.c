@@ -132,6 +132,12 @@ static void test_filters(void)
     CHECK(parse(&o, &e, "trace", "--gdb", "a:1", "--vmlinux", "v", "--reproducible", NULL) < 0 &&
           has(e.msg, "--reproducible is for the bundled VM"));
     CHECK(parse(&o, &e, "diff", "a.json", "b.json", "-o", "d.txt", NULL) == 0 && o.noperands == 2);
+    /* the exception log: entry only, filtered by process and address */
+    CHECK(parse(&o, &e, "run", "--entry-log", "--count", "0", "--addr", "0x1000", NULL) == 0 && o.entry_log);
+    CHECK(parse(&o, &e, "run", "--entry-log", "--nth", "2", NULL) < 0 && has(e.msg, "--nth do not apply"));
+    CHECK(parse(&o, &e, "run", "--entry-log", "--trace", NULL) < 0 && has(e.msg, "does not trace"));
+    CHECK(parse(&o, &e, "capture", "--gdb", "a:1", "--vmlinux", "v", "--exception-log", "l", "--range", "1-2",
+                NULL) < 0 && has(e.msg, "--range"));
     /* --reproducible chooses its faults before the guest runs: no filters */
     CHECK(parse(&o, &e, "run", "--reproducible", NULL) == 0 && cmd_repro_check(&o, &e) == 0);
     CHECK(parse(&o, &e, "run", "--reproducible", "--count", "2", NULL) == 0 && cmd_repro_check(&o, &e) < 0 &&

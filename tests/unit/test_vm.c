@@ -75,6 +75,8 @@ static int fake_qemu(int argc, char **argv, const char *mode)
     printf("FAKE-INITRD %lld\n", initrd && stat(initrd, &st) == 0 ? (long long)st.st_size : -1LL);
     printf("FAKE-APPEND %s\n", arg_after(argc, argv, "-append"));
     printf("FAKE-HALTED %s\n", strcmp(argv[argc - 1], "-S") == 0 || arg_after(argc, argv, "-S") ? "yes" : "no");
+    const char *dlog = arg_after(argc, argv, "-d"), *dfile = arg_after(argc, argv, "-D");
+    printf("FAKE-LOG %s %s\n", dlog ? dlog : "-", dfile ? dfile : "-");
     fflush(stdout);
     char line[256];
     while (fgets(line, sizeof line, stdin)) {
@@ -125,6 +127,36 @@ static vm *start_fake(const char *mode, vm_config *c, fl_error *err)
     if (vm_start(&v, c, err) != 0)
         v = NULL;
     return v;
+}
+
+/* exception_log: -d int -D FILE, FILE in the private directory; TCG only. */
+static void test_exception_log(void)
+{
+    vm_config c = fake_cfg();
+    fl_error err;
+    char line[512], want[512];
+    vm *v = start_fake("ok", &c, &err);
+    CHECK(v && vm_exception_log(v) == NULL);
+    CHECK(v && vm_console_wait_prefix(v, "FAKE-LOG ", line, sizeof line, 5000, &err) == 0);
+    CHECK_STR(line, "FAKE-LOG - -");
+    vm_stop(v);
+    c.exception_log = true;
+    v = start_fake("ok", &c, &err);
+    CHECK(v && vm_exception_log(v) != NULL);
+    if (v) {
+        snprintf(want, sizeof want, "%s/exceptions.log", vm_private_dir(v));
+        CHECK_STR(vm_exception_log(v), want);
+        snprintf(want, sizeof want, "FAKE-LOG int %s/exceptions.log", vm_private_dir(v));
+        CHECK(vm_console_wait_prefix(v, "FAKE-LOG ", line, sizeof line, 5000, &err) == 0);
+        CHECK_STR(line, want);
+    }
+    vm_stop(v);
+    c.accel = "kvm";
+    CHECK(start_fake("ok", &c, &err) == NULL && err.code == FL_EUSAGE && strstr(err.msg, "TCG"));
+    c.accel = "auto"; /* resolves to tcg without a KVM probe */
+    v = start_fake("ok", &c, &err);
+    CHECK(v && strcmp(vm_accel(v), "tcg") == 0);
+    vm_stop(v);
 }
 
 static double secs_since(const struct timespec *t0)
@@ -885,6 +917,7 @@ int main(int argc, char **argv)
     test_stubborn();
     test_kill_all();
     test_extra_initrd();
+    test_exception_log();
     test_tcp_listen();
     test_version_and_kvm_cache();
     test_stale_tmpdirs();

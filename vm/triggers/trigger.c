@@ -40,9 +40,10 @@
  *                parent keeps the old frame, and waits)
  *  file-read     first read of a private read-only mmap of /bin/fl-trigger
  *                (a page-cache page of the initramfs)
- *  exec          a call into a fresh anonymous PROT_EXEC page: the first
- *                access is the instruction fetch; the page (the zero page)
- *                runs as `add [rax], al` into the next page, which holds `ret`
+ *  exec          a call to page + 0x100 of a fresh anonymous PROT_EXEC page:
+ *                the first access is that instruction fetch (the same target
+ *                as the others); the page (the zero page) runs as
+ *                `add [rax], al` into the next page, which holds `ret`
  *  segv-write    write to a PROT_READ page: SIGSEGV (SEGV_ACCERR), caught
  *  null          read of address 0: SIGSEGV (SEGV_MAPERR), caught (announced
  *                with target=0x0: the host takes the process's first fault)
@@ -276,7 +277,6 @@ static int set_up(enum kind kind, setup *su)
     su->target = su->page + TARGET_OFF;
     if (kind == K_EXEC) {
         su->page[PAGE_SIZE_] = (char)0xc3; /* ret, on the second page only */
-        su->target = su->page;             /* the fetch faults on the first byte */
     }
     if (kind == K_COW)
         su->target[0] = 'p'; /* present and private before the fork */
