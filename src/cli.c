@@ -41,8 +41,7 @@ const cli_option *cli_option_find(const cli_command *cmd, const char *arg)
     return row_for(cmd, arg);
 }
 
-/* Is r the row cmd uses for its name (rows may share a name)? */
-static bool effective(const cli_command *cmd, const cli_option *r)
+bool cli_row_applies(const cli_command *cmd, const cli_option *r)
 {
     if (!(r->commands & cmd->bit))
         return false;
@@ -100,6 +99,31 @@ static int parse_number(const cli_option *r, const char *v, cli_options *o, fl_e
     return 0;
 }
 
+/* One address of a range: digits up to `stop`; -1 if not a number. */
+static int range_end(const char *s, char stop, unsigned long long *v, const char **rest)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-' || *s == '+' || *s == ' ')
+        return -1;
+    *v = strtoull(s, &end, 0);
+    if (errno || end == s || *end != stop)
+        return -1;
+    *rest = end;
+    return 0;
+}
+
+static int parse_range(const cli_option *r, const char *v, cli_options *o, fl_error *err)
+{
+    unsigned long long lo, hi;
+    const char *rest;
+    if (range_end(v, '-', &lo, &rest) < 0 || range_end(rest + 1, '\0', &hi, &rest) < 0 || lo >= hi)
+        return fl_fail(err, FL_EUSAGE, "--%s needs two addresses LO-HI with LO below HI, such as "
+                       "0x7f0000000000-0x7f0000001000, not '%s'", r->name, v);
+    *(cli_range *)field(o, r) = (cli_range){ lo, hi };
+    return 0;
+}
+
 static int parse_list(const cli_option *r, const char *v, fl_error *err)
 {
     if (!*v)
@@ -118,6 +142,14 @@ static int parse_list(const cli_option *r, const char *v, fl_error *err)
     }
 }
 
+bool cli_given(const cli_options *o, const char *name)
+{
+    for (const cli_option *r = cli_option_rows; r->name && r - cli_option_rows < CLI_MAX_ROWS; r++)
+        if (o->given[r - cli_option_rows] && strcmp(r->name, name) == 0)
+            return true;
+    return false;
+}
+
 /* Store one value (as typed) in the row's field. */
 static int set_value(const cli_option *r, const char *v, cli_options *o, fl_error *err)
 {
@@ -128,6 +160,8 @@ static int set_value(const cli_option *r, const char *v, cli_options *o, fl_erro
     case CLI_INT:
     case CLI_ADDR:
         return parse_number(r, v, o, err);
+    case CLI_RANGE:
+        return parse_range(r, v, o, err);
     case CLI_STRING:
         if (r->max && strlen(v) > (size_t)r->max)
             return fl_fail(err, FL_EUSAGE, "--%s takes at most %lld characters (%s), not '%s'", r->name, r->max,
@@ -168,7 +202,7 @@ static int apply_defaults(const cli_command *cmd, cli_options *o, fl_error *err)
     memset(o, 0, sizeof *o);
     o->command = cmd->bit;
     for (const cli_option *r = cli_option_rows; r->name; r++)
-        if (r->def && effective(cmd, r) && set_value(r, r->def, o, err) < 0)
+        if (r->def && cli_row_applies(cmd, r) && set_value(r, r->def, o, err) < 0)
             return -1;
     return 0;
 }
@@ -193,6 +227,8 @@ static int parse_one(const cli_command *cmd, int argc, char **argv, int *i, cli_
         v = strchr(arg, '=') + 1;
     else if (arg[1] != '-' && arg[2])
         v = arg + 2;
+    if (r - cli_option_rows < CLI_MAX_ROWS)
+        o->given[r - cli_option_rows] = true;
     if (r->kind == CLI_FLAG)
         return v ? fl_fail(err, FL_EUSAGE, "--%s takes no value, not '%s'", r->name, v) : set_value(r, NULL, o, err);
     if (!v) {
@@ -208,7 +244,7 @@ static int check_all(const cli_command *cmd, cli_options *o, fl_error *err)
     if (cmd->check && cmd->check(o, err) < 0)
         return -1;
     for (const cli_option *r = cli_option_rows; r->name; r++) {
-        if (!r->check || !effective(cmd, r))
+        if (!r->check || !cli_row_applies(cmd, r))
             continue;
         const char *v = *(const char *const *)((const char *)o + r->at);
         if (v && r->check(o, v, err) < 0)

@@ -7,17 +7,6 @@
 
 enum { HELP_COLUMN = 19 }; /* where help text starts, after two spaces */
 
-/* Each row that applies to cmd once (the first row of a shared name). */
-static bool applies(const cli_command *cmd, const cli_option *r)
-{
-    if (!(r->commands & cmd->bit))
-        return false;
-    for (const cli_option *q = cli_option_rows; q != r; q++)
-        if ((q->commands & cmd->bit) && strcmp(q->name, r->name) == 0)
-            return false;
-    return true;
-}
-
 void cli_usage(FILE *out)
 {
     fputs("usage: faultline COMMAND [OPTIONS]\n"
@@ -65,7 +54,7 @@ void cli_help(FILE *out, const cli_command *cmd)
     fprintf(out, "usage: faultline %s %s\n\n%s\n\n", cmd->name, cmd->synopsis, cmd->description);
     bool any = false;
     for (const cli_option *r = cli_option_rows; r->name; r++) {
-        if (!applies(cmd, r))
+        if (!cli_row_applies(cmd, r))
             continue;
         if (!any)
             fputs("options:\n", out);
@@ -88,7 +77,7 @@ void cli_list_commands(FILE *out)
 void cli_list_options(FILE *out, const cli_command *cmd)
 {
     for (const cli_option *r = cli_option_rows; r->name; r++) {
-        if (!applies(cmd, r))
+        if (!cli_row_applies(cmd, r))
             continue;
         if (r->short_name)
             fprintf(out, "-%c\n", r->short_name);
@@ -103,7 +92,7 @@ int cli_list_values(FILE *out, const cli_command *cmd, const char *option)
         return -1;
     static const char *const kinds[] = {
         [CLI_STRING] = "none", [CLI_PATH] = "files", [CLI_WORD] = "words", [CLI_LIST] = "list",
-        [CLI_INT] = "none",    [CLI_ADDR] = "none",  [CLI_ENDPOINT] = "endpoint",
+        [CLI_INT] = "none",    [CLI_ADDR] = "none",  [CLI_ENDPOINT] = "endpoint", [CLI_RANGE] = "none",
         [CLI_PATHS] = "files",
     };
     fprintf(out, "%s\n", kinds[r->kind]);

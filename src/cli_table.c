@@ -2,6 +2,7 @@
  * How to add one: the top of include/faultline/cli.h. */
 #include "faultline/cli.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include "faultline/capture.h"
@@ -16,6 +17,7 @@ static const char *const report_formats[] = { "text", "md", "json", NULL };
 static const char *const trace_formats[] = { "text", "md", "json", "chrome", "folded", "svg", NULL };
 static const char *const trace_modes[] = { "single", "fast", NULL };
 static const char *const trace_views[] = { "line", "insn", "tree", "explain", NULL };
+static const char *const fault_modes[] = { "user", "kernel", NULL };
 
 static const char *station_at(int i)
 {
@@ -34,6 +36,16 @@ static int check_format(const cli_options *o, const char *v, fl_error *err)
                    o->trace ? "text, md, json, chrome, folded or svg" : "text, md or json", v);
 }
 
+/* A Chrome trace-event file and an SVG flame chart are one document each:
+ * one trace. */
+static int check_chrome(const cli_options *o, fl_error *err)
+{
+    bool one = o->format && (strcmp(o->format, "chrome") == 0 || strcmp(o->format, "svg") == 0);
+    if (one && (o->count != 1 || strcmp(o->scenario, "all") == 0))
+        return fl_fail(err, FL_EUSAGE, "--format %s holds one trace: use it with --count 1 and one scenario", o->format);
+    return 0;
+}
+
 /* The exception log gives the entry station only. */
 static int check_entry_only(const cli_options *o, const char *v, fl_error *err)
 {
@@ -41,6 +53,9 @@ static int check_entry_only(const cli_options *o, const char *v, fl_error *err)
     if (o->probes && cmd_probe_mask(o->probes) != 1u << CAP_ST_ENTRY)
         return fl_fail(err, FL_EUSAGE, "QEMU's exception log gives the entry station only: leave out --probes "
                        "or give --probes asm_exc_page_fault");
+    if (cmd_selects_more(o))
+        return fl_fail(err, FL_EUSAGE, "QEMU's exception log is filtered by process and address only: --range, "
+                       "--fault-mode and --nth do not apply");
     return 0;
 }
 
@@ -51,7 +66,7 @@ static int check_run(cli_options *o, fl_error *err)
     if (!o->trace && (o->until || o->over || o->mode || o->view || o->max_steps || o->function || o->depth))
         return fl_fail(err, FL_EUSAGE, "--until, --over, --mode, --view, --max-steps, --function and --depth "
                        "need --trace");
-    return 0;
+    return check_chrome(o, err);
 }
 
 static int check_capture(cli_options *o, fl_error *err)
@@ -61,12 +76,24 @@ static int check_capture(cli_options *o, fl_error *err)
     return 0;
 }
 
-/* trace is run with --trace set. */
+/* trace is run with --trace set; --gdb chooses between the bundled VM and
+ * a QEMU the user started, and each takes its own options. */
 static int check_trace(cli_options *o, fl_error *err)
 {
-    (void)err;
+    static const char *const bundled[] = { "scenario", "accel", "kernel", "initrd", "reproducible", "expect",
+                                           "update-expect", NULL };
+    static const char *const attached[] = { "vmlinux", NULL };
     o->trace = true;
-    return 0;
+    const char *const *wrong = o->gdb ? bundled : attached;
+    for (int i = 0; wrong[i]; i++)
+        if (cli_given(o, wrong[i]))
+            return fl_fail(err, FL_EUSAGE, "--%s %s", wrong[i],
+                           o->gdb ? "is for the bundled VM, not with --gdb" : "goes with --gdb (a QEMU you started)");
+    if (o->gdb && !o->kernel)
+        return fl_fail(err, FL_EUSAGE, "--gdb needs --vmlinux, the guest's kernel with DWARF");
+    if (o->gdb && o->nprogram)
+        return fl_fail(err, FL_EUSAGE, "with --gdb there is no program to run: filter with --comm, --pid or --addr");
+    return check_chrome(o, err);
 }
 
 /* diff takes exactly two files. */
@@ -82,8 +109,10 @@ static int check_expect(cli_options *o, fl_error *err)
 {
     if (o->update_expect && !o->expect)
         return fl_fail(err, FL_EUSAGE, "--update-expect needs --expect FILE (the file to rewrite)");
-    if (o->expect && o->format && strcmp(o->format, "chrome") == 0)
-        return fl_fail(err, FL_EUSAGE, "--expect compares JSON Lines: --format chrome does not apply");
+    enum report_format diff_format;
+    if (o->expect && o->format && report_parse_format(o->format, &diff_format) < 0)
+        return fl_fail(err, FL_EUSAGE, "--expect compares JSON Lines and prints the diff as text, md or json: "
+                       "--format %s does not apply", o->format);
     if (o->expect)
         o->reproducible = true;
     return 0;
@@ -101,11 +130,16 @@ static int check_trace_all(cli_options *o, fl_error *err)
 
 #define GUEST (CLI_RUN | CLI_TRACE | CLI_BOOT)
 #define TRACING (CLI_RUN | CLI_TRACE)
+/* Which faults: one set of filters shared by every command that captures. */
+#define FILTERS (CLI_RUN | CLI_TRACE | CLI_CAPTURE)
 
 const cli_option cli_option_rows[] = {
     { .name = "gdb", .kind = CLI_ENDPOINT, .metavar = "ADDR", .at = CLI_AT(gdb), .commands = CLI_CAPTURE,
       .help = "the stub: unix:/path/to/socket or host:port" },
-    { .name = "vmlinux", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(kernel), .commands = CLI_CAPTURE,
+    { .name = "gdb", .kind = CLI_ENDPOINT, .metavar = "ADDR", .at = CLI_AT(gdb), .commands = CLI_TRACE,
+      .help = "trace a QEMU you started instead of the bundled VM: its stub,\n"
+              "unix:/path/to/socket or host:port (needs --vmlinux; detaches at the end)" },
+    { .name = "vmlinux", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(kernel), .commands = CLI_CAPTURE | CLI_TRACE,
       .help = "the guest's kernel, with DWARF (CONFIG_DEBUG_INFO)" },
     { .name = "scenario", .kind = CLI_WORD, .metavar = "S", .at = CLI_AT(scenario), .commands = GUEST,
       .words = scenarios, .def = "write",
@@ -131,19 +165,28 @@ const cli_option cli_option_rows[] = {
       .words = report_formats, .def = "text", .help = "text (default), md (Markdown), json (JSON Lines)" },
     { .name = "output", .short_name = 'o', .kind = CLI_PATH, .metavar = "FILE", .at = CLI_AT(output),
       .commands = CLI_RUN | CLI_TRACE | CLI_CAPTURE | CLI_DIFF, .help = "write the report to FILE instead of standard output" },
-    { .name = "comm", .kind = CLI_STRING, .metavar = "NAME", .at = CLI_AT(comm), .commands = CLI_CAPTURE, .max = 15,
+    { .name = "comm", .kind = CLI_STRING, .metavar = "NAME", .at = CLI_AT(comm), .commands = FILTERS, .max = 15,
       .what = "a task's comm", .help = "only faults of tasks with this comm" },
-    { .name = "pid", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(pid), .commands = CLI_CAPTURE, .min = 1,
+    { .name = "pid", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(pid), .commands = FILTERS, .min = 1,
       .max = 4194304, .what = "a process id", .help = "only faults of this pid" },
-    { .name = "addr", .kind = CLI_ADDR, .metavar = "VA", .at = CLI_AT(addr), .commands = CLI_CAPTURE,
+    { .name = "addr", .kind = CLI_ADDR, .metavar = "VA", .at = CLI_AT(addr), .commands = FILTERS,
       .help = "only faults on this address (with --page: on its 4 KiB page)" },
-    { .name = "page", .kind = CLI_FLAG, .at = CLI_AT(addr_page), .commands = CLI_CAPTURE,
+    { .name = "page", .kind = CLI_FLAG, .at = CLI_AT(addr_page), .commands = FILTERS,
       .help = "with --addr: any fault on the same 4 KiB page" },
+    { .name = "range", .kind = CLI_RANGE, .metavar = "LO-HI", .at = CLI_AT(range), .commands = FILTERS,
+      .help = "only faults on an address from LO up to (not including) HI" },
+    { .name = "fault-mode", .kind = CLI_WORD, .metavar = "M", .at = CLI_AT(fault_mode), .commands = FILTERS,
+      .words = fault_modes, .help = "only user-mode or only kernel-mode faults (the error code's\nX86_PF_USER bit)" },
+    { .name = "nth", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(nth), .commands = FILTERS, .min = 1,
+      .max = INT_MAX, .help = "skip the first N-1 faults that pass the filters" },
     { .name = "probes", .kind = CLI_LIST, .metavar = "LIST", .at = CLI_AT(probes), .commands = CLI_RUN | CLI_CAPTURE,
       .word_at = station_at, .noun = "station",
       .help = "stations to stop at, comma-separated function names (default: all)" },
-    { .name = "count", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(count), .commands = CLI_CAPTURE, .min = 1,
-      .max = 1000, .def = "1", .help = "faults to capture (default 1)" },
+    { .name = "count", .kind = CLI_INT, .metavar = "N", .at = CLI_AT(count), .commands = FILTERS, .min = 0,
+      .max = INT_MAX, .def = "1",
+      .help = "faults to capture (default 1); 0: every matching fault until\n"
+              "the program ends, --timeout or a signal, each written as soon\n"
+              "as it is captured" },
     { .name = "timeout", .kind = CLI_INT, .metavar = "SEC", .at = CLI_AT(timeout_s), .commands = CLI_BOOT, .min = 1,
       .max = 3600, .def = "60", .what = "seconds",
       .help = "how long the announcement and the guest's end may take (default 60)" },
@@ -220,8 +263,8 @@ const cli_option cli_option_rows[] = {
               "stopping at each fault: one stop finds the process's CR3" },
     { .name = "entry-log", .kind = CLI_FLAG, .at = CLI_AT(entry_log), .commands = CLI_RUN,
       .help = "report the entry station of every fault of the trigger or\n"
-              "PROGRAM from QEMU's exception log (TCG) instead of stopping\n"
-              "at each fault (no current, no checks)" },
+              "PROGRAM (--count N: the first N) from QEMU's exception log\n"
+              "(TCG) instead of stopping at each fault (no current, no checks)" },
     { .name = NULL },
 };
 
@@ -232,13 +275,16 @@ const cli_command cli_command_rows[] = {
       .description = "Boots the bundled VM, runs the scenario's trigger (or PROGRAM, a static x86-64\n"
                      "binary, filtered by its own process), stops at each station of the fault path,\n"
                      "and prints the report." },
-    { .name = "trace", .bit = CLI_TRACE, .run = cmd_run, .check = check_trace_all, .takes_program = true,
-      .synopsis = "[OPTIONS] [-- PROGRAM [ARGS]]",
+    { .name = "trace", .bit = CLI_TRACE, .run = cmd_trace, .check = check_trace_all, .takes_program = true,
+      .synopsis = "[OPTIONS] [-- PROGRAM [ARGS]]\n"
+                  "       faultline trace --gdb ADDR --vmlinux PATH [--comm NAME|--pid N|--addr VA ...] [OPTIONS]",
       .summary = "the same, then single-step the fault path back to user mode",
       .description = "Boots the bundled VM, captures the fault at asm_exc_page_fault (CR2, the\n"
                      "hardware frame) and single-steps it until it is back in user mode, with each\n"
                      "instruction's file:line, source, disassembly and the registers it changed.\n"
-                     "Same as 'faultline run --trace'." },
+                     "Same as 'faultline run --trace'. With --gdb, the same against a QEMU you\n"
+                     "started (halted or running): the first fault that passes the filters is\n"
+                     "traced, then faultline detaches and the guest runs on." },
     { .name = "capture", .bit = CLI_CAPTURE, .run = cmd_capture, .check = check_capture,
       .synopsis = "--gdb unix:PATH|HOST:PORT --vmlinux PATH [OPTIONS]",
       .summary = "the same capture against a QEMU you started (-s / -gdb)",

@@ -1,6 +1,5 @@
 /* cmd_common: what every command shares: how it ends (exit status and the
  * one sentence), the report stream, the station mask. */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,12 +13,18 @@ void cmd_tally(report_summary *sum, const cap_fault *f)
     sum->passed_over += f->passed_over;
 }
 
+void cmd_tally_outcome(report_summary *sum, const out_fault *of)
+{
+    sum->checks += (unsigned)of->nchecks;
+    sum->failed += (unsigned)out_checks_failed(of);
+}
+
 int cmd_conclude(int rc, fl_error *err, report_summary *sum)
 {
     if (cmd_stop_signal) {
         cmd_stopped_by_signal(err);
         rc = 128 + cmd_stop_signal;
-        fprintf(stderr, "faultline: %s; the report holds what was captured before it\n", err->msg);
+        fprintf(stderr, "faultline: %s%s\n", err->msg, sum ? "; the report holds what was captured before it" : "");
     } else if (rc == CMD_EXIT_ENV) {
         fprintf(stderr, "faultline: %s\n", err->msg);
     }
@@ -41,34 +46,4 @@ unsigned cmd_probe_mask(const char *list)
             mask |= 1u << id;
     }
     return mask;
-}
-
-int cmd_open_output(const cli_options *o, FILE **out)
-{
-    *out = stdout;
-    if (!o->output)
-        return 0;
-    *out = fopen(o->output, "w");
-    if (!*out) {
-        fprintf(stderr, "faultline: cannot write the report to %s: %s\n", o->output, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* A report that could not be written is a failure, not a success: a full
- * disk or a closed pipe must not end in exit status 0. */
-int cmd_close_output(FILE *out, const cli_options *o, int rc)
-{
-    bool bad = ferror(out) != 0;
-    int e = errno;
-    if (out != stdout ? fclose(out) != 0 : fflush(out) != 0) {
-        bad = true;
-        e = errno;
-    }
-    if (!bad)
-        return rc;
-    fprintf(stderr, "faultline: cannot write the report to %s: %s\n", o->output ? o->output : "standard output",
-            strerror(e ? e : EIO));
-    return rc == 0 || rc == CMD_EXIT_CHECKS ? CMD_EXIT_ENV : rc;
 }

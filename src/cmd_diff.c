@@ -28,9 +28,12 @@ int cmd_diff(const cli_options *o)
 {
     enum diff_format fmt = DIFF_TEXT;
     diff_parse_format(o->format, &fmt);
-    FILE *out;
-    if (cmd_open_output(o, &out) < 0)
-        return CMD_EXIT_ENV;
-    int rc = cmd_diff_files(o->operands[0], o->operands[1], (int)fmt, out);
-    return cmd_close_output(out, o, rc);
+    fl_error err = { 0 };
+    const char *const inputs[][2] = { { "the compared file", o->operands[0] },
+                                      { "the compared file", o->operands[1] }, { NULL, NULL } };
+    static cmd_output output;
+    if (cmd_output_open(&output, o, inputs, &err) < 0)
+        return cmd_conclude(CMD_EXIT_ENV, &err, NULL);
+    int rc = cmd_diff_files(o->operands[0], o->operands[1], (int)fmt, output.f);
+    return cmd_output_close(&output, rc, true);
 }

@@ -44,13 +44,15 @@ static int compare(const cli_options *o, const char *tmp, int rc)
 {
     enum diff_format fmt = DIFF_TEXT;
     diff_parse_format(o->format, &fmt);
-    FILE *out;
-    if (cmd_open_output(o, &out) < 0) {
+    fl_error err = { 0 };
+    const char *const inputs[][2] = { { "--expect", o->expect }, { NULL, NULL } };
+    static cmd_output output;
+    if (cmd_output_open(&output, o, inputs, &err) < 0) {
         unlink(tmp);
-        return CMD_EXIT_ENV;
+        return cmd_conclude(CMD_EXIT_ENV, &err, NULL);
     }
-    int drc = cmd_diff_files(o->expect, tmp, (int)fmt, out);
-    drc = cmd_close_output(out, o, drc);
+    int drc = cmd_diff_files(o->expect, tmp, (int)fmt, output.f);
+    drc = cmd_output_close(&output, drc, true);
     unlink(tmp);
     if (drc == CMD_EXIT_CHECKS)
         fprintf(stderr, "faultline: the run differs from %s (A: the stored file, B: this run)\n", o->expect);

@@ -15,6 +15,8 @@
 
 static const char *guest_dir = "build/vm";
 
+enum { START_MAX_MS = 10000 }; /* QEMU's socket plus the connection, at most */
+
 void cmd_set_guest_dir(const char *dir)
 {
     guest_dir = dir;
@@ -142,7 +144,8 @@ static int program_cpio(const char *program, char *path, size_t cap, char *guest
     snprintf(tmp, sizeof tmp, "%s", program);
     snprintf(base, sizeof base, "%s", basename(tmp));
     snprintf(guest_path, gcap, "/user/%s", base);
-    snprintf(path, cap, "/tmp/faultline-program-XXXXXX");
+    const char *tmpdir = getenv("TMPDIR");
+    snprintf(path, cap, "%s/faultline-program-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
     int fd = mkstemp(path);
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
@@ -161,6 +164,7 @@ static int program_cpio(const char *program, char *path, size_t cap, char *guest
 
 void cmd_vm_cleanup(cmd_vm *r)
 {
+    out_session_close(r->os);
     cap_session_close(r->cs);
     if (r->t)
         tgt_kill(r->t);
@@ -203,11 +207,23 @@ int cmd_boot_vm(const cli_options *o, cmd_vm *r, char *append, size_t acap, doub
         for (int i = 1; i < o->nprogram && used < acap; i++)
             used += (size_t)snprintf(append + used, acap - used, "%s%s", i == 1 ? " faultline.args=" : ",", o->program[i]);
     }
+    /* --timeout bounds the start-up too: QEMU's socket and the connection
+     * share one deadline (at most the 10 s they had before). */
     *t0 = fl_now_s();
-    if (vm_start(&r->v, &cfg, err) < 0)
+    int budget_ms = o->timeout_s * 1000 < START_MAX_MS ? o->timeout_s * 1000 : START_MAX_MS;
+    cfg.start_timeout_ms = budget_ms;
+    int started = vm_start(&r->v, &cfg, err);
+    /* vm_start copied the program's archive into QEMU's initrd: removed at
+     * once, it cannot outlive us even on SIGKILL. */
+    if (r->program_cpio[0]) {
+        unlink(r->program_cpio);
+        r->program_cpio[0] = '\0';
+    }
+    if (started < 0)
         return -1;
-    if (tgt_connect(&r->t, vm_gdb_address(r->v), 10000, err) < 0)
-        return fl_error_prefix(err, "connecting to the guest's gdbstub");
+    int left_ms = budget_ms - (int)((fl_now_s() - *t0) * 1000);
+    if (tgt_connect(&r->t, vm_gdb_address(r->v), left_ms > 500 ? left_ms : 500, err) < 0)
+        return -1; /* the sentence names the stub's address already */
     /* Reproducible: the caller arms before the guest's first instruction. */
     return o->reproducible ? 0 : tgt_resume(r->t, err);
 }

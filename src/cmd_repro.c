@@ -71,6 +71,10 @@ int cmd_repro_check(const cli_options *o, fl_error *err)
                                        "trigger announces (its pid or address), which comes too late; the scenarios "
                                        "it runs: write, read, kernel-write, file-read, exec, segv-write, "
                                        "kernel-fixup", o->scenario);
+    if (o->count != 1 || o->pid || o->comm || o->addr || cmd_selects_more(o))
+        return fl_fail(err, FL_EUSAGE, "--reproducible captures each trigger's own fault, chosen before the guest "
+                                       "runs: --count, --nth, --pid, --comm, --addr, --range and --fault-mode do "
+                                       "not apply");
     if (strcmp(o->accel, "kvm") == 0)
         return fl_fail(err, FL_EUSAGE, "--reproducible needs --accel tcg: under KVM the guest runs on the host's "
                                        "clock and CPU, which no option makes deterministic");

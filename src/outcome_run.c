@@ -567,7 +567,10 @@ void out_conclude(out_session *s, out_fault *o, int rc, const fl_error *err, dou
         c->vma.grew = true;
         c->vma.start_before = c->vma.start + (s->stack_vm[1] - s->stack_vm[0]) * 4096;
     }
-    if (hit(c, "wp_page_copy") || hit(c, "do_wp_page"))
+    /* Only a fork shares a private anonymous page with another process (the
+     * parent): a COW of a file's page or of the zero page has none to ask. */
+    if ((hit(c, "wp_page_copy") || hit(c, "do_wp_page")) && c->vma.have && c->vma.anonymous &&
+        !(c->have_before && c->before.mapped && c->before.frame == c->zero_page))
         walk_parent(s);
     if (c->have_before && c->have_after)
         pw_diff_walks(&c->before, &c->after, &c->diff);

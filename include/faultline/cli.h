@@ -67,8 +67,15 @@ typedef struct cli_many {
 
 /* Every value any command's options can carry. Filled by cli_parse: first
  * every row's .def, then argv. */
+/* An address range, LO inclusive, HI exclusive; hi == 0: none given. */
+typedef struct cli_range {
+    uint64_t lo, hi;
+} cli_range;
+
+#define CLI_MAX_ROWS 128
 typedef struct cli_options {
     unsigned command;      /* the cli_command_bit being run */
+    bool given[CLI_MAX_ROWS]; /* by row index: typed on the command line */
     const char *scenario;
     const char *accel;
     const char *format;
@@ -82,6 +89,9 @@ typedef struct cli_options {
     uint64_t addr;
     bool addr_page;
     int count;
+    cli_range range;       /* --range LO-HI */
+    const char *fault_mode;/* --fault-mode user|kernel */
+    int nth;               /* --nth N: the N-th matching fault (0: the first) */
     int timeout_s;
     char **program;        /* after "--" */
     int nprogram;
@@ -123,6 +133,7 @@ enum cli_kind {
     CLI_INT,       /* decimal or 0x number in .min ... .max -> int */
     CLI_ADDR,      /* non-zero 64-bit address -> uint64_t */
     CLI_ENDPOINT,  /* unix:PATH or HOST:PORT -> const char * */
+    CLI_RANGE,     /* LO-HI, two addresses, LO < HI -> cli_range */
     CLI_PATHS,     /* a file, repeatable -> cli_many */
 };
 
@@ -146,7 +157,9 @@ typedef struct cli_option {
     const char *(*word_at)(int i);
     const char *noun;
     /* Optional check of the value once every option is parsed (it may
-     * depend on others, e.g. --format chrome needs --trace). */
+     * depend on others, e.g. --format chrome needs --trace); for rows whose
+     * value is a string (CLI_WORD, CLI_STRING, CLI_PATH, CLI_LIST,
+     * CLI_ENDPOINT). A CLI_WORD row with a check leaves the words to it. */
     int (*check)(const cli_options *o, const char *value, fl_error *err);
 } cli_option;
 
@@ -174,6 +187,13 @@ const cli_command *cli_command_find(const char *name);
 /* The row of option `arg` ("--format", "-o", "--format=x") that applies to
  * command `cmd`, or NULL. */
 const cli_option *cli_option_find(const cli_command *cmd, const char *arg);
+
+/* Is r the row cmd uses for its name (it names cmd, and no earlier row of
+ * the same name does)? */
+bool cli_row_applies(const cli_command *cmd, const cli_option *r);
+
+/* Was option `name` (without "--") typed, as opposed to defaulted? */
+bool cli_given(const cli_options *o, const char *name);
 
 /* Parse argv (argv[0] is the command's name) into *o. Returns 0, 1 when
  * --help was asked for, -1 with one sentence in err (FL_EUSAGE). The

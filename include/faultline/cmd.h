@@ -11,6 +11,7 @@
 #include "faultline/cli.h"
 #include "faultline/error.h"
 #include "faultline/kernel.h"
+#include "faultline/outcome.h"
 #include "faultline/report.h"
 #include "faultline/target.h"
 #include "faultline/vm.h"
@@ -18,7 +19,8 @@
 enum { CMD_EXIT_CHECKS = 1, CMD_EXIT_ENV = 2 };
 
 /* The handlers of cli_command_rows (return the exit status). */
-int cmd_run(const cli_options *o);     /* run and trace */
+int cmd_run(const cli_options *o);     /* run, and trace on the bundled VM */
+int cmd_trace(const cli_options *o);   /* trace: cmd_run, or attached with --gdb */
 int cmd_capture(const cli_options *o);
 int cmd_boot(const cli_options *o);
 int cmd_diff(const cli_options *o);    /* cmd_diff.c */
@@ -43,12 +45,27 @@ int cmd_stopped_by_signal(fl_error *err);
  * stop signal wins over the error it caused on the way out. */
 int cmd_conclude(int rc, fl_error *err, report_summary *sum);
 void cmd_tally(report_summary *sum, const cap_fault *f);
+/* The outcome's checks added to the summary. */
+void cmd_tally_outcome(report_summary *sum, const out_fault *of);
 /* --probes LIST (already checked by the parser) -> station mask; 0: all. */
 unsigned cmd_probe_mask(const char *list);
-/* The report stream: stdout, or -o FILE. */
-int cmd_open_output(const cli_options *o, FILE **out);
-/* Close it; a report that could not be written turns success into 2. */
-int cmd_close_output(FILE *out, const cli_options *o, int rc);
+
+/* ---- the report's destination (cmd_output.c) ---- */
+typedef struct cmd_output {
+    FILE *f;                 /* the stream to write the report to */
+    int fd;
+    const char *given;       /* as the user named it, for messages */
+    char path[4096];         /* the file itself (a symbolic link resolved) */
+    char tmp[4096];          /* the temporary file beside it until renamed, else "" */
+    double grace_deadline;   /* after a stop signal: when writes give up */
+} cmd_output;
+/* Standard output, or -o FILE (see cmd_output.c for how it is kept safe).
+ * inputs: {option, path} pairs the output must not be, ended by {NULL}. */
+int cmd_output_open(cmd_output *out, const cli_options *o, const char *const inputs[][2], fl_error *err);
+/* Close. A file that nothing was written to replaces the target only if rc
+ * is 0 or 1, or a signal's with report_written (else the old file stays).
+ * A report that could not be written turns 0/1 into 2. */
+int cmd_output_close(cmd_output *out, int rc, bool report_written);
 
 /* ---- the bundled guest (cmd_guest.c) ---- */
 /* Where the guest's files are when neither an option nor the environment
@@ -65,11 +82,70 @@ typedef struct cmd_vm {
     vm *v;
     tgt *t;
     cap_session *cs;
+    out_session *os;       /* what each fault did (outcome.h); NULL: none */
+    double deadline;       /* fl_now_s() at which waits give up (0: none) */
+    const char *idle_stop; /* why an idle callback ended a wait, or NULL */
     char program_cpio[4096];
 } cmd_vm;
 /* Start the guest (with o->program appended), connect, let it run. */
 int cmd_boot_vm(const cli_options *o, cmd_vm *r, char *append, size_t acap, double *t0, fl_error *err);
 void cmd_vm_cleanup(cmd_vm *r);
+
+/* ---- a QEMU the user started (cmd_capture.c) ---- */
+/* Open --vmlinux, connect to --gdb (which stops the guest) and open a
+ * capture session for these stations with the filters of o. Its waits give
+ * up on a stop signal or at r->deadline. */
+int cmd_attach(const cli_options *o, cmd_vm *r, unsigned stations, fl_error *err);
+/* Open r->os on r's kernel and target and make it the capture session's
+ * stop hook. Optional: when it cannot open, r->os stays NULL and stderr
+ * says the report has no outcome. */
+void cmd_outcome_open(cmd_vm *r, const out_options *oo);
+
+/* ---- which faults (cmd_select.c) ---- */
+/* Does o ask for more than the capture's own filter (pid, comm, address)? */
+bool cmd_selects_more(const cli_options *o);
+/* Capture faults until one passes --range and --fault-mode and is at least
+ * the --nth that did (*matched counts them across calls); the others are
+ * added to *passed_over. The guest is left stopped as cap_fault_capture
+ * leaves it; on -1, *f holds what the last capture read. */
+int cmd_capture_selected(cap_session *cs, const cli_options *o, cap_fault *f, unsigned *matched,
+                         unsigned *passed_over, fl_error *err);
+
+/* What the capture loop writes to and counts in. */
+typedef struct cmd_capture_ctx {
+    cmd_vm *vm;                   /* its session, target, kernel and outcome */
+    FILE *out;
+    enum report_format fmt;
+    bool report;                  /* write the fault's records (not for chrome,
+                                     folded, svg: the trace alone) */
+    const report_trigger *trigger;
+    const scenario_def *scenario; /* whose promises the outcome checks, or NULL */
+    report_summary *sum;
+    /* Called after each capture, before its report (may be NULL): what
+     * only the captured fault tells (run --reproducible: the trigger). */
+    void (*on_fault)(void *ctx, const cap_fault *f, report_trigger *rt);
+    void *on_fault_ctx;
+} cmd_capture_ctx;
+/* --count faults, each selected (cmd_capture_selected), written and
+ * flushed as it is captured, followed to its end by the outcome session
+ * (vm->os) when there is one, and traced when o->trace (the trace then
+ * gives the outcome: out_from_trace). --count 0 ends
+ * normally when an idle callback ends the wait (vm->idle_stop says why:
+ * the deadline, the program's end), on the capture's timeout or the
+ * guest's end; --count N that an idle callback cuts short is an error
+ * saying how many of N were captured. */
+int cmd_capture_loop(const cli_options *o, cmd_capture_ctx *c, fl_error *err);
+/* An exclog_fault_fn (exclog.h) with a cmd_capture_ctx: a fault read from
+ * QEMU's exception log, written (with c->trigger) and counted. */
+int cmd_log_fault(void *ctx, const cap_fault *f);
+
+/* ---- tracing (cmd_trace.c) ---- */
+/* Single-step the fault from where the capture left the guest (the entry
+ * station) back to user mode, with o's mode, limits, view, --function and
+ * --depth, and write the trace to c->out in o's format; what was stepped is
+ * written even when the trace ends early. With c->vm->os and c->report the
+ * outcome read from the trace follows it, its checks counted in c->sum. */
+int cmd_trace_fault(const cli_options *o, cmd_capture_ctx *c, fl_error *err);
 
 /* ---- the guest's serial console while it runs (cmd_console.c) ---- */
 #define CMD_PENDING_MAX 16

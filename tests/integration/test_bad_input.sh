@@ -77,10 +77,54 @@ expect "run -o /dev/full: one line on stderr" "$(wc -l <"$work/err")" 1
 expect_true "run -o /dev/full: says the report could not be written ($(head -c 300 "$work/err"))" \
   grep -qE "cannot write the report to /dev/full|/dev/full.*(No space|ENOSPC)" "$work/err"
 
+# ---- an output that is one of the inputs (issue 16, item 2) ----
+# Refused before anything is read or written: the input keeps every byte.
+# Guards cmd_output.c's refuse_input (path, symbolic link and hard link).
+cp "$FAULTLINE_INITRD" "$work/in.img"; ln -s in.img "$work/in.link"; ln "$work/in.img" "$work/in.hard"
+printf 'not a kernel\n' >"$work/in.vmlinux"
+sum_in=$(md5sum <"$work/in.img")
+bad "run: -o the --initrd" "same file as --initrd" run --initrd "$work/in.img" -o "$work/in.img"
+bad "run: -o a symbolic link to the --initrd" "same file as --initrd" run --initrd "$work/in.img" -o "$work/in.link"
+bad "run: -o a hard link to the --initrd" "same file as --initrd" run --initrd "$work/in.img" -o "$work/in.hard"
+bad "run: -o the --kernel" "same file as --kernel" run --kernel "$work/in.vmlinux" -o "$work/in.vmlinux"
+bad "capture: -o the --vmlinux" "same file as --vmlinux" capture --gdb "$nogdb" --vmlinux "$work/in.vmlinux" -o "$work/in.vmlinux"
+expect "the --initrd kept every byte" "$(md5sum <"$work/in.img")" "$sum_in"
+expect "the --vmlinux kept every byte" "$(cat "$work/in.vmlinux")" "not a kernel"
+expect_true "-o through a link left the link a link" test -L "$work/in.link"
+# A run that fails at once leaves an existing report as it was (the report
+# goes to a temporary file renamed over it only when the run succeeded).
+printf 'the old report\n' >"$work/old-report.txt"
+bad "run: a failing run with -o an existing report" "vmlinux.empty" run --kernel "$work/vmlinux.empty" -o "$work/old-report.txt"
+expect "a failed run left the existing report as it was" "$(cat "$work/old-report.txt")" "the old report"
+expect "a failed run left no temporary file beside it" "$(ls -A "$work" | grep -c '\.faultline-' || true)" 0
+bad "run: --probes with no station" "at least one station" run --probes ""
+
+# ---- a QEMU that never opens its gdbstub (issue 16, item 9) ----
+# --timeout bounds the start-up too: with --timeout 3 the run ends in about
+# 3 s (it took the fixed 10 s of vm.c's socket wait, plus the connect's).
+# Guards cmd_guest.c's start-up budget.
+mkdir -p "$work/hang-bin"
+cat >"$work/hang-bin/qemu-system-x86_64" <<'SH'
+#!/bin/sh
+[ "$1" = --version ] && { echo "QEMU emulator version 7.2.0 (a stand-in that hangs)"; exit 0; }
+exec sleep 60
+SH
+chmod +x "$work/hang-bin/qemu-system-x86_64"
+rc=0; s=$(date +%s.%N)
+PATH=$work/hang-bin:$PATH timeout 30 "$FAULTLINE_BIN" run --timeout 3 -o "$work/hang.txt" >/dev/null 2>"$work/err" || rc=$?
+el=$(echo "$(date +%s.%N) - $s" | bc)
+expect "a QEMU that hangs at start: exit status" "$rc" 2
+expect "a QEMU that hangs at start: one line on stderr" "$(wc -l <"$work/err")" 1
+expect_true "a QEMU that hangs at start: --timeout 3 bounds it ($el s: $(cat "$work/err"))" [ "$(echo "$el < 6" | bc)" = 1 ]
+
 # ---- numbers out of range ----
 bad "run: --timeout 0" "--timeout" run --timeout 0
 bad "run: --timeout 99999" "--timeout" run --timeout 99999
-bad "capture: --count 0" "--count" capture --count 0 --gdb "$nogdb" --vmlinux "$K"
+# --count 0 is "every fault until the timeout" (issue 13); negative and
+# non-numbers stay errors, and there is no upper bound.
+bad "capture: --count -1" "--count needs" capture --count -1 --gdb "$nogdb" --vmlinux "$K"
+bad "capture: --count abc" "--count needs" capture --count abc --gdb "$nogdb" --vmlinux "$K"
+bad "capture: --count 5000 is accepted (fails on the connect)" "connect" capture --count 5000 --gdb "$nogdb" --vmlinux "$K"
 bad "capture: --addr 0" "--addr" capture --addr 0 --gdb "$nogdb" --vmlinux "$K"
 bad "capture: --comm longer than 15" "--comm" capture --comm abcdefghijklmnopq --gdb "$nogdb" --vmlinux "$K"
 bad "run: missing initrd" "/nonexistent/initrd" run --initrd /nonexistent/initrd

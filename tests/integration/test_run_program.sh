@@ -27,4 +27,29 @@ expect_true "no QEMU left of this run" no_qemu_of "$j"
 rc=0; timeout 120 "$FAULTLINE_BIN" run -o /dev/null -- "$work/myprog" 2>"$work/err" || rc=$?
 expect "a failing program: exit status 1" "$rc" 1
 expect_true "a failing program: said on stderr" grep -q "status=3" "$work/err"
+# The program's archive (a copy of the program, any size) is removed as soon
+# as QEMU has its initrd: a SIGKILL of faultline afterwards leaves no copy
+# behind (issue 16, item 6). TMPDIR keeps this run's temporary files apart.
+mkdir -p "$work/tmp"
+TMPDIR=$work/tmp "$FAULTLINE_BIN" run --timeout 60 -o /dev/null -- "$work/myprog" hello >/dev/null 2>&1 & fpid=$!
+expect_true "SIGKILL once QEMU runs: QEMU started" wait_qemu 30
+kill -9 "$fpid" 2>/dev/null || true
+wait "$fpid" 2>/dev/null || true
+expect "SIGKILL once QEMU runs: no copy of the program left" "$(ls -A "$work/tmp" | grep -c '^faultline-program-' || true)" 0
+n=30; while [ -n "${qpid:-}" ] && alive "$qpid" && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
+case "${qdir:-}" in /tmp/faultline-??????) rm -rf -- "$qdir" ;; esac
+
+# A dynamically linked program cannot run in the guest (no loader, no
+# libraries): refused before anything boots, with the fix (issue 16, item 7).
+# Guards cmd_guest.c's PT_INTERP check.
+cc -O1 -o "$work/dynprog" "$work/myprog.c"
+rc=0; s=$(date +%s.%N)
+timeout 60 "$FAULTLINE_BIN" run -o "$work/dyn.txt" -- "$work/dynprog" hello >/dev/null 2>"$work/err" || rc=$?
+el=$(echo "$(date +%s.%N) - $s" | bc)
+expect "a dynamic program: exit status" "$rc" 2
+expect "a dynamic program: one line on stderr" "$(wc -l <"$work/err")" 1
+expect_true "a dynamic program: says it is dynamically linked ($(cat "$work/err"))" grep -q "dynamically linked" "$work/err"
+expect_true "a dynamic program: gives the fix" grep -q "cc -static" "$work/err"
+expect_true "a dynamic program: refused before any boot ($el s)" [ "$(echo "$el < 3" | bc)" = 1 ]
+expect_true "a dynamic program: no report file" test ! -e "$work/dyn.txt"
 finish

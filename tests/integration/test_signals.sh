@@ -33,14 +33,16 @@ echo "FAULTLINE-INIT up 0"
 sh -c '\''echo "FAULTLINE-TRIGGER scenario=read pid=$$ comm=sleep page=0x7f0000000000 target=0x7f0000000100"; exec sleep 100000'\'' &
 while :; do sleep 1000; done'
 
-declare -A status=([INT]=130 [TERM]=143) names=([INT]='SIGINT|[Ii]nterrupt' [TERM]='SIGTERM|[Tt]erminat')
-for sig in INT TERM; do
+declare -A status=([INT]=130 [TERM]=143 [QUIT]=131) names=([INT]='SIGINT|[Ii]nterrupt' [TERM]='SIGTERM|[Tt]erminat' [QUIT]='SIGQUIT|[Qq]uit')
+# SIGQUIT is a stop signal like the others (issue 16, item 6): no core dump,
+# the report ended, status 131.
+for sig in INT TERM QUIT; do
   want=${status[$sig]} re=${names[$sig]}
   # Phase 1: boot / waiting for the announcement.
   o=$work/boot-$sig.json e=$work/boot-$sig.err
   # env --default-signal: a background job of a script starts with SIGINT
   # ignored; faultline must see it as from a terminal.
-  t_start=$(now); env --default-signal=INT,TERM "$FAULTLINE_BIN" run --initrd "$work/sleeper.img" --timeout 60 --format json -o "$o" 2>"$e" & fpid=$!
+  t_start=$(now); env --default-signal=INT,TERM,QUIT "$FAULTLINE_BIN" run --initrd "$work/sleeper.img" --timeout 60 --format json -o "$o" 2>"$e" & fpid=$!
   if wait_qemu 30; then sleep 1; kill -s "$sig" "$fpid"; fi
   wait_exit 20
   expect "SIG$sig at boot: exit status" "$rc" "$want"
@@ -54,7 +56,7 @@ for sig in INT TERM; do
 
   # Phase 2: capture (the first fault captured, the second pending).
   o=$work/cap-$sig.json e=$work/cap-$sig.err
-  t_start=$(now); env --default-signal=INT,TERM "$FAULTLINE_BIN" run --scenario all --initrd "$work/onethennone.img" --timeout 60 --format json -o "$o" 2>"$e" & fpid=$!
+  t_start=$(now); env --default-signal=INT,TERM,QUIT "$FAULTLINE_BIN" run --scenario all --initrd "$work/onethennone.img" --timeout 60 --format json -o "$o" 2>"$e" & fpid=$!
   if wait_qemu 30; then sleep 6; kill -s "$sig" "$fpid"; fi
   wait_exit 20
   expect "SIG$sig in capture: exit status" "$rc" "$want"
@@ -70,6 +72,56 @@ for sig in INT TERM; do
   expect_true "SIG$sig in capture: QEMU gone, private dir removed" gone
   echo "SIG$sig in capture: exit $rc in $elapsed s; stderr: $(cat "$e")"
 done
+
+# ---- a reader that never reads (issue 16, item 5) ----
+# A FIFO whose reader holds it open with a one-page pipe and never reads:
+# faultline's report fills it. The first SIGINT must still end faultline
+# within a second or two with 130, not leave it blocked in write() (nor end
+# in "Interrupted system call"). Guards cmd_output.c's poll-before-write and
+# the grace after a stop signal; once for standard output, once for -o.
+# stuck_reader FIFO MARK: open FIFO for reading, shrink the pipe to a page,
+# touch MARK once the pipe is full, never read.
+stuck_reader() {
+  python3 - "$1" "$2" <<'PY' &
+import fcntl, os, struct, sys, termios, time
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)
+fcntl.fcntl(fd, 1031, 4096)  # F_SETPIPE_SZ
+while True:
+    n = struct.unpack('i', fcntl.ioctl(fd, termios.FIONREAD, b'\0\0\0\0'))[0]
+    if n >= 4096 and not os.path.exists(sys.argv[2]):
+        open(sys.argv[2], 'w').close()
+    time.sleep(0.1)
+PY
+  reader=$!
+}
+for where in stdout output; do
+  fifo=$work/fifo-$where mark=$work/full-$where e=$work/fifo-$where.err
+  mkfifo "$fifo"; stuck_reader "$fifo" "$mark"; sleep 0.5
+  t_start=$(now)
+  if [ $where = stdout ]; then
+    env --default-signal=INT "$FAULTLINE_BIN" run --format json --timeout 60 >"$fifo" 2>"$e" & fpid=$!
+  else
+    env --default-signal=INT "$FAULTLINE_BIN" run --format json --timeout 60 -o "$fifo" 2>"$e" & fpid=$!
+  fi
+  n=600; while [ ! -e "$mark" ] && alive "$fpid" && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
+  expect_true "stuck reader ($where): the report filled the pipe" test -e "$mark"
+  sleep 1; t_start=$(now); kill -s INT "$fpid"
+  wait_exit 10
+  expect "stuck reader ($where): SIGINT exit status" "$rc" 130
+  expect_true "stuck reader ($where): ends within two seconds of SIGINT ($elapsed s)" lt "$elapsed" 2
+  expect_true "stuck reader ($where): the message names the signal" grep -qE 'SIGINT' "$e"
+  kill "$reader" 2>/dev/null; wait "$reader" 2>/dev/null || true
+done
+# -o a FIFO nobody opens: faultline waits for a reader, and SIGINT ends the
+# wait at once with 130 (not exit 2 "Interrupted system call").
+mkfifo "$work/fifo-none"
+t_start=$(now); env --default-signal=INT "$FAULTLINE_BIN" run --timeout 60 -o "$work/fifo-none" 2>"$work/none.err" & fpid=$!
+sleep 1; t_start=$(now); kill -s INT "$fpid"
+wait_exit 10
+expect "-o a FIFO with no reader: SIGINT exit status" "$rc" 130
+expect_true "-o a FIFO with no reader: ends within a second of SIGINT ($elapsed s)" lt "$elapsed" 1.5
+expect_true "-o a FIFO with no reader: the message names the signal, not EINTR ($(cat "$work/none.err"))" \
+  bash -c "grep -q SIGINT '$work/none.err' && ! grep -q 'Interrupted system call' '$work/none.err'"
 
 # SIGKILL: no handler runs, yet QEMU must not outlive faultline.
 t_start=$(now); "$FAULTLINE_BIN" run --initrd "$work/sleeper.img" --timeout 60 >/dev/null 2>&1 & fpid=$!
