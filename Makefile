@@ -101,7 +101,7 @@ test: deps
 
 # Rewrite the golden files (tests/golden, docs/ci.md) after a deliberate
 # change of the guest: kernel, initramfs (vm/), QEMU or the reproducible mode.
-GOLDEN := write read kernel-write
+GOLDEN := write read all
 golden: all
 	@scripts/build-vm.sh $(B)/vm
 	@for s in $(GOLDEN); do bin/faultline run --scenario $$s --expect tests/golden/$$s.jsonl --update-expect || exit 1; done

@@ -8,8 +8,10 @@
  *    has, so every fault is passed over;
  *  - faultline, --comm filter: the same with a comm no process has, so
  *    `current` is read at every fault.
- * Prints faults/s of each and the ratio to the raw loop (aim: 0.9). A
- * program, not a test: it never fails on slowness. */
+ * Prints faults/s of each and the ratio to the raw loop (aim: 0.9), then,
+ * in separate untimed runs through a counting proxy, the packets faultline
+ * sends per passed-over fault. A program, not a test: it never fails on
+ * slowness. */
 #include "faultline/capture.h"
 #include "faultline/kernel.h"
 #include "faultline/target.h"
@@ -17,7 +19,10 @@
 #include "../tests/qemu_guest.h"
 
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +44,7 @@ static double now_s(void)
 typedef struct result {
     unsigned faults;
     double seconds;
+    unsigned long packets;   /* through the counting proxy only */
 } result;
 
 /* Drain the console; 1 once the trigger has announced itself. */
@@ -58,11 +64,88 @@ static int idle_announced(void *ctx)
     return announced(ctx) != 0;
 }
 
-static int boot(guest *g, const char *kernel, const char *initrd, fl_error *err)
+/* A unix-socket proxy between faultline and QEMU's stub that counts the
+ * packets the client sends ('$' starts one; inside a packet it is escaped). */
+typedef struct proxy {
+    char dir[64], path[108];
+    int listen_fd;
+    const char *upstream;    /* "unix:/path" of QEMU's stub */
+    pthread_t th;
+    bool started;
+    _Atomic unsigned long packets;
+} proxy;
+
+static int pump(int from, int to, _Atomic unsigned long *count)
+{
+    char buf[8192];
+    ssize_t n = read(from, buf, sizeof buf);
+    if (n <= 0)
+        return -1;
+    for (ssize_t i = 0; count && i < n; i++)
+        *count += buf[i] == '$';
+    return send(to, buf, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -1;
+}
+
+static void *proxy_thread(void *arg)
+{
+    proxy *p = arg;
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", p->upstream + strlen("unix:"));
+    int down = accept(p->listen_fd, NULL, NULL), up = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (down >= 0 && up >= 0 && connect(up, (struct sockaddr *)&a, sizeof a) == 0)
+        for (;;) {
+            struct pollfd fds[2] = { { .fd = down, .events = POLLIN }, { .fd = up, .events = POLLIN } };
+            if (poll(fds, 2, 60000) <= 0 || (fds[0].revents && pump(down, up, &p->packets) < 0) ||
+                (fds[1].revents && pump(up, down, NULL) < 0))
+                break;
+        }
+    if (down >= 0)
+        close(down);
+    if (up >= 0)
+        close(up);
+    return NULL;
+}
+
+static int proxy_start(proxy *p, const char *upstream)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(p->dir, sizeof p->dir, "/tmp/fl-bench-proxy-XXXXXX");
+    if (!mkdtemp(p->dir))
+        return -1;
+    snprintf(p->path, sizeof p->path, "%s/gdb.sock", p->dir);
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", p->path);
+    p->upstream = upstream;
+    p->listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (p->listen_fd < 0 || bind(p->listen_fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(p->listen_fd, 1) < 0)
+        return -1;
+    p->started = pthread_create(&p->th, NULL, proxy_thread, p) == 0;
+    return p->started ? 0 : -1;
+}
+
+static void proxy_end(proxy *p)
+{
+    if (p->listen_fd >= 0)
+        shutdown(p->listen_fd, SHUT_RDWR); /* wakes an accept nobody will satisfy */
+    if (p->started)
+        pthread_join(p->th, NULL);
+    if (p->listen_fd >= 0)
+        close(p->listen_fd);
+    unlink(p->path);
+    rmdir(p->dir);
+}
+
+/* Boot from reset and connect, directly or through the counting proxy. */
+static int boot(guest *g, const char *kernel, const char *initrd, proxy *px, fl_error *err)
 {
     memset(g, 0, sizeof *g);
     vm_config cfg = { .kernel = kernel, .initrd = initrd, .accel = "tcg", .append = APPEND };
-    return vm_start(&g->v, &cfg, err) < 0 || tgt_connect(&g->t, vm_gdb_address(g->v), 10000, err) < 0 ? -1 : 0;
+    if (vm_start(&g->v, &cfg, err) < 0)
+        return -1;
+    char via[160];
+    if (px && proxy_start(px, vm_gdb_address(g->v)) < 0)
+        return fl_fail(err, FL_EIO, "cannot start the counting proxy");
+    snprintf(via, sizeof via, "unix:%s", px ? px->path : "");
+    return tgt_connect(&g->t, px ? via : vm_gdb_address(g->v), 10000, err);
 }
 
 /* Wait for a stop reply while draining the console every 2 ms, as
@@ -129,7 +212,7 @@ static int run_raw(const char *kernel, const char *initrd, uint64_t entry, resul
     guest g;
     fl_error e = { 0 };
     int rc = -1;
-    if (boot(&g, kernel, initrd, &e) < 0 || tgt_bp_insert(g.t, TGT_BP_HW, entry, 1, &e) < 0) {
+    if (boot(&g, kernel, initrd, NULL, &e) < 0 || tgt_bp_insert(g.t, TGT_BP_HW, entry, 1, &e) < 0) {
         printf("  raw: setup failed: %s\n", e.msg);
         guest_stop(&g);
         return -1;
@@ -176,13 +259,15 @@ static int run_raw(const char *kernel, const char *initrd, uint64_t entry, resul
     return rc;
 }
 
-static int run_faultline(kern *k, const char *kernel, const char *initrd, bool by_comm, result *out)
+static int run_faultline(kern *k, const char *kernel, const char *initrd, bool by_comm, proxy *px, result *out)
 {
     guest g;
     fl_error e = { 0 };
-    if (boot(&g, kernel, initrd, &e) < 0) {
+    if (boot(&g, kernel, initrd, px, &e) < 0) {
         printf("  faultline: setup failed: %s\n", e.msg);
         guest_stop(&g);
+        if (px)
+            proxy_end(px);
         return -1;
     }
     cap_options o = { .timeout_ms = 120000, .idle = idle_announced, .idle_ctx = g.v };
@@ -192,6 +277,7 @@ static int run_faultline(kern *k, const char *kernel, const char *initrd, bool b
         o.filter.addr = 0x1000; /* the first page is never mapped: no fault has this address */
     static cap_fault f;
     int rc = cap_session_open(&g.cs, k, g.t, &o, &e);
+    unsigned long before = px ? px->packets : 0;
     if (rc == 0 && cap_fault_capture(g.cs, &f, &e) == 0) {
         printf("  faultline: a fault matched the filter (pid %d %s, %u passed over first)\n", f.task.pid,
                f.task.comm, f.passed_over);
@@ -203,7 +289,10 @@ static int run_faultline(kern *k, const char *kernel, const char *initrd, bool b
         printf("  faultline: %s\n", e.msg);
     out->faults = f.passed_over;
     out->seconds = f.seconds;
+    out->packets = px ? px->packets - before : 0; /* the capture's own: the interrupt at the end included */
     guest_stop(&g);
+    if (px)
+        proxy_end(px);
     return rc;
 }
 
@@ -219,6 +308,7 @@ static void show(const char *what, const result *r, const result *raw)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress as it happens, also into a pipe */
     const char *kernel = guest_kernel(), *initrd = guest_initrd();
     uint64_t entry = kernel ? guest_symbol(kernel, "asm_exc_page_fault") : 0;
     if (!kernel || !initrd || !entry) {
@@ -235,8 +325,8 @@ int main(void)
     printf("bench_passover: every fault of the boot up to the trigger's announcement, %d rounds\n", ROUNDS);
     for (int round = 0; round < ROUNDS; round++) {
         result raw = { 0 }, addr = { 0 }, comm = { 0 };
-        if (run_raw(kernel, initrd, entry, &raw) < 0 || run_faultline(k, kernel, initrd, false, &addr) < 0 ||
-            run_faultline(k, kernel, initrd, true, &comm) < 0) {
+        if (run_raw(kernel, initrd, entry, &raw) < 0 || run_faultline(k, kernel, initrd, false, NULL, &addr) < 0 ||
+            run_faultline(k, kernel, initrd, true, NULL, &comm) < 0) {
             printf("bench_passover: round %d failed\n", round + 1);
             break;
         }
@@ -252,6 +342,17 @@ int main(void)
     show("raw loop (g, s, c)", &raw_sum, &raw_sum);
     show("faultline --addr filter", &addr_sum, &raw_sum);
     show("faultline --comm filter", &comm_sum, &raw_sum);
+    printf(" packets faultline sends per passed-over fault (untimed runs through a counting proxy)\n");
+    for (int by_comm = 0; by_comm < 2; by_comm++) {
+        proxy px = { .listen_fd = -1 };
+        result r = { 0 };
+        int prc = run_faultline(k, kernel, initrd, by_comm, &px, &r);
+        if (prc < 0 || !r.faults)
+            printf("  faultline --%s filter: no count (%d, %u faults)\n", by_comm ? "comm" : "addr", prc, r.faults);
+        else
+            printf("  faultline --%s filter       %5u faults, %6lu packets: %.2f per fault\n",
+                   by_comm ? "comm" : "addr", r.faults, r.packets, (double)r.packets / r.faults);
+    }
     kern_close(k);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* capture: one filtered fault, station by station, driven by the rows of
  * station.c and checks.c. See capture.h. */
 #include "faultline/capture.h"
+#include "faultline/frame.h"
 #include "faultline/util.h"
 
 #include <capstone.h>
@@ -8,13 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* DWARF register numbers of the x86-64 psABI (fig. 3.36) to the names the
- * target description uses. The kernel's DWARF locations speak in these. */
-static const char *const dwarf_regs[17] = {
-    "rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp",
-    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip",
-};
 
 /* psABI integer argument registers, in order (fig. 3.4): where a parameter
  * is at a function's own first instruction when DWARF has no location. */
@@ -113,20 +107,6 @@ void cap_session_on_stop(cap_session *s, cap_stop_hook fn, void *ctx)
 {
     s->hook = fn;
     s->hook_ctx = ctx;
-}
-
-/* ---- guest access for the kernel layer's location evaluator ---- */
-
-static int frame_reg(void *ctx, int regno, uint64_t *value, fl_error *err)
-{
-    if (regno < 0 || regno >= (int)(sizeof dwarf_regs / sizeof dwarf_regs[0]))
-        return fl_fail(err, FL_ENOTFOUND, "DWARF register %d is not a general register of x86-64", regno);
-    return tgt_reg_read((tgt *)ctx, dwarf_regs[regno], value, err);
-}
-
-static int frame_mem(void *ctx, uint64_t addr, void *buf, size_t len, fl_error *err)
-{
-    return tgt_mem_read((tgt *)ctx, addr, buf, len, err);
 }
 
 static bool enabled(const cap_session *s, size_t id)
@@ -375,9 +355,7 @@ int cap_session_add_check(cap_session *s, const chk_def *row, fl_error *err)
 
 static int session_init(cap_session *s, fl_error *err)
 {
-    s->frame.reg = frame_reg;
-    s->frame.mem = frame_mem;
-    s->frame.ctx = s->t;
+    s->frame = frame_over_target(s->t);
     s->gs_base = tgt_regmap_find(tgt_regs(s->t), "gs_base");
     s->k_gs_base = tgt_regmap_find(tgt_regs(s->t), "k_gs_base");
     s->rip = tgt_regmap_find(tgt_regs(s->t), "rip");

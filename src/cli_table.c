@@ -230,8 +230,8 @@ const cli_option cli_option_rows[] = {
     { .name = "update-expect", .kind = CLI_FLAG, .at = CLI_AT(update_expect), .commands = TRACING,
       .help = "with --expect: write the run to FILE instead of comparing" },
     { .name = "scenarios", .kind = CLI_STRING, .metavar = "LIST", .at = CLI_AT(scenarios), .commands = CLI_MATRIX,
-      .def = "all", .help = "all (default: write, read, kernel-write, write-forked) or\n"
-                            "a comma-separated list of scenarios" },
+      .def = "all", .help = "all (default: every bundled scenario) or a comma-separated\n"
+                            "list; cells run reproducibly where the scenario allows it" },
     { .name = "kernel", .kind = CLI_PATHS, .metavar = "PATH", .at = CLI_AT(kernels), .commands = CLI_MATRIX,
       .help = "a vmlinux to run every scenario on; repeat for more kernels\n"
               "(default $FAULTLINE_KERNEL or build/vm/vmlinux)" },

@@ -185,6 +185,11 @@ static int run_cells(matrix_ctx *m, fl_error *err)
 {
     size_t next = 0;
     int rc = 0;
+    /* The KVM probe (up to 20 s the first time) before any cell starts, so
+     * it never holds up the reaping of running cells. */
+    for (size_t i = 0; i < m->plan.ncells && !m->kvm_checked; i++)
+        if (strcmp(m->plan.cells[i].accel, "kvm") == 0)
+            kvm_usable(m, &m->plan.cells[i]);
     while ((next < m->plan.ncells && !cmd_stop_signal && rc == 0) || m->nrun > 0) {
         while (next < m->plan.ncells && m->nrun < m->jobs && !cmd_stop_signal && rc == 0) {
             matrix_cell *c = &m->plan.cells[next];
@@ -218,7 +223,8 @@ static int prepare(matrix_ctx *m, fl_error *err)
     char kbuf[PATH_MAX];
     const char *dflt[1] = { cmd_guest_file(NULL, "FAULTLINE_KERNEL", "vmlinux", kbuf, sizeof kbuf) };
     const char *const *kernels = o->kernels.n ? o->kernels.v : dflt;
-    if (matrix_plan_make(&m->plan, o->scenarios, kernels, o->kernels.n ? o->kernels.n : 1, o->accels, k, n, err) < 0)
+    if (matrix_plan_make(&m->plan, o->scenarios, kernels, o->kernels.n ? o->kernels.n : 1, o->accels, k, n,
+                         cmd_repro_supports, err) < 0)
         return -1;
     if (o->out_dir) {
         snprintf(m->out_dir, sizeof m->out_dir, "%s", o->out_dir);

@@ -20,36 +20,57 @@
  * invisible to an instruction-counted guest. The announcement is still
  * read, afterwards, and must name the pid that was captured.
  *
- * write-forked is refused: its forked child faults on the same address with
- * the same comm, and only the announced pid tells them apart. */
+ * Scenarios whose fault only the announcement identifies are refused (the
+ * table below says which and why). */
 #include <libgen.h>
+#include <stdint.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "faultline/cmd.h"
 #include "faultline/diff.h"
+#include "faultline/scenario.h"
 #include "faultline/util.h"
 
-/* vm/triggers/fl-trigger.c: page hint 0x7f0000000000 + TARGET_OFF 0x100,
- * kept by the kernel when the range is free (always, with norandmaps). */
-#define REPRO_TARGET 0x7f0000000100ull
+/* The scenarios whose target is known before the trigger runs (with
+ * norandmaps the page hint 0x7f0000000000 is always free): the address the
+ * filter waits for. vm/triggers/trigger.c's set_up: page + 0x100. Left out: write-forked and cow (two processes
+ * of the same comm write the same address: the parent before its fork, the
+ * child after; only the announced pid tells them apart), null (announced with no address: the host takes the process's
+ * first fault) and stack-grow (an address below the stack, known only from
+ * the announcement). */
+static const struct {
+    const char *scenario;
+    uint64_t target;
+} repro_rows[] = {
+    { "write", 0x7f0000000100ull },     { "read", 0x7f0000000100ull },      { "kernel-write", 0x7f0000000100ull },
+    { "file-read", 0x7f0000000100ull }, { "exec", 0x7f0000000100ull },
+    { "segv-write", 0x7f0000000100ull }, { "kernel-fixup", 0x7f0000000100ull },
+};
 
-/* The order vm/init runs `all` in. */
-static const char *const all_order[] = { "write", "read", "kernel-write" };
+static uint64_t repro_target(const char *scenario)
+{
+    for (size_t i = 0; scenario && i < sizeof repro_rows / sizeof repro_rows[0]; i++)
+        if (strcmp(repro_rows[i].scenario, scenario) == 0)
+            return repro_rows[i].target;
+    return 0;
+}
+
+bool cmd_repro_supports(const char *scenario)
+{
+    return repro_target(scenario) != 0;
+}
 
 int cmd_repro_check(const cli_options *o, fl_error *err)
 {
     if (!o->reproducible)
         return 0;
-    /* null faults on 0 and stack-grow below the stack, not on the fixed
-     * target the filter is armed with before the guest runs. */
-    if (!o->nprogram && (strcmp(o->scenario, "null") == 0 || strcmp(o->scenario, "stack-grow") == 0))
-        return fl_fail(err, FL_EUSAGE, "--reproducible cannot run %s: it does not fault on 0x%llx, the target the "
-                       "filter is armed with before the guest runs", o->scenario, (unsigned long long)REPRO_TARGET);
-    if (!o->nprogram && strcmp(o->scenario, "write-forked") == 0)
-        return fl_fail(err, FL_EUSAGE, "--reproducible cannot run write-forked: its child faults on the same address "
-                                       "with the same comm, and only the announced pid (host-timed) tells them apart");
+    if (!o->nprogram && strcmp(o->scenario, "all") != 0 && !cmd_repro_supports(o->scenario))
+        return fl_fail(err, FL_EUSAGE, "--reproducible cannot run %s: its fault is told apart only by what the "
+                                       "trigger announces (its pid or address), which comes too late; the scenarios "
+                                       "it runs: write, read, kernel-write, file-read, exec, segv-write, "
+                                       "kernel-fixup", o->scenario);
     if (o->count != 1 || o->pid || o->comm || o->addr || cmd_selects_more(o))
         return fl_fail(err, FL_EUSAGE, "--reproducible captures each trigger's own fault, chosen before the guest "
                                        "runs: --count, --nth, --pid, --comm, --addr, --range and --fault-mode do "
@@ -66,14 +87,18 @@ void cmd_repro_append(char *append, size_t cap)
     snprintf(append + n, cap - n, "%sfaultline.go=auto", n ? " " : "");
 }
 
-/* The scenario of the index-th fault ("all": vm/init's order). */
+/* The scenario of the index-th fault: "all" is the catalog's order (vm/init
+ * runs it so) without the scenarios reproducible mode cannot tell apart. */
 const char *cmd_repro_scenario(const cli_options *o, int index)
 {
     if (o->nprogram)
         return NULL;
-    if (strcmp(o->scenario, "all") == 0)
-        return index >= 0 && index < 3 ? all_order[index] : NULL;
-    return index == 0 ? o->scenario : NULL;
+    if (strcmp(o->scenario, "all") != 0)
+        return index == 0 ? o->scenario : NULL;
+    for (size_t i = 0; i < scenario_count(); i++)
+        if (cmd_repro_supports(scenario_at(i)->name) && index-- == 0)
+            return scenario_at(i)->name;
+    return NULL;
 }
 
 /* The filter of the index-th fault, known before the guest runs: the
@@ -84,7 +109,7 @@ void cmd_repro_filter(const cli_options *o, int index, cap_filter *f)
     const char *scenario = cmd_repro_scenario(o, index);
     if (scenario) {
         snprintf(f->comm, sizeof f->comm, "fl-%.12s", scenario);
-        f->addr = REPRO_TARGET;
+        f->addr = repro_target(scenario);
     } else if (o->nprogram) {
         char tmp[PATH_MAX];
         snprintf(tmp, sizeof tmp, "%s", o->program[0]);
@@ -100,28 +125,34 @@ void cmd_repro_trigger(const cli_options *o, int index, const cap_fault *f, repo
     rt->have = rt->scenario != NULL;
     rt->pid = f->task.pid;
     rt->comm = f->task.comm;
-    rt->target = REPRO_TARGET;
-    rt->page = REPRO_TARGET & ~0xfffull;
+    rt->target = repro_target(rt->scenario);
+    rt->page = rt->target & ~0xfffull;
 }
 
-/* After the guest's end: every announcement must name the pid captured for
- * it (what current-is-trigger checks in the usual flow). */
-int cmd_repro_verify(cmd_console *con, const int *pids, int n, fl_error *err)
+/* After the guest's end: every captured fault's trigger must have announced
+ * the pid that was captured (what current-is-trigger checks in the usual
+ * flow). Announcements are matched by scenario: under `all` the scenarios
+ * reproducible mode leaves out announce themselves too. */
+int cmd_repro_verify(cmd_console *con, const cli_options *o, const int *pids, int n, fl_error *err)
 {
-    int seen = 0;
-    for (int i = 0; i < con->npending; i++) {
-        vm_trigger t;
-        if (strncmp(con->pending[i], VM_ANNOUNCE_PREFIX, strlen(VM_ANNOUNCE_PREFIX)) != 0 ||
-            vm_parse_announcement(con->pending[i], &t, NULL) < 0)
-            continue;
-        if (seen < n && t.pid != pids[seen])
-            return fl_fail(err, FL_EPROTO, "the trigger announced pid %d but the fault captured was pid %d's: the "
-                                           "reproducible filter caught another process", t.pid, pids[seen]);
-        seen++;
+    for (int k = 0; k < n; k++) {
+        const char *scenario = cmd_repro_scenario(o, k);
+        bool found = false;
+        for (int i = 0; i < con->npending && !found; i++) {
+            vm_trigger t;
+            if (strncmp(con->pending[i], VM_ANNOUNCE_PREFIX, strlen(VM_ANNOUNCE_PREFIX)) != 0 ||
+                vm_parse_announcement(con->pending[i], &t, NULL) < 0 ||
+                (scenario ? strcmp(t.scenario, scenario) != 0 : false))
+                continue;
+            if (t.pid != pids[k])
+                return fl_fail(err, FL_EPROTO, "the %s trigger announced pid %d but the fault captured was pid %d's: "
+                               "the reproducible filter caught another process", t.scenario, t.pid, pids[k]);
+            found = true;
+        }
+        if (!found)
+            return fl_fail(err, FL_EPROTO, "the %s trigger never announced itself, yet a fault was captured for it",
+                           scenario ? scenario : "program's");
     }
-    if (seen < n)
-        return fl_fail(err, FL_EPROTO, "the guest announced %d trigger%s, %d fault%s were captured", seen,
-                       seen == 1 ? "" : "s", n, n == 1 ? "" : "s");
     return 0;
 }
 

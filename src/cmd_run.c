@@ -29,7 +29,7 @@ typedef struct run_ctx {
     fl_error err;
     const char *checked;      /* the scenario whose promises are checked, or NULL */
     int index;                /* which fault of the run (scenario all: 0, 1, ...) */
-    int pids[4];              /* --reproducible: the pid captured per fault */
+    int pids[64];             /* --reproducible: the pid captured per fault */
     cmd_repro_idle_ctx ridle; /* --reproducible: the capture's idle hook */
 } run_ctx;
 
@@ -117,7 +117,8 @@ static void repro_fault(void *ctx, const cap_fault *f, report_trigger *rt)
 {
     run_ctx *c = ctx;
     cmd_repro_trigger(c->o, c->index, f, rt);
-    c->pids[c->index] = f->task.pid;
+    if (c->index < (int)(sizeof c->pids / sizeof c->pids[0]))
+        c->pids[c->index] = f->task.pid;
 }
 
 /* --entry-log: every fault of the trigger (or program) from QEMU's
@@ -192,7 +193,8 @@ static int run_end(run_ctx *c)
     char line[256];
     if (cmd_console_wait(&c->con, c->r.t, VM_DONE_PREFIX, line, sizeof line, c->o->timeout_s * 1000, &c->err) < 0)
         return CMD_EXIT_ENV;
-    if (c->o->reproducible && cmd_repro_verify(&c->con, c->pids, c->index, &c->err) < 0)
+    int npids = c->index < 64 ? c->index : 64;
+    if (c->o->reproducible && cmd_repro_verify(&c->con, c->o, c->pids, npids, &c->err) < 0)
         return CMD_EXIT_ENV;
     int rc = c->sum.failed ? CMD_EXIT_CHECKS : 0;
     const char *st = strstr(line, " status=");

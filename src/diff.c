@@ -148,18 +148,19 @@ static int add_record(diff_doc *d, json_t *rec, size_t lineno, fl_error *err)
         return -1;
     if (!cur)
         return 0; /* a record type this version does not know: kept out */
-    if (strcmp(type, "trigger") == 0)
-        cur->trigger = json_incref(rec);
-    else if (strcmp(type, "trace") == 0)
-        cur->trace = json_incref(rec);
-    else if (strcmp(type, "probe") == 0)
+    json_t **one = strcmp(type, "trigger") == 0 ? &cur->trigger : strcmp(type, "trace") == 0 ? &cur->trace : NULL;
+    if (one) { /* a second one in a fault (not faultline's output): the last counts */
+        json_decref(*one);
+        *one = json_incref(rec);
+    } else if (strcmp(type, "probe") == 0) {
         json_array_append(cur->probes, rec);
-    else if (strcmp(type, "check") == 0)
+    } else if (strcmp(type, "check") == 0) {
         json_array_append(cur->checks, rec);
-    else if (strcmp(type, "line") == 0)
+    } else if (strcmp(type, "line") == 0) {
         json_array_append(cur->lines, rec);
-    else if (strcmp(type, "step") == 0)
+    } else if (strcmp(type, "step") == 0) {
         json_array_append(cur->steps, rec);
+    }
     return 0;
 }
 

@@ -206,7 +206,9 @@ static json_t *compare_checks(const dfi_fault *a, const dfi_fault *b, size_t *nc
     return out;
 }
 
-/* Every decoded bit one side has and the other not, over all stations. */
+/* Every decoded bit one side has and the other not, over all stations: the
+ * kernel's named constants (X86_PF_WRITE, FAULT_FLAG_WRITE), which source
+ * lines test by name; not RFLAGS' two-letter flags or raw 0x remainders. */
 static json_t *differing_bits(json_t *stations)
 {
     json_t *seen = json_object(), *out = json_array();
@@ -218,7 +220,7 @@ static json_t *differing_bits(json_t *stations)
             for (int s = 0; s < 2; s++)
                 json_array_foreach(json_object_get(ch, keys[s]), k, bit) {
                     const char *name = json_string_value(bit);
-                    if (name && strncmp(name, "0x", 2) != 0 && !json_object_get(seen, name)) {
+                    if (name && strchr(name, '_') && strncmp(name, "0x", 2) != 0 && !json_object_get(seen, name)) {
                         json_object_set_new(seen, name, json_true());
                         json_array_append(out, bit);
                     }

@@ -12,6 +12,7 @@
 typedef struct out_ctx {
     FILE *o;
     bool md;
+    bool fenced; /* inside a Markdown code block: nothing to escape */
 } out_ctx;
 
 static const char *js(json_t *v)
@@ -43,7 +44,7 @@ static const char *get(json_t *o, const char *k)
 static void cell(out_ctx *c, const char *s)
 {
     for (; s && *s; s++) {
-        if (c->md && *s == '|')
+        if (c->md && !c->fenced && *s == '|')
             fputs("\\|", c->o);
         else
             fputc(*s == '\n' || *s == '\t' ? ' ' : *s, c->o);
@@ -59,7 +60,7 @@ static void names(out_ctx *c, json_t *arr, size_t limit)
             fprintf(c->o, " ... (%zu more)", json_array_size(arr) - limit);
             break;
         }
-        fprintf(c->o, "%s%s", i ? ", " : "", js(v));
+        fprintf(c->o, c->md && !c->fenced ? "%s`%s`" : "%s%s", i ? ", " : "", js(v));
     }
 }
 
@@ -240,9 +241,11 @@ static void first_divergence(out_ctx *c, json_t *fd)
             get(fd, "a_index"), get(fd, "b_index"), json_is_null(json_object_get(fd, "after")) ? "" : ", after:");
     if (c->md)
         fputs("```\n", c->o);
+    c->fenced = c->md;
     path_rec(c, " ", json_object_get(fd, "after"));
     path_rec(c, "A", json_object_get(fd, "a"));
     path_rec(c, "B", json_object_get(fd, "b"));
+    c->fenced = false;
     if (c->md)
         fputs("```\n\n", c->o);
 }
@@ -343,7 +346,9 @@ static void trace(out_ctx *c, json_t *t)
                 json_array_size(hunks), get(t, "hunks_total"));
         size_t i;
         json_t *h;
+        c->fenced = c->md;
         json_array_foreach(hunks, i, h) hunk(c, h);
+        c->fenced = false;
         if (c->md)
             fputs("```\n\n", c->o);
     }

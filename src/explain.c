@@ -2,16 +2,12 @@
  * the arguments at each call and the value at each return. See explain.h. */
 #include "faultline/explain.h"
 #include "faultline/decode.h"
+#include "faultline/frame.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* DWARF x86-64 register numbers (System V psABI, table 3.36). */
-static const char *const dwarf_regs[17] = {
-    "rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp",
-    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip",
-};
 /* The register a scalar or pointer is returned in (psABI 3.2.3). */
 #define RETURN_REG 0
 
@@ -86,7 +82,7 @@ typedef struct xenum {
 struct explain {
     kern *k;
     tgt *t;
-    const tgt_reg *regs[17];
+    const tgt_reg *regs[FRAME_DWARF_REGS];
     const uint8_t *g;          /* this stop's registers */
     kern_frame frame;
     xframe *frames;
@@ -111,7 +107,7 @@ static uint64_t g_u64(const tgt_reg *r, const uint8_t *g)
 static int frame_reg(void *ctx, int regno, uint64_t *value, fl_error *err)
 {
     explain *x = ctx;
-    if (regno < 0 || regno >= 17 || !x->regs[regno])
+    if (regno < 0 || regno >= FRAME_DWARF_REGS || !x->regs[regno])
         return fl_fail(err, FL_ENOTFOUND, "DWARF register %d is not a general register of x86-64", regno);
     *value = g_u64(x->regs[regno], x->g);
     return 0;
@@ -129,8 +125,8 @@ int explain_open(explain **out, kern *k, tgt *t, fl_error *err)
         return fl_fail(err, FL_EIO, "out of memory starting the explain view");
     x->k = k;
     x->t = t;
-    for (int i = 0; i < 17; i++)
-        x->regs[i] = tgt_regmap_find(tgt_regs(t), dwarf_regs[i]);
+    for (int i = 0; i < FRAME_DWARF_REGS; i++)
+        x->regs[i] = tgt_regmap_find(tgt_regs(t), frame_dwarf_reg_name(i));
     x->frame = (kern_frame){ .reg = frame_reg, .mem = frame_mem, .ctx = x };
     *out = x;
     return 0;

@@ -1,33 +1,59 @@
 /* matrix: planning the cells, their result files, the table, JUnit XML. */
 #include "faultline/matrix.h"
 
+#include "faultline/scenario.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The bundled scenarios `all` stands for (vm/init's list plus the filter
- * test), and which of them can run reproducibly (cmd_repro.c). */
-static const struct {
-    const char *name;
-    bool reproducible;
-} scenario_rows[] = {
-    { "write", true }, { "read", true }, { "kernel-write", true }, { "write-forked", false },
-};
-#define NSCENARIOS (sizeof scenario_rows / sizeof scenario_rows[0])
-
 static const char *const accel_words[] = { "tcg", "kvm" };
 
-static int scenario_index(const char *name, size_t len)
+/* Scenarios by the catalog (scenario.h); a bit per catalog row. */
+static int scenario_mask(const char *list, uint64_t *mask, fl_error *err)
 {
-    for (size_t i = 0; i < NSCENARIOS; i++)
-        if (strlen(scenario_rows[i].name) == len && strncmp(scenario_rows[i].name, name, len) == 0)
-            return (int)i;
-    return -1;
+    *mask = 0;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)n, p);
+        if (strcmp(name, "all") == 0) {
+            *mask = scenario_count() >= 64 ? ~0ull : (1ull << scenario_count()) - 1;
+        } else {
+            size_t i = 0;
+            while (i < scenario_count() && strcmp(scenario_at(i)->name, name) != 0)
+                i++;
+            if (i == scenario_count() || i >= 64)
+                return fl_fail(err, FL_EUSAGE, "'%s' is not a scenario (all, or one of 'faultline run --help' lists)",
+                               name);
+            *mask |= 1ull << i;
+        }
+        p += n + (p[n] == ',');
+    }
+    return *mask ? 0 : fl_fail(err, FL_EUSAGE, "an empty list of scenarios");
+}
+
+static int accel_mask(const char *list, unsigned *mask, fl_error *err)
+{
+    *mask = 0;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        int i = -1;
+        for (size_t j = 0; j < 2; j++)
+            if (strlen(accel_words[j]) == n && strncmp(accel_words[j], p, n) == 0)
+                i = (int)j;
+        if (i < 0)
+            return fl_fail(err, FL_EUSAGE, "'%.*s' is not an accelerator (tcg, kvm)", (int)n, p);
+        *mask |= 1u << i;
+        p += n + (p[n] == ',');
+    }
+    return *mask ? 0 : fl_fail(err, FL_EUSAGE, "an empty list of accelerators");
 }
 
 int matrix_parse_shard(const char *s, int *k, int *n, fl_error *err)
@@ -68,42 +94,20 @@ static void kernel_label(const char *path, char *buf, size_t cap)
     buf[n] = '\0';
 }
 
-static int add_cell(matrix_plan *p, size_t cap, int si, const char *kernel, const char *accel)
+static int add_cell(matrix_plan *p, size_t cap, const char *scenario, bool reproducible, const char *kernel,
+                    const char *accel)
 {
     if (p->ncells == cap)
         return -1;
     matrix_cell *c = &p->cells[p->ncells++];
     memset(c, 0, sizeof *c);
-    snprintf(c->scenario, sizeof c->scenario, "%s", scenario_rows[si].name);
+    snprintf(c->scenario, sizeof c->scenario, "%s", scenario);
     snprintf(c->kernel, sizeof c->kernel, "%s", kernel);
     kernel_label(kernel, c->kernel_label, sizeof c->kernel_label);
     snprintf(c->accel, sizeof c->accel, "%s", accel);
-    c->reproducible = scenario_rows[si].reproducible && strcmp(accel, "tcg") == 0;
+    c->reproducible = reproducible && strcmp(accel, "tcg") == 0;
     c->exit_code = -1;
     return 0;
-}
-
-/* Parse a comma list against known words: a bit per word index. */
-static int words_mask(const char *list, const char *what, unsigned *mask, fl_error *err)
-{
-    *mask = 0;
-    for (const char *p = list; *p;) {
-        size_t n = strcspn(p, ",");
-        int i = -1;
-        if (strcmp(what, "scenario") == 0) {
-            i = n == 3 && strncmp(p, "all", 3) == 0 ? 99 : scenario_index(p, n);
-        } else {
-            for (size_t j = 0; j < 2; j++)
-                if (strlen(accel_words[j]) == n && strncmp(accel_words[j], p, n) == 0)
-                    i = (int)j;
-        }
-        if (i < 0)
-            return fl_fail(err, FL_EUSAGE, "'%.*s' is not a %s (%s)", (int)n, p, what,
-                           strcmp(what, "scenario") == 0 ? "all, write, read, kernel-write, write-forked" : "tcg, kvm");
-        *mask |= i == 99 ? (1u << NSCENARIOS) - 1 : 1u << i;
-        p += n + (p[n] == ',');
-    }
-    return *mask ? 0 : fl_fail(err, FL_EUSAGE, "an empty list of %ss", what);
 }
 
 /* Unique names: scenario.kernel.accel, with the kernel's index when two
@@ -120,24 +124,29 @@ static void name_cells(matrix_plan *p)
 }
 
 int matrix_plan_make(matrix_plan *out, const char *scenarios, const char *const *kernels, int nkernels,
-                     const char *accels, int shard_k, int shard_n, fl_error *err)
+                     const char *accels, int shard_k, int shard_n, bool (*reproducible)(const char *scenario),
+                     fl_error *err)
 {
     memset(out, 0, sizeof *out);
-    unsigned smask, amask;
-    if (words_mask(scenarios ? scenarios : "all", "scenario", &smask, err) < 0 ||
-        words_mask(accels ? accels : "tcg", "accelerator", &amask, err) < 0)
+    uint64_t smask;
+    unsigned amask;
+    if (scenario_mask(scenarios ? scenarios : "all", &smask, err) < 0 ||
+        accel_mask(accels ? accels : "tcg", &amask, err) < 0)
         return -1;
     if (nkernels < 1)
         return fl_fail(err, FL_EUSAGE, "the matrix needs at least one kernel");
-    size_t cap = NSCENARIOS * (size_t)nkernels * 2;
-    matrix_plan all = { .cells = calloc(cap, sizeof(matrix_cell)) };
+    size_t ns = scenario_count() < 64 ? scenario_count() : 64;
+    size_t cap = ns * (size_t)nkernels * 2;
+    matrix_plan all = { .cells = calloc(cap ? cap : 1, sizeof(matrix_cell)) };
     if (!all.cells)
         return fl_fail(err, FL_EIO, "out of memory planning the matrix");
-    for (size_t s = 0; s < NSCENARIOS; s++)
+    for (size_t s = 0; s < ns; s++)
         for (int k = 0; k < nkernels; k++)
             for (size_t a = 0; a < 2; a++)
-                if ((smask & (1u << s)) && (amask & (1u << a)))
-                    add_cell(&all, cap, (int)s, kernels[k], accel_words[a]);
+                if ((smask & (1ull << s)) && (amask & (1u << a))) {
+                    const char *name = scenario_at(s)->name;
+                    add_cell(&all, cap, name, reproducible && reproducible(name), kernels[k], accel_words[a]);
+                }
     name_cells(&all);
     /* Shard K of N: every N-th cell from the K-th, so each shard gets a mix. */
     size_t kept = 0;

@@ -1,6 +1,7 @@
 /* outcome: what the captured fault did. See outcome.h. Rendering is in
  * outcome_render.c; the classification and the checks in outcome_judge.c. */
 #include "outcome_internal.h"
+#include "faultline/frame.h"
 #include "faultline/util.h"
 
 #include <capstone.h>
@@ -29,29 +30,6 @@ static const struct cand_row {
 
 enum out_role out_cand_role(int i) { return i >= 0 && i < OUT_NCAND ? cand_rows[i].role : OUT_R_RESOLVE; }
 const char *out_cand_name(int i) { return i >= 0 && i < OUT_NCAND ? cand_rows[i].name : "?"; }
-
-/* psABI DWARF register numbers (fig. 3.36) to target description names. */
-static const char *const dwarf_regs[17] = {
-    "rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp",
-    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip",
-};
-
-const char *out_dwarf_reg(int regno)
-{
-    return regno >= 0 && regno < (int)(sizeof dwarf_regs / sizeof dwarf_regs[0]) ? dwarf_regs[regno] : NULL;
-}
-
-static int frame_reg(void *ctx, int regno, uint64_t *value, fl_error *err)
-{
-    if (!out_dwarf_reg(regno))
-        return fl_fail(err, FL_ENOTFOUND, "DWARF register %d is not a general register of x86-64", regno);
-    return tgt_reg_read((tgt *)ctx, out_dwarf_reg(regno), value, err);
-}
-
-static int frame_mem(void *ctx, uint64_t addr, void *buf, size_t len, fl_error *err)
-{
-    return tgt_mem_read((tgt *)ctx, addr, buf, len, err);
-}
 
 void out_note(out_fault *o, const char *fmt, const char *detail)
 {
@@ -161,7 +139,7 @@ int out_session_open(out_session **out, kern *k, tgt *t, const out_options *opt,
     s->opt = *opt;
     if (s->opt.timeout_ms <= 0)
         s->opt.timeout_ms = 30000;
-    s->frame = (kern_frame){ .reg = frame_reg, .mem = frame_mem, .ctx = t };
+    s->frame = frame_over_target(t);
     if (resolve_candidates(s) < 0) {
         out_session_close(s);
         return fl_fail(err, FL_EIO, "out of memory");

@@ -78,7 +78,6 @@ struct out_session {
 
 void out_note(out_fault *o, const char *fmt, const char *detail);
 /* psABI DWARF register number -> target description name, NULL if none. */
-const char *out_dwarf_reg(int regno);
 int out_prepare_live(out_session *s, fl_error *err);
 
 /* outcome_run.c */

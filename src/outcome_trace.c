@@ -5,6 +5,7 @@
  * register changes replayed); the "after" walk is made where the trace
  * stopped. See outcome.h. */
 #include "outcome_internal.h"
+#include "faultline/frame.h"
 #include "faultline/util.h"
 
 #include <inttypes.h>
@@ -49,9 +50,9 @@ static int replay_value(const replay *r, const char *name, uint64_t *v, fl_error
 
 static int replay_reg(void *ctx, int regno, uint64_t *value, fl_error *err)
 {
-    if (!out_dwarf_reg(regno))
+    if (!frame_dwarf_reg_name(regno))
         return fl_fail(err, FL_ENOTFOUND, "DWARF register %d is not a general register of x86-64", regno);
-    return replay_value(ctx, out_dwarf_reg(regno), value, err);
+    return replay_value(ctx, frame_dwarf_reg_name(regno), value, err);
 }
 
 static int replay_mem(void *ctx, uint64_t addr, void *buf, size_t len, fl_error *err)

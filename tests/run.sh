@@ -26,7 +26,8 @@ for t in "$@"; do
     */fuzz/fuzz_*)
       corpus="$top/tests/fuzz/corpus/$name"; scratch=$(mktemp -d)
       mkdir -p "$corpus"
-      timeout -k 5 $((fuzz_seconds + 60)) "$t" -max_total_time="$fuzz_seconds" -timeout=5 \
+      # libFuzzer's own failures exit 77 by default, the skip status here.
+      timeout -k 5 $((fuzz_seconds + 60)) "$t" -max_total_time="$fuzz_seconds" -timeout=5 -error_exitcode=1 \
         -rss_limit_mb=2048 -artifact_prefix="$logdir/$name-" "$scratch" "$corpus" >"$log" 2>&1
       rc=$?; rm -rf "$scratch" ;;
     *.sh) timeout -k 5 900 bash "$t" >"$log" 2>&1; rc=$? ;;

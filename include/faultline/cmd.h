@@ -173,12 +173,13 @@ int cmd_console_wait(cmd_console *c, tgt *t, const char *prefix, char *out, size
  * itself, called with JSON output to a temporary file. */
 int cmd_expect(const cli_options *o, int (*run)(const cli_options *o));
 int cmd_repro_check(const cli_options *o, fl_error *err);
+bool cmd_repro_supports(const char *scenario); /* its target known in advance */
 void cmd_repro_append(char *append, size_t cap);          /* faultline.go=auto */
 const char *cmd_repro_scenario(const cli_options *o, int index);
 void cmd_repro_filter(const cli_options *o, int index, cap_filter *f);
 void cmd_repro_trigger(const cli_options *o, int index, const cap_fault *f, report_trigger *rt);
 int cmd_repro_wait_comm(cmd_vm *r, cmd_console *con, const char *comm, int timeout_ms, fl_error *err);
-int cmd_repro_verify(cmd_console *con, const int *pids, int n, fl_error *err);
+int cmd_repro_verify(cmd_console *con, const cli_options *o, const int *pids, int n, fl_error *err);
 typedef struct cmd_repro_idle_ctx {
     cmd_console *con;
     cap_session **cs;

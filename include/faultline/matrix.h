@@ -34,11 +34,14 @@ typedef struct matrix_plan {
     size_t ncells;
 } matrix_plan;
 
-/* Cells for every scenario (comma list; "all" = every bundled scenario) x
+/* Cells for every scenario (comma list; "all" = the catalog, scenario.h) x
  * kernel x accelerator (comma list of tcg, kvm), in that order, then only
- * those of shard K of N (k = n = 1: all). FL_EUSAGE on a bad word. */
+ * those of shard K of N (k = n = 1: all). reproducible(name) says which
+ * scenarios run reproducibly (NULL: none); kvm cells never do. FL_EUSAGE on
+ * a bad word. */
 int matrix_plan_make(matrix_plan *out, const char *scenarios, const char *const *kernels, int nkernels,
-                     const char *accels, int shard_k, int shard_n, fl_error *err);
+                     const char *accels, int shard_k, int shard_n, bool (*reproducible)(const char *scenario),
+                     fl_error *err);
 void matrix_plan_free(matrix_plan *p);
 /* "K/N" -> k, n (1 <= K <= N <= 1000). */
 int matrix_parse_shard(const char *s, int *k, int *n, fl_error *err);

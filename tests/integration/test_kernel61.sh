@@ -26,6 +26,24 @@ for k in 6.12 6.1; do
   expect "trace on $k: back in user mode" "$(jq -r 'select(.type=="trace") | .stop' "$work/t$k.json")" user
 done
 expect_true "the 6.1 trace has source lines" [ "$(jq -s '[.[] | select(.type=="line" and .function=="do_user_addr_fault" and (.source | length) > 0)] | length' "$work/t6.1.json")" -gt 0 ]
+# The capture with default options: the per-VMA station is not in this
+# kernel, everything else holds; against the stored 6.12 capture the flags
+# lose FAULT_FLAG_VMA_LOCK.
+rc=0; timeout 600 "$FAULTLINE_BIN" run --reproducible --kernel "$kdir/vmlinux" --format json -o "$work/c6.1.json" \
+  2>"$work/c6.1.err" || rc=$?
+expect "capture on 6.1: exit status" "$rc" 0
+expect "capture on 6.1: lock_vma_under_rcu" "$(jq -r 'select(.type=="probe" and .function=="lock_vma_under_rcu") | .status' "$work/c6.1.json")" "not in this kernel"
+expect "capture on 6.1: checks that failed" "$(jq -r 'select(.type=="summary") | .failed' "$work/c6.1.json")" 0
+golden=$(cd "$(dirname "$0")/../golden" && pwd)
+rc=0; "$FAULTLINE_BIN" diff "$golden/write.jsonl" "$work/c6.1.json" >"$work/cdiff.txt" || rc=$?
+expect "diff of the captures 6.12 6.1: exit status" "$rc" 1
+expect_true "handle_mm_fault's flags lose FAULT_FLAG_VMA_LOCK on 6.1" grep -q 'flags .*0x1255.*0x255.*\[only A: FAULT_FLAG_VMA_LOCK\]' "$work/cdiff.txt"
+# Both kernels in one matrix (--kernel twice): a testsuite per kernel.
+rc=0; timeout 900 "$FAULTLINE_BIN" matrix --scenarios write,read --kernel "$FAULTLINE_KERNEL" --kernel "$kdir/vmlinux" \
+  --jobs 2 --out "$work/m" --junit "$work/m.xml" >"$work/m.out" 2>&1 || rc=$?
+expect "matrix over both kernels: exit status" "$rc" 0
+expect "matrix over both kernels: four cells passed" "$(grep -c '^matrix: 4 passed, 0 failed, 0 skipped' "$work/m.out")" 1
+expect "matrix over both kernels: one testsuite per kernel" "$(grep -c '<testsuite ' "$work/m.xml")" 2
 rc=0; "$FAULTLINE_BIN" diff "$work/t6.12.json" "$work/t6.1.json" >"$work/diff.txt" || rc=$?
 expect "diff 6.12 6.1: exit status" "$rc" 1
 expect_true "aligned by source text across kernels" grep -q 'aligned by function and source text' "$work/diff.txt"

@@ -59,6 +59,13 @@ expect_true "--shard 3/2: says what is wanted" grep -q 'K/N with 1 <= K <= N' <<
 rc=0; out=$("$FAULTLINE_BIN" matrix --merge 2>&1) || rc=$?
 expect "--merge without directories: exit status" "$rc" 2
 
+# A cell over its time limit is stopped and fails; the matrix says so.
+rc=0; timeout 120 "$FAULTLINE_BIN" matrix --scenarios write --timeout 1 --out "$work/slow" --junit "$work/slow.xml" \
+  >"$work/slow.out" 2>&1 || rc=$?
+expect "a cell over its limit: exit status" "$rc" 1
+expect "a cell over its limit: its testcase fails" "$(junit_cases "$work/slow.xml" | grep -cE '^tcg write (failure|error):')" 1
+expect_true "a cell over its limit: no QEMU left of it" no_qemu_of "$work/slow/write.$(ls "$work/slow" | sed -n 's/^write\.\(.*\)\.tcg$/\1/p').tcg/report.jsonl"
+
 # SIGTERM: the matrix stops its cells and reaps them.
 start_fl "$work/sig.out" "$work/sig.err" matrix --scenarios write,read --jobs 2 --out "$work/sig"
 n=0; while [ $n -lt 300 ] && ! pgrep -P "$(pgrep -P "$fpid" | head -1)" -x qemu-system-x86 >/dev/null 2>&1; do sleep 0.1; n=$((n + 1)); done

@@ -37,6 +37,6 @@ expect "--reproducible --accel kvm: exit status" "$rc" 2
 expect_true "--reproducible --accel kvm: says why" grep -q "needs --accel tcg" <<<"$out"
 rc=0; out=$("$FAULTLINE_BIN" run --reproducible --scenario write-forked 2>&1) || rc=$?
 expect "--reproducible write-forked: exit status" "$rc" 2
-expect_true "--reproducible write-forked: says why" grep -q "only the announced pid" <<<"$out"
+expect_true "--reproducible write-forked: says why" grep -q "told apart only by what the trigger announces" <<<"$out"
 expect_true "no QEMU left of these runs" no_qemu_of "$work/trace2.json"
 finish
