@@ -25,7 +25,9 @@
 #include <libgen.h>
 #include <stdint.h>
 #include <limits.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "faultline/cmd.h"
@@ -215,11 +217,17 @@ int cmd_repro_wait_comm(cmd_vm *r, cmd_console *con, const char *comm, int timeo
  * --expect leave out). */
 void cmd_repro_note(FILE *out, enum report_format fmt)
 {
-    if (fmt == REPORT_JSON) {
-        fprintf(out, "{\"type\":\"reproducible\",\"icount_shift\":%s,\"varies\":[", VM_REPRODUCIBLE_SHIFT);
+    if (fmt == REPORT_JSON) { /* through jansson, like every JSON record */
+        json_t *varies = json_array();
         for (size_t i = 0; diff_variable_fields[i]; i++)
-            fprintf(out, "%s\"%s\"", i ? "," : "", diff_variable_fields[i]);
-        fputs("]}\n", out);
+            json_array_append_new(varies, json_string(diff_variable_fields[i]));
+        json_t *rec = json_pack("{s:s, s:i, s:o}", "type", "reproducible", "icount_shift",
+                                atoi(VM_REPRODUCIBLE_SHIFT), "varies", varies);
+        if (rec) {
+            json_dumpf(rec, out, JSON_COMPACT);
+            fputc('\n', out);
+        }
+        json_decref(rec);
         return;
     }
     fprintf(out, "%sreproducible run (-icount %s): the same values and the same path on every run of this\n"
