@@ -49,12 +49,18 @@ static const char *field(const char *line, const char *key)
     return NULL;
 }
 
-static int dec_field(const char *line, const char *key, unsigned *v)
+/* A decimal field no larger than max (a CPL is 2 bits, i= is 0 or 1):
+ * anything larger is not a record QEMU wrote. */
+static int dec_field(const char *line, const char *key, unsigned max, unsigned *v)
 {
     const char *p = field(line, key);
     if (!p || *p < '0' || *p > '9')
         return -1;
-    *v = (unsigned)strtoul(p, NULL, 10);
+    errno = 0;
+    unsigned long x = strtoul(p, NULL, 10);
+    if (errno || x > max)
+        return -1;
+    *v = (unsigned)x;
     return 0;
 }
 
@@ -75,9 +81,9 @@ int exclog_parse_header(const char *line, exclog_record *r)
     unsigned is_int = 0;
     if (!v || !e || !ip || !sp || hex_at(v, &vec, NULL) < 0 || vec > 0xff || hex_at(e, &ec, NULL) < 0 ||
         ec > 0xffffffffu || selector_pair(ip, &x.cs, &x.rip) < 0 || selector_pair(sp, &x.ss, &x.rsp) < 0 ||
-        dec_field(end, "cpl", &x.cpl) < 0)
+        dec_field(end, "cpl", 3, &x.cpl) < 0)
         return 0;
-    (void)dec_field(end, "i", &is_int);
+    (void)dec_field(end, "i", 1, &is_int);
     x.vector = (unsigned)vec;
     x.error_code = (uint32_t)ec;
     x.is_int = is_int != 0;
