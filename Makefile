@@ -33,6 +33,9 @@ FUZZ_BINS:= $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 # Small ELF files with known DWARF that the unit tests read (kernel layer).
 FIX_SRCS := $(wildcard tests/fixtures/*.c)
 FIX_BINS := $(FIX_SRCS:tests/fixtures/%.c=$(B)/fixtures/%)
+# Static guest programs with known faults that the integration tests run.
+PROG_SRCS:= $(wildcard tests/programs/*.c)
+PROG_BINS:= $(PROG_SRCS:tests/programs/%.c=$(B)/programs/%)
 BENCH_SRCS:=$(wildcard bench/bench_*.c)
 BENCH_BINS:=$(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -68,10 +71,12 @@ $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(CLI_SRCS) $(HDRS) $(TEST_HDRS) | $(B)/
 	$(CLANG) $(filter-out -Wno-format-truncation,$(WARN)) $(INCS) -g -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(CLI_SRCS) $(LIBS) -o $@
 $(B)/fixtures/%: tests/fixtures/%.c | $(B)/fixtures
 	$(CC) -g -gdwarf-5 -O2 -fno-pie -no-pie $< -o $@
+$(B)/programs/%: tests/programs/%.c | $(B)/programs
+	$(CC) -static -O1 -g $< -o $@
 $(B)/bench/%: bench/%.c $(wildcard bench/*.h) $(TEST_HDRS) $(B)/libfaultline.a | $(B)/bench
 	$(CC) $(ALLCFLAGS) $< $(B)/libfaultline.a $(LIBS) -o $@
 
-$(B)/obj $(B)/asan $(B)/tests $(B)/tests-asan $(B)/fuzz $(B)/bench $(B)/fixtures bin:
+$(B)/obj $(B)/asan $(B)/tests $(B)/tests-asan $(B)/fuzz $(B)/bench $(B)/fixtures $(B)/programs bin:
 	mkdir -p $@
 
 # The guest: kernel (cached outside the clone, see scripts/build-kernel.sh)
@@ -90,12 +95,12 @@ asan: $(ASAN_BINS) $(FIX_BINS)
 	@tests/run.sh asan $(ASAN_BINS)
 fuzz: $(FUZZ_BINS)
 	@tests/run.sh fuzz $(FUZZ_BINS)
-integration: all $(ITEST_BINS)
+integration: all $(ITEST_BINS) $(PROG_BINS)
 	@scripts/build-vm.sh $(B)/vm
 	@tests/run.sh integration $(ITEST_BINS) $(wildcard tests/integration/test_*.sh)
 
 test: deps
-	@$(MAKE) --no-print-directory all $(FIX_BINS) $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(BENCH_BINS)
+	@$(MAKE) --no-print-directory all $(FIX_BINS) $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(BENCH_BINS) $(PROG_BINS)
 	@scripts/build-vm.sh $(B)/vm
 	@tests/run.sh all $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(wildcard tests/integration/test_*.sh)
 
