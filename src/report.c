@@ -47,7 +47,7 @@ int report_parse_format(const char *name, enum report_format *out)
 static const char *where_in_program(const report_trigger *t, const cap_fault *f, char *buf, size_t cap)
 {
     buf[0] = '\0';
-    if (t->syms && f->user_insn[0] && f->fault_ip >> 47 == 0) /* x86-64: user space is the lower half */
+    if (t->syms && f->fault_ip && f->fault_ip >> 47 == 0) /* x86-64: user space is the lower half */
         usersym_format(t->syms, f->fault_ip, buf, cap);
     return buf;
 }
@@ -479,19 +479,22 @@ void report_table_head(FILE *o, enum report_format fmt)
 void report_table_row(FILE *o, enum report_format fmt, unsigned index, const report_trigger *t, const cap_fault *f,
                       const out_fault *of)
 {
-    char addr[24], code[224], ip[24], where[160];
+    char addr[24], code[224], ip[24], where[160], pid[16] = "-"; /* the exception log reads no task */
+    if (f->task.pid)
+        snprintf(pid, sizeof pid, "%d", f->task.pid);
     hex_cell(entry_value(f, "cr2"), false, addr, sizeof addr);
     hex_cell(entry_value(f, "frame.error_code"), true, code, sizeof code);
     snprintf(ip, sizeof ip, "0x%" PRIx64, f->fault_ip);
     where_in_program(t, f, where, sizeof where);
     const char *outcome = of && of->classification[0] ? of->classification : "";
     if (fmt == REPORT_TEXT) {
-        fprintf(o, "%4u %-7d %-18s %-40s %-18s %-32s %-40s %s\n", index, f->task.pid, addr, code, ip,
-                where[0] ? where : "-", f->user_insn[0] ? f->user_insn : "-", outcome);
+        const char *insn = f->user_insn[0] ? f->user_insn : "-";
+        fprintf(o, "%4u %-7s %-18s %-40s %-18s %-32s ", index, pid, addr, code, ip, where[0] ? where : "-");
+        fprintf(o, outcome[0] ? "%-40s %s\n" : "%s%s\n", insn, outcome); /* no trailing blanks */
         return;
     }
     const char *cells[] = { addr, code, ip, where, f->user_insn, outcome };
-    fprintf(o, "| %u | %d |", index, f->task.pid);
+    fprintf(o, "| %u | %s |", index, pid);
     for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++) {
         fputs(cells[i][0] && i < 5 ? " `" : " ", o);
         md_cell(o, cells[i]);

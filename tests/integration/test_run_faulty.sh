@@ -9,6 +9,7 @@
 #     the summary's program counts agreeing with the rows, exit status 0;
 #  --addr: the fault on the buffer only, every fault before it counted;
 #  --fault-mode user --nth 2: the second user-mode fault of the table.
+#  --entry-log: the same table read from QEMU's exception log.
 # Guards usersym.c, report.c's trigger/table/summary and cmd_run.c's counts.
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -65,6 +66,14 @@ m=$work/all.md
 timeout 300 "$FAULTLINE_BIN" run --count 0 --probes asm_exc_page_fault --format md -o "$m" -- "$prog" 2>/dev/null || true
 expect_true "md table: its head" grep -qF '| # | pid | address | error code | ip | symbol | instruction | outcome |' "$m"
 expect "md table: the buffer rows" "$(grep -c '| `touch_pages+0x' "$m" || true)" "$pages"
+
+# ---- --entry-log: the same table from QEMU's exception log ----
+e=$work/log.txt
+rc=0; timeout 300 "$FAULTLINE_BIN" run --count 0 --entry-log -o "$e" -- "$prog" 2>/dev/null || rc=$?
+expect "--entry-log: exit status" "$rc" 0
+expect "--entry-log: the buffer rows in touch_pages" \
+  "$(grep -cE "^ +[0-9]+ +- +($(buffer_addrs | paste -sd'|')) +0x6 X86_PF_WRITE\|X86_PF_USER +0x[0-9a-f]+ +touch_pages\+0x" "$e" || true)" "$pages"
+expect_true "--entry-log: the summary's program line" grep -qE '^program: [0-9]+ faults taken while captured, [0-9]+ matched the filters, [0-9]+ captured, exit status 0$' "$e"
 
 # ---- --addr: the fault on the buffer's fourth page, the others counted ----
 a4=$(buffer_addrs | sed -n 4p)
