@@ -180,7 +180,10 @@ int cmd_capture(const cli_options *o)
     fl_error err = { 0 };
     const char *const inputs[][2] = { { "--vmlinux", o->kernel }, { NULL, NULL } };
     static cmd_output output;
-    if (cmd_output_open(&output, o, inputs, &err) < 0)
+    if (o->follow_fork)
+        fl_fail(&err, FL_EUSAGE, "--follow-fork follows a program that run or trace starts ('-- PROGRAM'); "
+                "attached, filter its children with --comm");
+    if (o->follow_fork || cmd_output_open(&output, o, inputs, &err) < 0)
         return cmd_conclude(CMD_EXIT_ENV, &err, NULL);
     cmd_vm r = { 0 };
     report_summary sum = { 0 };

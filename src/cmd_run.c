@@ -96,6 +96,8 @@ static int arm_reproducible(run_ctx *c)
  * gives the task the program's comm: faults of the shell before that are
  * not the program's) and its target address (a program announces none:
  * the user's --addr is applied by the selection, see cmd_capture_selected).
+ * --follow-fork leaves the pid out: the program's comm alone takes in the
+ * children it forks (a child keeps its parent's comm until it execs).
  * The user's --pid, --comm and --addr replace the announcement's; with any
  * filter of the user's the scenario's own expectations are not checked. */
 static int arm_for(run_ctx *c, const vm_trigger *trig)
@@ -106,8 +108,8 @@ static int arm_for(run_ctx *c, const vm_trigger *trig)
         return -1;
     /* A program's --addr is the selection's (cmd_capture_selected): every
      * fault of the program then reaches it and is counted. */
-    cap_filter filter = { .pid = o->pid ? o->pid : trig->pid, .addr = o->nprogram ? 0 : o->addr ? o->addr : trig->target,
-                          .addr_page = o->addr_page };
+    cap_filter filter = { .pid = o->pid ? o->pid : o->follow_fork ? 0 : trig->pid,
+                          .addr = o->nprogram ? 0 : o->addr ? o->addr : trig->target, .addr_page = o->addr_page };
     snprintf(filter.comm, sizeof filter.comm, "%s", o->comm ? o->comm : trig->comm);
     bool own = o->pid || o->comm || o->addr || cmd_selects_more(o);
     c->checked = o->nprogram || own ? NULL : trig->scenario;
@@ -276,10 +278,24 @@ static int triggers_expected(const cli_options *o)
     return n;
 }
 
+/* What the option table cannot tell alone: --follow-fork needs a program,
+ * and the exception log follows one address space. */
+static int check_follow_fork(const cli_options *o, fl_error *err)
+{
+    if (o->follow_fork && !o->nprogram)
+        return fl_fail(err, FL_EUSAGE, "--follow-fork follows a program's children: give the program after '--'");
+    if (o->follow_fork && o->entry_log)
+        return fl_fail(err, FL_EUSAGE, "--follow-fork: the exception log follows the program's own address space "
+                       "only; leave out --entry-log");
+    return 0;
+}
+
 static int run_command(const cli_options *o)
 {
     static run_ctx c; /* large (paths, the console's lines): not on the stack */
     run_init(&c, o);
+    if (check_follow_fork(o, &c.err) < 0)
+        return cmd_conclude(CMD_EXIT_ENV, &c.err, NULL);
     if ((o->nprogram && cmd_check_program(o->program[0], &c.err) < 0) || cmd_repro_check(o, &c.err) < 0)
         return cmd_conclude(CMD_EXIT_ENV, &c.err, NULL);
     const char *const inputs[][2] = {

@@ -9,7 +9,8 @@
 #     the summary's program counts agreeing with the rows, exit status 0;
 #  --addr: the fault on the buffer only, every fault before it counted;
 #  --fault-mode user --nth 2: the second user-mode fault of the table.
-#  --entry-log: the same table read from QEMU's exception log.
+#  --entry-log: the same table read from QEMU's exception log;
+#  --follow-fork: the child's copy-on-write fault too.
 # Guards usersym.c, report.c's trigger/table/summary and cmd_run.c's counts.
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -97,4 +98,26 @@ expect "--fault-mode user --nth 2: exit status" "$rc" 0
 expect "--fault-mode user --nth 2: the table's second user-mode fault" "$(cr2s "$j")" "$second_user"
 expect "--fault-mode user --nth 2: X86_PF_USER set" "$(( $(ecodes "$j") & 4 ))" 4
 expect "--fault-mode user --nth 2: two matched" "$(tail -n1 "$j" | jq -r .program.matched)" 2
+
+# ---- --follow-fork: the child's copy-on-write write of the first page ----
+a1=$(buffer_addrs | sed -n 1p)
+j=$work/fork.json
+rc=0; timeout 300 "$FAULTLINE_BIN" run --follow-fork --addr "$a1" --count 2 --probes asm_exc_page_fault --format json \
+  -o "$j" -- "$prog" 2>/dev/null || rc=$?
+expect "--follow-fork: exit status" "$rc" 0
+expect "--follow-fork: the parent's first write, then the child's copy-on-write" \
+  "$(ecodes "$j" | paste -sd,)" "0x6,0x7"
+pids=$(jq -r 'select(.type=="probe" and .hit) | .pid' "$j")
+expect_true "--follow-fork: two processes ($(echo $pids))" [ "$(sort -u <<<"$pids" | wc -l)" -eq 2 ]
+expect "--follow-fork: the child's in fork_and_write" \
+  "$(jq -r 'select(.type=="trigger") | .symbol' "$j" | sed -n 2p | sed "s/+0x.*//")" fork_and_write
+# Without it, the child's fault is not the program's: the run ends with it.
+rc=0; timeout 300 "$FAULTLINE_BIN" run --addr "$a1" --count 2 --probes asm_exc_page_fault --format json \
+  -o "$work/nofork.json" -- "$prog" 2>"$work/nofork.err" || rc=$?
+expect "without --follow-fork: one of two (exit 2)" "$rc" 2
+expect_true "without --follow-fork: says the program ended after 1 of 2" \
+  grep -q "the program ended after 1 of the 2 faults asked for" "$work/nofork.err"
+rc=0; "$FAULTLINE_BIN" run --follow-fork -o /dev/null 2>"$work/ff.err" || rc=$?
+expect "--follow-fork without a program: exit status" "$rc" 2
+expect_true "--follow-fork without a program: says why" grep -q "give the program after '--'" "$work/ff.err"
 finish
