@@ -71,12 +71,13 @@ $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(CLI_SRCS) $(HDRS) $(TEST_HDRS) | $(B)/
 	$(CLANG) $(filter-out -Wno-format-truncation,$(WARN)) $(INCS) -g -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(CLI_SRCS) $(LIBS) -o $@
 $(B)/fixtures/%: tests/fixtures/%.c | $(B)/fixtures
 	$(CC) -g -gdwarf-5 -O2 -fno-pie -no-pie $< -o $@
-$(B)/programs/%: tests/programs/%.c | $(B)/programs
+$(B)/programs/%: tests/programs/%.c
+	@mkdir -p $(@D)
 	$(CC) -static -O1 -g $< -o $@
 $(B)/bench/%: bench/%.c $(wildcard bench/*.h) $(TEST_HDRS) $(B)/libfaultline.a | $(B)/bench
 	$(CC) $(ALLCFLAGS) $< $(B)/libfaultline.a $(LIBS) -o $@
 
-$(B)/obj $(B)/asan $(B)/tests $(B)/tests-asan $(B)/fuzz $(B)/bench $(B)/fixtures $(B)/programs bin:
+$(B)/obj $(B)/asan $(B)/tests $(B)/tests-asan $(B)/fuzz $(B)/bench $(B)/fixtures bin:
 	mkdir -p $@
 
 # The guest: kernel (cached outside the clone, see scripts/build-kernel.sh)
