@@ -71,9 +71,6 @@ $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(CLI_SRCS) $(HDRS) $(TEST_HDRS) | $(B)/
 	$(CLANG) $(filter-out -Wno-format-truncation,$(WARN)) $(INCS) -g -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRCS) $(CLI_SRCS) $(LIBS) -o $@
 $(B)/fixtures/%: tests/fixtures/%.c | $(B)/fixtures
 	$(CC) -g -gdwarf-5 -O2 -fno-pie -no-pie $< -o $@
-$(B)/programs/%: tests/programs/%.c
-	@mkdir -p $(@D)
-	$(CC) -static -O1 -g $< -o $@
 $(B)/bench/%: bench/%.c $(wildcard bench/*.h) $(TEST_HDRS) $(B)/libfaultline.a | $(B)/bench
 	$(CC) $(ALLCFLAGS) $< $(B)/libfaultline.a $(LIBS) -o $@
 
@@ -96,12 +93,12 @@ asan: $(ASAN_BINS) $(FIX_BINS)
 	@tests/run.sh asan $(ASAN_BINS)
 fuzz: $(FUZZ_BINS)
 	@tests/run.sh fuzz $(FUZZ_BINS)
-integration: all $(ITEST_BINS) $(PROG_BINS)
+integration: all $(ITEST_BINS)
 	@scripts/build-vm.sh $(B)/vm
 	@tests/run.sh integration $(ITEST_BINS) $(wildcard tests/integration/test_*.sh)
 
 test: deps
-	@$(MAKE) --no-print-directory all $(FIX_BINS) $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(BENCH_BINS) $(PROG_BINS)
+	@$(MAKE) --no-print-directory all $(FIX_BINS) $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(BENCH_BINS)
 	@scripts/build-vm.sh $(B)/vm
 	@tests/run.sh all $(UNIT_BINS) $(ASAN_BINS) $(FUZZ_BINS) $(ITEST_BINS) $(wildcard tests/integration/test_*.sh)
 
@@ -118,6 +115,12 @@ bench: all $(BENCH_BINS)
 
 clean:
 	rm -rf $(B) bin
+
+# The integration tests run the static guest programs of tests/programs.
+test integration: $(PROG_BINS)
+$(B)/programs/%: tests/programs/%.c
+	@mkdir -p $(@D)
+	$(CC) -static -O1 -g $< -o $@
 
 # make install / uninstall / lib (shared library, pkg-config): see docs/install.md
 include scripts/install.mk
