@@ -33,6 +33,9 @@ FUZZ_BINS:= $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 # Small ELF files with known DWARF that the unit tests read (kernel layer).
 FIX_SRCS := $(wildcard tests/fixtures/*.c)
 FIX_BINS := $(FIX_SRCS:tests/fixtures/%.c=$(B)/fixtures/%)
+# Static guest programs with known faults that the integration tests run.
+PROG_SRCS:= $(wildcard tests/programs/*.c)
+PROG_BINS:= $(PROG_SRCS:tests/programs/%.c=$(B)/programs/%)
 BENCH_SRCS:=$(wildcard bench/bench_*.c)
 BENCH_BINS:=$(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -121,6 +124,12 @@ bench: all $(BENCH_BINS)
 
 clean:
 	rm -rf $(B) bin
+
+# The integration tests run the static guest programs of tests/programs.
+test integration: $(PROG_BINS)
+$(B)/programs/%: tests/programs/%.c
+	@mkdir -p $(@D)
+	$(CC) -static -O1 -g $< -o $@
 
 # make install / uninstall / lib (shared library, pkg-config): see docs/install.md
 include scripts/install.mk

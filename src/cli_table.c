@@ -261,6 +261,9 @@ const cli_option cli_option_rows[] = {
       .help = "read the entry station of each fault from QEMU's exception\n"
               "log FILE (QEMU under TCG logging 'int' into FILE) instead of\n"
               "stopping at each fault: one stop finds the process's CR3" },
+    { .name = "follow-fork", .kind = CLI_FLAG, .at = CLI_AT(follow_fork), .commands = TRACING,
+      .help = "with -- PROGRAM: its children's faults too (the filter is\n"
+              "the program's name instead of its pid)" },
     { .name = "entry-log", .kind = CLI_FLAG, .at = CLI_AT(entry_log), .commands = CLI_RUN,
       .help = "report the entry station of every fault of the trigger or\n"
               "PROGRAM (--count N: the first N) from QEMU's exception log\n"

@@ -67,6 +67,20 @@ static bool ended_early(const cli_options *o, const cmd_capture_ctx *c, int capt
     return true;
 }
 
+/* A fault's records, or its row of the table (json: its records). */
+static void write_fault(cmd_capture_ctx *c, const report_trigger *rt, const cap_fault *f, const out_fault *of)
+{
+    if (c->table && c->fmt != REPORT_JSON) {
+        if (c->rows++ == 0)
+            report_table_head(c->out, c->fmt);
+        report_table_row(c->out, c->fmt, c->rows, rt, f, of);
+        return;
+    }
+    report_fault(c->out, c->fmt, rt, f, c->vm->cs);
+    if (of)
+        report_outcome(c->out, c->fmt, of);
+}
+
 /* Write a fault's records (what a failed capture read too) and count
  * them; a captured one (crc 0) is followed to its end first, unless it is
  * traced (the trace runs it). Returns crc, or -1 when the outcome ended the
@@ -86,9 +100,7 @@ static int report_captured(const cli_options *o, cmd_capture_ctx *c, const cap_f
         rt.outcome = of.classification;
     }
     if ((f->st[0].hit || f->nchecks) && c->report) {
-        report_fault(c->out, c->fmt, &rt, f, c->vm->cs);
-        if (follow)
-            report_outcome(c->out, c->fmt, &of);
+        write_fault(c, &rt, f, follow ? &of : NULL);
         fflush(c->out); /* each fault's records as soon as they exist */
     }
     cmd_tally(c->sum, f);
@@ -108,9 +120,11 @@ int cmd_capture_loop(const cli_options *o, cmd_capture_ctx *c, fl_error *err)
     vm->idle_stop = NULL;
     for (int i = 0; o->count == 0 || i < o->count; i++) {
         cap_fault f;
-        unsigned skipped = 0;
-        int crc = cmd_capture_selected(vm->cs, o, &f, &matched, &skipped, err);
+        unsigned skipped = 0, before = matched;
+        int crc = cmd_capture_selected(vm->cs, o, c->select_addr, &f, &c->sum->program_faults, &matched, &skipped,
+                                       err);
         c->sum->passed_over += skipped;
+        c->sum->matched += matched - before;
         int rrc = report_captured(o, c, &f, crc, err);
         i += crc == 0 && rrc < 0; /* written before the outcome ended the run */
         if (rrc < 0 && ended_early(o, c, i, err))
@@ -126,10 +140,12 @@ int cmd_capture_loop(const cli_options *o, cmd_capture_ctx *c, fl_error *err)
 int cmd_log_fault(void *ctx, const cap_fault *f)
 {
     cmd_capture_ctx *c = ctx;
-    report_fault(c->out, c->fmt, c->trigger, f, c->vm->cs);
+    write_fault(c, c->trigger, f, NULL);
     fflush(c->out);
     cmd_tally(c->sum, f);
     c->sum->faults++; /* a fault read from the log carries no checks */
+    c->sum->program_faults++; /* the log's reader applied --addr already */
+    c->sum->matched++;
     return 0;
 }
 
@@ -164,7 +180,10 @@ int cmd_capture(const cli_options *o)
     fl_error err = { 0 };
     const char *const inputs[][2] = { { "--vmlinux", o->kernel }, { NULL, NULL } };
     static cmd_output output;
-    if (cmd_output_open(&output, o, inputs, &err) < 0)
+    if (o->follow_fork)
+        fl_fail(&err, FL_EUSAGE, "--follow-fork follows a program that run or trace starts ('-- PROGRAM'); "
+                "attached, filter its children with --comm");
+    if (o->follow_fork || cmd_output_open(&output, o, inputs, &err) < 0)
         return cmd_conclude(CMD_EXIT_ENV, &err, NULL);
     cmd_vm r = { 0 };
     report_summary sum = { 0 };
@@ -184,7 +203,7 @@ int cmd_capture(const cli_options *o)
     begun = report;
     report_trigger none = { .have = false };
     cmd_capture_ctx cc = { .vm = &r, .out = output.f, .fmt = fmt, .report = report,
-                           .trigger = &none, .sum = &sum };
+                           .trigger = &none, .sum = &sum, .table = cmd_fault_table(o) };
     if ((o->exception_log ? capture_via_log(o, &cc, &err) : cmd_capture_loop(o, &cc, &err)) == 0)
         rc = sum.failed ? CMD_EXIT_CHECKS : 0;
 out:

@@ -10,6 +10,7 @@
 #include "faultline/exclog.h"
 #include "faultline/outcome.h"
 #include "faultline/scenario.h"
+#include "faultline/usersym.h"
 #include "faultline/util.h"
 
 typedef struct run_ctx {
@@ -31,6 +32,7 @@ typedef struct run_ctx {
     int index;                /* which fault of the run (scenario all: 0, 1, ...) */
     int pids[64];             /* --reproducible: the pid captured per fault */
     cmd_repro_idle_ctx ridle; /* --reproducible: the capture's idle hook */
+    usersym *syms;            /* the program's function symbols, or NULL */
 } run_ctx;
 
 /* The capture's idle callback: read the console; the trigger's (or the
@@ -92,7 +94,10 @@ static int arm_reproducible(run_ctx *c)
 /* The filter is the trigger's own announcement: its pid, its comm (for a
  * user program the shell that announced it execs it, and only the exec
  * gives the task the program's comm: faults of the shell before that are
- * not the program's) and its target address (a program announces none).
+ * not the program's) and its target address (a program announces none:
+ * the user's --addr is applied by the selection, see cmd_capture_selected).
+ * --follow-fork leaves the pid out: the program's comm alone takes in the
+ * children it forks (a child keeps its parent's comm until it execs).
  * The user's --pid, --comm and --addr replace the announcement's; with any
  * filter of the user's the scenario's own expectations are not checked. */
 static int arm_for(run_ctx *c, const vm_trigger *trig)
@@ -101,8 +106,10 @@ static int arm_for(run_ctx *c, const vm_trigger *trig)
     tgt_stop stop;
     if (tgt_interrupt(c->r.t, &stop, 5000, &c->err) < 0 || open_session(c) < 0)
         return -1;
-    cap_filter filter = { .pid = o->pid ? o->pid : trig->pid, .addr = o->addr ? o->addr : trig->target,
-                          .addr_page = o->addr_page };
+    /* A program's --addr is the selection's (cmd_capture_selected): every
+     * fault of the program then reaches it and is counted. */
+    cap_filter filter = { .pid = o->pid ? o->pid : o->follow_fork ? 0 : trig->pid,
+                          .addr = o->nprogram ? 0 : o->addr ? o->addr : trig->target, .addr_page = o->addr_page };
     snprintf(filter.comm, sizeof filter.comm, "%s", o->comm ? o->comm : trig->comm);
     bool own = o->pid || o->comm || o->addr || cmd_selects_more(o);
     c->checked = o->nprogram || own ? NULL : trig->scenario;
@@ -168,20 +175,23 @@ static int run_one(run_ctx *c)
     }
     if (!c->o->reproducible && arm_for(c, &trig) < 0)
         return -1;
+    const cli_options *o = c->o;
     report_trigger rt = { .have = true, .scenario = trig.scenario, .pid = trig.pid, .comm = trig.comm,
-                          .page = trig.page, .target = trig.target };
+                          .page = trig.page, .target = trig.target, .syms = c->syms,
+                          .argv = o->nprogram ? (const char *const *)o->program : NULL, .argc = o->nprogram };
     cmd_capture_ctx cc = { .vm = &c->r, .out = c->out, .fmt = c->fmt, .report = !c->chrome, .trigger = &rt,
                            .scenario = c->checked ? scenario_find(c->checked) : NULL, .sum = &c->sum,
-                           .on_fault = c->o->reproducible ? repro_fault : NULL, .on_fault_ctx = c };
-    if (c->o->entry_log)
+                           .on_fault = o->reproducible ? repro_fault : NULL, .on_fault_ctx = c,
+                           .select_addr = o->nprogram > 0, .table = cmd_fault_table(o) };
+    if (o->entry_log)
         return run_entry_log(c, &cc, &trig);
-    if (cmd_capture_loop(c->o, &cc, &c->err) < 0) {
+    if (cmd_capture_loop(o, &cc, &c->err) < 0) {
         if (c->err.code != FL_EINTR && c->err.code != FL_ETIMEOUT)
             cmd_console_explain(&c->con, &c->err);
         return -1;
     }
     /* Reproducible: the next fault's filter is set before the guest runs on. */
-    if (c->o->reproducible && cmd_repro_scenario(c->o, c->index + 1))
+    if (o->reproducible && cmd_repro_scenario(o, c->index + 1))
         return 0;
     return tgt_resume(c->r.t, &c->err);
 }
@@ -198,6 +208,7 @@ static int run_end(run_ctx *c)
         return CMD_EXIT_ENV;
     int rc = c->sum.failed ? CMD_EXIT_CHECKS : 0;
     const char *st = strstr(line, " status=");
+    c->sum.exited = st && sscanf(st, " status=%d", &c->sum.exit_status) == 1;
     if (!st || strcmp(st, " status=0") != 0) {
         fprintf(stderr, "faultline: the guest's program did not end well (%s)\n", line);
         rc = CMD_EXIT_CHECKS;
@@ -238,6 +249,19 @@ static void run_init(run_ctx *c, const cli_options *o)
     c->meta.kernel = c->version;
     c->meta.qemu = c->qemu;
     c->meta.vmlinux = cmd_guest_file(o->kernel, "FAULTLINE_KERNEL", "vmlinux", c->kbuf, sizeof c->kbuf);
+    c->sum.program = o->nprogram > 0;
+}
+
+/* The program's symbols, for where in it each fault was; without them
+ * the report still names the instruction. */
+static void open_program_symbols(run_ctx *c)
+{
+    fl_error e = { 0 };
+    if (c->o->nprogram && usersym_open(&c->syms, c->o->program[0], &e) < 0)
+        fprintf(stderr, "faultline: no symbols of the program in this report: %s\n", e.msg);
+    else if (c->syms && usersym_count(c->syms) == 0)
+        fprintf(stderr, "faultline: %s has no function symbols (stripped?): faults are shown by address only\n",
+                c->o->program[0]);
 }
 
 /* How many triggers the guest runs: one, or the catalog's (scenario all;
@@ -254,10 +278,24 @@ static int triggers_expected(const cli_options *o)
     return n;
 }
 
+/* What the option table cannot tell alone: --follow-fork needs a program,
+ * and the exception log follows one address space. */
+static int check_follow_fork(const cli_options *o, fl_error *err)
+{
+    if (o->follow_fork && !o->nprogram)
+        return fl_fail(err, FL_EUSAGE, "--follow-fork follows a program's children: give the program after '--'");
+    if (o->follow_fork && o->entry_log)
+        return fl_fail(err, FL_EUSAGE, "--follow-fork: the exception log follows the program's own address space "
+                       "only; leave out --entry-log");
+    return 0;
+}
+
 static int run_command(const cli_options *o)
 {
     static run_ctx c; /* large (paths, the console's lines): not on the stack */
     run_init(&c, o);
+    if (check_follow_fork(o, &c.err) < 0)
+        return cmd_conclude(CMD_EXIT_ENV, &c.err, NULL);
     if ((o->nprogram && cmd_check_program(o->program[0], &c.err) < 0) || cmd_repro_check(o, &c.err) < 0)
         return cmd_conclude(CMD_EXIT_ENV, &c.err, NULL);
     const char *const inputs[][2] = {
@@ -268,6 +306,7 @@ static int run_command(const cli_options *o)
     };
     if (cmd_output_open(&c.output, o, inputs, &c.err) < 0)
         return cmd_conclude(CMD_EXIT_ENV, &c.err, NULL);
+    open_program_symbols(&c);
     c.out = c.output.f;
     double start = fl_now_s();
     int rc = CMD_EXIT_ENV;
@@ -292,6 +331,8 @@ static int run_command(const cli_options *o)
         report_end(c.out, c.fmt, &c.sum);
     rc = cmd_output_close(&c.output, rc, c.begun || c.chrome);
     cmd_vm_cleanup(&c.r);
+    usersym_close(c.syms);
+    c.syms = NULL;
     return rc;
 }
 

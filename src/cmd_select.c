@@ -39,10 +39,25 @@ bool cmd_selects_more(const cli_options *o)
     return o->range.hi || o->fault_mode || o->nth > 1;
 }
 
-/* 1 the fault is one the user asked for, 0 not, -1 it cannot be told. */
-static int selected(const cap_session *cs, const cli_options *o, const cap_fault *f, fl_error *err)
+/* --addr (its page with --page), when the selection applies it: 1 the
+ * fault's address is it, 0 not, -1 the address was not read. */
+static int addr_selected(const cli_options *o, const cap_fault *f, fl_error *err)
 {
     uint64_t v;
+    if (!find_value(f, address_at, sizeof address_at / sizeof address_at[0], &v))
+        return fl_fail(err, FL_EUSAGE, "--addr needs the fault's address: keep asm_exc_page_fault or "
+                       "do_user_addr_fault in --probes");
+    return o->addr_page ? (v & ~(uint64_t)0xfff) == (o->addr & ~(uint64_t)0xfff) : v == o->addr;
+}
+
+/* 1 the fault is one the user asked for, 0 not, -1 it cannot be told. */
+static int selected(const cap_session *cs, const cli_options *o, bool select_addr, const cap_fault *f,
+                    fl_error *err)
+{
+    uint64_t v;
+    int a = select_addr && o->addr ? addr_selected(o, f, err) : 1;
+    if (a <= 0)
+        return a;
     if (o->range.hi) {
         if (!find_value(f, address_at, sizeof address_at / sizeof address_at[0], &v))
             return fl_fail(err, FL_EUSAGE, "--range needs the fault's address: keep asm_exc_page_fault or "
@@ -65,14 +80,22 @@ static int selected(const cap_session *cs, const cli_options *o, const cap_fault
     return 1;
 }
 
-int cmd_capture_selected(cap_session *cs, const cli_options *o, cap_fault *f, unsigned *matched,
-                         unsigned *passed_over, fl_error *err)
+bool cmd_fault_table(const cli_options *o)
+{
+    if (o->count != 0 || o->trace)
+        return false;
+    return o->entry_log || o->exception_log || (o->probes && cmd_probe_mask(o->probes) == 1u << CAP_ST_ENTRY);
+}
+
+int cmd_capture_selected(cap_session *cs, const cli_options *o, bool select_addr, cap_fault *f, unsigned *seen,
+                         unsigned *matched, unsigned *passed_over, fl_error *err)
 {
     unsigned nth = o->nth > 1 ? (unsigned)o->nth : 1;
     for (;;) {
         if (cap_fault_capture(cs, f, err) < 0)
             return -1;
-        int sel = selected(cs, o, f, err);
+        ++*seen;
+        int sel = selected(cs, o, select_addr, f, err);
         if (sel < 0)
             return -1;
         if (sel && ++*matched >= nth)

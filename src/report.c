@@ -42,6 +42,26 @@ int report_parse_format(const char *name, enum report_format *out)
     return 0;
 }
 
+/* Where in the program a user-mode fault was: "main+0x2a", or "" (no
+ * symbols, a kernel-mode instruction, or no function of the program). */
+static const char *where_in_program(const report_trigger *t, const cap_fault *f, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (t->syms && f->fault_ip && f->fault_ip >> 47 == 0) /* x86-64: user space is the lower half */
+        usersym_format(t->syms, f->fault_ip, buf, cap);
+    return buf;
+}
+
+/* A program's argv as one line, space-separated. */
+static const char *argv_line(const report_trigger *t, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < t->argc && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? " " : "", t->argv[i]);
+    return buf;
+}
+
 /* ---- JSON ---- */
 
 /* A JSON string of any text: jansson takes only UTF-8, so bytes of another
@@ -248,13 +268,34 @@ static json_t *json_station(const cap_fault *f, size_t i)
     return r;
 }
 
+/* The trigger: a scenario's page and target, or a program's argv (it has
+ * neither), then the faulting instruction and, for a program with
+ * symbols, the function it is in (null: not one of the program's). */
+static json_t *json_trigger(const report_trigger *t, const cap_fault *f)
+{
+    json_t *r = json_pack("{s:s, s:o, s:i, s:o}", "type", "trigger", "scenario", jstr(t->scenario), "pid", t->pid,
+                          "comm", jstr(t->comm));
+    if (t->argv) {
+        json_t *a = json_array();
+        for (int i = 0; i < t->argc; i++)
+            json_array_append_new(a, jstr(t->argv[i]));
+        json_object_set_new(r, "argv", a);
+    } else {
+        json_object_set_new(r, "page", jhex(t->page));
+        json_object_set_new(r, "target", jhex(t->target));
+    }
+    json_object_set_new(r, "instruction", jstr(f->user_insn));
+    json_object_set_new(r, "instruction_address", jhex(f->fault_ip));
+    char where[160];
+    if (t->syms)
+        json_object_set_new(r, "symbol", where_in_program(t, f, where, sizeof where)[0] ? jstr(where) : json_null());
+    return r;
+}
+
 static void json_fault(FILE *o, const report_trigger *t, const cap_fault *f)
 {
     if (t->have)
-        emit(o, json_pack("{s:s, s:o, s:i, s:o, s:o, s:o, s:o, s:o}", "type", "trigger", "scenario",
-                          jstr(t->scenario), "pid", t->pid, "comm", jstr(t->comm), "page", jhex(t->page), "target",
-                          jhex(t->target), "instruction", jstr(f->user_insn), "instruction_address",
-                          jhex(f->fault_ip)));
+        emit(o, json_trigger(t, f));
     for (size_t i = 0; i < station_count(f); i++)
         if (f->st[i].enabled)
             emit(o, json_station(f, i));
@@ -296,13 +337,17 @@ void report_begin(FILE *o, enum report_format fmt, const report_meta *m)
 
 static void text_fault(FILE *o, const report_trigger *t, const cap_fault *f)
 {
-    if (t->have)
+    char line[512];
+    if (t->have && t->argv)
+        fprintf(o, "\ntrigger: program %s, pid %d (%s)\n", argv_line(t, line, sizeof line), t->pid, t->comm);
+    else if (t->have)
         fprintf(o, "\ntrigger: scenario %s, pid %d (%s), page 0x%" PRIx64 ", target 0x%" PRIx64 "\n", t->scenario,
                 t->pid, t->comm, t->page, t->target);
     if (t->outcome)
         fprintf(o, "%soutcome: %s\n", t->have ? "" : "\n", t->outcome);
     if (f->user_insn[0])
-        fprintf(o, "faulting instruction: 0x%" PRIx64 ": %s\n", f->fault_ip, f->user_insn);
+        fprintf(o, "faulting instruction: 0x%" PRIx64 ": %s%s%s\n", f->fault_ip, f->user_insn,
+                where_in_program(t, f, line, sizeof line)[0] ? ", in " : "", line);
     if (f->task.pid)
         fprintf(o, "current: pid %d (%s), task 0x%" PRIx64 ", mm 0x%" PRIx64 "\n", f->task.pid, f->task.comm,
                 f->task.task, f->task.mm);
@@ -362,14 +407,20 @@ static void md_fault(FILE *o, const report_trigger *t, const cap_fault *f, const
     fprintf(o, "\n## 1. USERSPACE TRIGGER\n\n");
     if (t->outcome)
         fprintf(o, "* **Outcome**: %s\n", t->outcome);
-    if (t->have)
+    char line[512];
+    if (t->have && t->argv) {
+        fputs("* **Program**: ", o);
+        md_code(o, argv_line(t, line, sizeof line));
+        fprintf(o, " (pid %d, `%s`)\n", t->pid, t->comm);
+    } else if (t->have)
         fprintf(o, "* **Scenario**: `%s` (pid %d, `%s`)\n* **Page**: `0x%" PRIx64 "`\n* **Target VA**: `0x%" PRIx64
                    "` (page + `0x%" PRIx64 "`)\n",
                 t->scenario, t->pid, t->comm, t->page, t->target, t->target - t->page);
     if (f->user_insn[0]) {
         fputs("* **Faulting instruction**: ", o);
         md_code(o, f->user_insn);
-        fprintf(o, " at `0x%" PRIx64 "`\n", f->fault_ip);
+        fprintf(o, " at `0x%" PRIx64 "`%s%s%s\n", f->fault_ip,
+                where_in_program(t, f, line, sizeof line)[0] ? ", in `" : "", line, line[0] ? "`" : "");
     }
     const cap_value *ea = cap_value_get(f, CAP_ST_ENTRY, "insn.effective_address");
     if (ea)
@@ -397,6 +448,80 @@ void report_fault(FILE *o, enum report_format fmt, const report_trigger *t, cons
         md_fault(o, t, f, s);
 }
 
+/* ---- the table of every fault ---- */
+
+static const cap_value *entry_value(const cap_fault *f, const char *name)
+{
+    return cap_value_get(f, CAP_ST_ENTRY, name);
+}
+
+/* One cell's text: a value as hex (with its decoded names), or "?". */
+static const char *hex_cell(const cap_value *v, bool decoded, char *buf, size_t cap)
+{
+    if (!v)
+        snprintf(buf, cap, "?");
+    else
+        snprintf(buf, cap, "0x%" PRIx64 "%s%s", v->value, decoded && v->decoded[0] ? " " : "",
+                 decoded ? v->decoded : "");
+    return buf;
+}
+
+void report_table_head(FILE *o, enum report_format fmt)
+{
+    if (fmt == REPORT_TEXT)
+        fprintf(o, "\n%4s %-7s %-18s %-40s %-18s %-32s %-40s %s\n", "#", "pid", "address", "error code", "ip",
+                "symbol", "instruction", "outcome");
+    else if (fmt == REPORT_MD)
+        fprintf(o, "\n## EVERY FAULT\n\n| # | pid | address | error code | ip | symbol | instruction | outcome |\n"
+                   "|---|---|---|---|---|---|---|---|\n");
+}
+
+void report_table_row(FILE *o, enum report_format fmt, unsigned index, const report_trigger *t, const cap_fault *f,
+                      const out_fault *of)
+{
+    char addr[24], code[224], ip[24], where[160], pid[16] = "-"; /* the exception log reads no task */
+    if (f->task.pid)
+        snprintf(pid, sizeof pid, "%d", f->task.pid);
+    hex_cell(entry_value(f, "cr2"), false, addr, sizeof addr);
+    hex_cell(entry_value(f, "frame.error_code"), true, code, sizeof code);
+    snprintf(ip, sizeof ip, "0x%" PRIx64, f->fault_ip);
+    where_in_program(t, f, where, sizeof where);
+    const char *outcome = of && of->classification[0] ? of->classification : "";
+    if (fmt == REPORT_TEXT) {
+        const char *insn = f->user_insn[0] ? f->user_insn : "-";
+        fprintf(o, "%4u %-7s %-18s %-40s %-18s %-32s ", index, pid, addr, code, ip, where[0] ? where : "-");
+        fprintf(o, outcome[0] ? "%-40s %s\n" : "%s%s\n", insn, outcome); /* no trailing blanks */
+        return;
+    }
+    const char *cells[] = { addr, code, ip, where, f->user_insn, outcome };
+    fprintf(o, "| %u | %s |", index, pid);
+    for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++) {
+        fputs(cells[i][0] && i < 5 ? " `" : " ", o);
+        md_cell(o, cells[i]);
+        fputs(cells[i][0] && i < 5 ? "` |" : " |", o);
+    }
+    fputc('\n', o);
+}
+
+/* run -- PROGRAM: what the program took, matched and how it ended. */
+static void program_summary(FILE *o, enum report_format fmt, const report_summary *s)
+{
+    char status[48] = "not reported (the run ended first)";
+    if (s->exited)
+        snprintf(status, sizeof status, "%d", s->exit_status);
+    fprintf(o, fmt == REPORT_MD ? "\n**Program**: %u fault%s taken while captured, %u matched the filters, "
+                                  "%u captured, exit status %s.\n"
+                                : "program: %u fault%s taken while captured, %u matched the filters, %u captured, "
+                                  "exit status %s\n",
+            s->program_faults, s->program_faults == 1 ? "" : "s", s->matched, s->faults, status);
+}
+
+static json_t *json_program(const report_summary *s)
+{
+    return json_pack("{s:i, s:i, s:i, s:o}", "faults", (int)s->program_faults, "matched", (int)s->matched,
+                     "captured", (int)s->faults, "exit_status", s->exited ? json_integer(s->exit_status) : json_null());
+}
+
 void report_end(FILE *o, enum report_format fmt, const report_summary *s)
 {
     switch (fmt) {
@@ -404,16 +529,25 @@ void report_end(FILE *o, enum report_format fmt, const report_summary *s)
         fprintf(o, "\nsummary: %u fault%s captured, %u checks, %u failed, %u other faults passed over, %.2f s%s%s\n",
                 s->faults, s->faults == 1 ? "" : "s", s->checks, s->failed, s->passed_over, s->seconds,
                 s->error ? "; stopped early: " : "", s->error ? s->error : "");
+        if (s->program)
+            program_summary(o, fmt, s);
         break;
     case REPORT_MD:
         fprintf(o, "\n---\n**Summary**: %u fault%s, %u checks, %u failed %s, %u other faults passed over, %.2f s.%s%s\n",
                 s->faults, s->faults == 1 ? "" : "s", s->checks, s->failed, mark(s->failed == 0 && !s->error),
                 s->passed_over, s->seconds, s->error ? " Stopped early: " : "", s->error ? s->error : "");
+        if (s->program)
+            program_summary(o, fmt, s);
         break;
     case REPORT_JSON:
-        emit(o, json_pack("{s:s, s:i, s:i, s:i, s:i, s:o, s:o}", "type", "summary", "faults", (int)s->faults,
-                          "checks", (int)s->checks, "failed", (int)s->failed, "passed_over", (int)s->passed_over,
-                          "seconds", jseconds(s->seconds), "error", s->error ? jstr(s->error) : json_null()));
+    {
+        json_t *r = json_pack("{s:s, s:i, s:i, s:i, s:i, s:o, s:o}", "type", "summary", "faults", (int)s->faults,
+                              "checks", (int)s->checks, "failed", (int)s->failed, "passed_over", (int)s->passed_over,
+                              "seconds", jseconds(s->seconds), "error", s->error ? jstr(s->error) : json_null());
+        if (s->program)
+            json_object_set_new(r, "program", json_program(s));
+        emit(o, r);
         break;
+    }
     }
 }

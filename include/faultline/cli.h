@@ -122,6 +122,7 @@ typedef struct cli_options {
     /* the entry station from QEMU's exception log (exclog.h) */
     const char *exception_log; /* capture --exception-log FILE */
     bool entry_log;            /* run --entry-log */
+    bool follow_fork;          /* run/trace -- PROGRAM --follow-fork */
 } cli_options;
 
 enum cli_kind {

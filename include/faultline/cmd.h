@@ -104,12 +104,17 @@ void cmd_outcome_open(cmd_vm *r, const out_options *oo);
 /* ---- which faults (cmd_select.c) ---- */
 /* Does o ask for more than the capture's own filter (pid, comm, address)? */
 bool cmd_selects_more(const cli_options *o);
-/* Capture faults until one passes --range and --fault-mode and is at least
- * the --nth that did (*matched counts them across calls); the others are
- * added to *passed_over. The guest is left stopped as cap_fault_capture
+/* Capture faults until one passes --range and --fault-mode (and --addr
+ * when select_addr: the capture's own filter then leaves it out, so every
+ * fault of the process reaches here and is counted in *seen) and is at
+ * least the --nth that did (*matched counts them across calls); the others
+ * are added to *passed_over. The guest is left stopped as cap_fault_capture
  * leaves it; on -1, *f holds what the last capture read. */
-int cmd_capture_selected(cap_session *cs, const cli_options *o, cap_fault *f, unsigned *matched,
-                         unsigned *passed_over, fl_error *err);
+int cmd_capture_selected(cap_session *cs, const cli_options *o, bool select_addr, cap_fault *f, unsigned *seen,
+                         unsigned *matched, unsigned *passed_over, fl_error *err);
+/* --count 0 with the entry station alone (or the exception log): one table
+ * row per fault instead of the station-by-station report. */
+bool cmd_fault_table(const cli_options *o);
 
 /* What the capture loop writes to and counts in. */
 typedef struct cmd_capture_ctx {
@@ -125,6 +130,10 @@ typedef struct cmd_capture_ctx {
      * only the captured fault tells (run --reproducible: the trigger). */
     void (*on_fault)(void *ctx, const cap_fault *f, report_trigger *rt);
     void *on_fault_ctx;
+    bool select_addr;             /* --addr is the selection's, not the capture
+                                     filter's (run -- PROGRAM: see cmd_capture_selected) */
+    bool table;                   /* one row per fault (cmd_fault_table) */
+    unsigned rows;                /* the table's rows written so far */
 } cmd_capture_ctx;
 /* --count faults, each selected (cmd_capture_selected), written and
  * flushed as it is captured, followed to its end by the outcome session

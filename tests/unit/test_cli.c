@@ -136,6 +136,7 @@ static void test_filters(void)
     CHECK(parse(&o, &e, "run", "--entry-log", "--count", "0", "--addr", "0x1000", NULL) == 0 && o.entry_log);
     CHECK(parse(&o, &e, "run", "--entry-log", "--nth", "2", NULL) < 0 && has(e.msg, "--nth do not apply"));
     CHECK(parse(&o, &e, "run", "--entry-log", "--trace", NULL) < 0 && has(e.msg, "does not trace"));
+    CHECK(parse(&o, &e, "run", "--follow-fork", "--", "/bin/true", NULL) == 0 && o.follow_fork && o.nprogram == 1);
     CHECK(parse(&o, &e, "capture", "--gdb", "a:1", "--vmlinux", "v", "--exception-log", "l", "--range", "1-2",
                 NULL) < 0 && has(e.msg, "--range"));
     /* --reproducible chooses its faults before the guest runs: no filters */

@@ -21,6 +21,88 @@ static char *render(enum report_format fmt, const report_trigger *t, const cap_f
     return buf;
 }
 
+/* kf_alpha's address in build/fixtures/kfix, as nm reads it (0: none). */
+static uint64_t kf_alpha(void)
+{
+    FILE *p = popen("nm build/fixtures/kfix 2>/dev/null", "r");
+    char line[256];
+    unsigned long long a = 0, v;
+    char type, name[128];
+    while (p && fgets(line, sizeof line, p))
+        if (sscanf(line, "%llx %c %127s", &v, &type, name) == 3 && strcmp(name, "kf_alpha") == 0)
+            a = v;
+    if (p)
+        pclose(p);
+    return a;
+}
+
+/* run -- PROGRAM: the trigger names argv (no page, no target) and the
+ * function of the program; the table's rows; the summary's program part. */
+static void check_program(void)
+{
+    usersym *syms = NULL;
+    uint64_t alpha = kf_alpha();
+    if (!alpha || usersym_open(&syms, "build/fixtures/kfix", NULL) < 0) {
+        printf("test_report: program checks skipped: build/fixtures/kfix is missing\n");
+        return;
+    }
+    static cap_fault f;
+    memset(&f, 0, sizeof f);
+    cap_station *e = &f.st[CAP_ST_ENTRY];
+    e->enabled = e->hit = true;
+    e->nvalues = 2;
+    e->values[0] = (cap_value){ .name = "cr2", .value = 0x7e0000003010ull };
+    e->values[1] = (cap_value){ .name = "frame.error_code", .value = 6, .decoded = "X86_PF_WRITE|X86_PF_USER" };
+    f.fault_ip = alpha + 0x5;
+    snprintf(f.user_insn, sizeof f.user_insn, "mov byte ptr [rdx], al");
+    f.task.pid = 44;
+    const char *argv[] = { "/x/faulty", "a|b" };
+    report_trigger t = { .have = true, .scenario = "program", .pid = 44, .comm = "faulty", .argv = argv, .argc = 2,
+                         .syms = syms };
+    char *j = render(REPORT_JSON, &t, &f);
+    CHECK(strstr(j, "{\"type\":\"trigger\",\"scenario\":\"program\",\"pid\":44,\"comm\":\"faulty\","
+                    "\"argv\":[\"/x/faulty\",\"a|b\"],\"instruction\":") != NULL);
+    CHECK(strstr(j, "\"symbol\":\"kf_alpha+0x5\"}") != NULL);
+    CHECK(strstr(j, "\"page\"") == NULL && strstr(j, "\"target\"") == NULL);
+    free(j);
+    char *x = render(REPORT_TEXT, &t, &f);
+    CHECK(strstr(x, "trigger: program /x/faulty a|b, pid 44 (faulty)\n") != NULL);
+    CHECK(strstr(x, ": mov byte ptr [rdx], al, in kf_alpha+0x5\n") != NULL);
+    free(x);
+    f.fault_ip = 0xffffffff811ad380ull; /* a kernel-mode instruction: no symbol of the program */
+    j = render(REPORT_JSON, &t, &f);
+    CHECK(strstr(j, "\"symbol\":null}") != NULL);
+    free(j);
+    f.fault_ip = alpha + 0x5;
+
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&buf, &len);
+    out_fault of = { 0 };
+    snprintf(of.classification, sizeof of.classification, "anonymous first write");
+    report_table_head(o, REPORT_TEXT);
+    report_table_row(o, REPORT_TEXT, 1, &t, &f, &of);
+    report_table_row(o, REPORT_TEXT, 2, &t, &f, NULL);
+    report_table_head(o, REPORT_MD);
+    report_table_row(o, REPORT_MD, 3, &t, &f, &of);
+    report_summary s = { .faults = 2, .program = true, .program_faults = 30, .matched = 3, .exited = true };
+    report_end(o, REPORT_TEXT, &s);
+    report_end(o, REPORT_JSON, &s);
+    s.exited = false;
+    report_end(o, REPORT_JSON, &s);
+    fclose(o);
+    CHECK(strstr(buf, "   1 44      0x7e0000003010     0x6 X86_PF_WRITE|X86_PF_USER             0x") != NULL);
+    CHECK(strstr(buf, " kf_alpha+0x5                     mov byte ptr [rdx], al                   anonymous first write\n"));
+    CHECK(strstr(buf, "kf_alpha+0x5                     mov byte ptr [rdx], al\n") != NULL); /* no outcome */
+    CHECK(strstr(buf, "| 3 | 44 | `0x7e0000003010` | `0x6 X86_PF_WRITE\\|X86_PF_USER` | `0x") != NULL);
+    CHECK(strstr(buf, "| `kf_alpha+0x5` | `mov byte ptr [rdx], al` | anonymous first write |\n") != NULL);
+    CHECK(strstr(buf, "program: 30 faults taken while captured, 3 matched the filters, 2 captured, exit status 0\n"));
+    CHECK(strstr(buf, "\"program\":{\"faults\":30,\"matched\":3,\"captured\":2,\"exit_status\":0}}") != NULL);
+    CHECK(strstr(buf, "\"exit_status\":null}}") != NULL);
+    free(buf);
+    usersym_close(syms);
+}
+
 int main(void)
 {
     enum report_format fmt;
@@ -108,5 +190,6 @@ int main(void)
     CHECK(strstr(x, "      | if (a || b) x = `y`;") != NULL);
     CHECK(strstr(x, "[6] handle_pte_fault: not in this kernel") != NULL);
     free(x);
+    check_program();
     return check_summary("test_report");
 }
