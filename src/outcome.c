@@ -124,6 +124,8 @@ static void load_members(out_session *s)
         [OUT_M_TASK_PID] = "task_struct.pid",         [OUT_M_TASK_MM] = "task_struct.mm",
         [OUT_M_MM_PGD] = "mm_struct.pgd",             [OUT_M_PENDING] = "task_struct.pending.signal",
         [OUT_M_REGS_IP] = "pt_regs.ip",             [OUT_M_STACK_VM] = "mm_struct.stack_vm",
+        [OUT_M_CHILDREN] = "task_struct.children",  [OUT_M_SIBLING] = "task_struct.sibling",
+        [OUT_M_LIST_NEXT] = "list_head.next",
     };
     for (int i = 0; i < OUT_M_COUNT; i++)
         s->have_member[i] = kern_member_get(s->k, paths[i], &s->member[i], NULL) == 0;

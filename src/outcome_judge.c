@@ -190,7 +190,7 @@ static void check_resolved(out_fault *o, uint64_t w, uint64_t u, uint64_t i)
             snprintf(e, sizeof e, "0x%" PRIx64, o->diff.old_frame);
             snprintf(a, sizeof a, o->parent.mapped ? "0x%" PRIx64 : "not mapped", o->parent.frame);
             out_add_check(o, "cow-parent-keeps-old", o->parent.mapped && o->parent.frame == o->diff.old_frame,
-                  "COW: the other process (the parent) still maps the old frame", e, a);
+                  "COW: the other process that shared the page (the parent, or a child when the parent writes after fork) still maps the old frame", e, a);
         }
     }
 }

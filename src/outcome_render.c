@@ -85,7 +85,7 @@ static void render_text(const out_fault *o, FILE *out)
     fprintf(out, "    before: %s; after: %s\n", o->before.ended, o->after.ended);
     fprintf(out, "  change          %s\n", o->have_before && o->have_after ? o->diff.summary : "(not both walked)");
     if (o->have_parent)
-        fprintf(out, "  parent pid %d    %s%s0x%" PRIx64 "\n", o->parent_pid, o->parent.ended,
+        fprintf(out, "  shared with     pid %d: %s%s0x%" PRIx64 "\n", o->parent_pid, o->parent.ended,
                 o->parent.mapped ? ", frame " : "", o->parent.frame);
     fprintf(out, "  end             %s\n", o->end);
     if (o->unwatched[0])
@@ -118,7 +118,7 @@ static void render_md(const out_fault *o, FILE *out)
     fprintf(out, "\n- change: %s\n- end: %s\n", o->have_before && o->have_after ? o->diff.summary : "(not both walked)",
             o->end);
     if (o->have_parent)
-        fprintf(out, "- parent pid %d: %s, frame `0x%" PRIx64 "`\n", o->parent_pid, o->parent.ended, o->parent.frame);
+        fprintf(out, "- shared with pid %d: %s, frame `0x%" PRIx64 "`\n", o->parent_pid, o->parent.ended, o->parent.frame);
     if (o->unwatched[0])
         fprintf(out, "- not watched: %s\n", o->unwatched);
     fprintf(out, "\n| | check | claim | expected | actual |\n|---|---|---|---|---|\n");

@@ -500,28 +500,75 @@ static int rerun(out_session *s, int64_t deadline, fl_error *err)
     }
 }
 
-/* cow: the parent (real_parent) still maps the old frame. Its CR3 is its
- * mm->pgd, a kernel address translated by our own walk. */
-static void walk_parent(out_session *s)
+/* One task's walk of CR2: its CR3 is its mm->pgd, a kernel address
+ * translated by our own walk. 0, or -1 with a note. */
+static int walk_task(out_session *s, uint64_t task, pw_walk *out, int *pid_out)
 {
     out_fault *o = &s->cur;
-    uint64_t parent, mm, pgd, pid;
+    uint64_t mm, pgd, pid;
     pw_walk kw;
     fl_error e;
-    if (out_read_member(s, s->task, OUT_M_REAL_PARENT, &parent) < 0 || out_read_member(s, parent, OUT_M_TASK_MM, &mm) < 0 ||
-        !mm || out_read_member(s, mm, OUT_M_MM_PGD, &pgd) < 0 || out_read_member(s, parent, OUT_M_TASK_PID, &pid) < 0) {
-        out_note(o, "%s", "the parent's mm->pgd could not be read");
-        return;
+    if (out_read_member(s, task, OUT_M_TASK_MM, &mm) < 0 || !mm || out_read_member(s, mm, OUT_M_MM_PGD, &pgd) < 0 ||
+        out_read_member(s, task, OUT_M_TASK_PID, &pid) < 0) {
+        out_note(o, "%s", "a sharing task's mm->pgd could not be read");
+        return -1;
     }
     if (out_walk(s, o->cr3, pgd, &kw, &e) < 0 || !kw.mapped) {
-        out_note(o, "the parent's pgd: %s", kw.mapped ? e.msg : "not mapped");
-        return;
+        out_note(o, "a sharing task's pgd: %s", kw.mapped ? e.msg : "not mapped");
+        return -1;
     }
-    o->parent_pid = (int)pid;
-    if (out_walk(s, kw.phys, o->cr2, &o->parent, &e) < 0)
-        out_note(o, "the parent's walk: %s", e.msg);
-    else
-        o->have_parent = true;
+    if (out_walk(s, kw.phys, o->cr2, out, &e) < 0) {
+        out_note(o, "a sharing task's walk: %s", e.msg);
+        return -1;
+    }
+    *pid_out = (int)pid;
+    return 0;
+}
+
+/* The tasks a fork made share the page with: the parent, then the
+ * children (task_struct.children heads a list of the children's
+ * task_struct.sibling), at most 16. */
+static size_t sharers(out_session *s, uint64_t *tasks, size_t cap)
+{
+    size_t n = 0;
+    uint64_t parent, head, next;
+    if (out_read_member(s, s->task, OUT_M_REAL_PARENT, &parent) == 0 && parent)
+        tasks[n++] = parent;
+    if (!s->have_member[OUT_M_CHILDREN] || !s->have_member[OUT_M_SIBLING] || !s->have_member[OUT_M_LIST_NEXT])
+        return n;
+    head = s->task + s->member[OUT_M_CHILDREN].offset;
+    for (uint64_t node = head; n < cap; node = next) {
+        if (out_read_member(s, node, OUT_M_LIST_NEXT, &next) < 0 || next == head || !next)
+            break;
+        tasks[n++] = next - s->member[OUT_M_SIBLING].offset;
+    }
+    return n;
+}
+
+/* cow: the other process that shared the page before the copy (the parent,
+ * or a child when the parent itself writes after fork) still maps the old
+ * frame: the first sharer that does is reported, else the parent. */
+static void walk_sharer(out_session *s)
+{
+    out_fault *o = &s->cur;
+    uint64_t tasks[16];
+    size_t n = sharers(s, tasks, 16);
+    uint64_t old = o->have_before && o->before.mapped ? o->before.frame : 0;
+    for (size_t i = 0; i < n; i++) {
+        pw_walk w;
+        int pid;
+        if (walk_task(s, tasks[i], &w, &pid) < 0)
+            continue;
+        if (!o->have_parent || (w.mapped && w.frame == old)) {
+            o->parent = w;
+            o->parent_pid = pid;
+            o->have_parent = true;
+        }
+        if (w.mapped && w.frame == old)
+            return;
+    }
+    if (!n)
+        out_note(o, "%s", "no task shares the page: neither a parent nor children could be read");
 }
 
 static bool hit(const out_fault *o, const char *fn)
@@ -571,7 +618,7 @@ void out_conclude(out_session *s, out_fault *o, int rc, const fl_error *err, dou
      * parent): a COW of a file's page or of the zero page has none to ask. */
     if ((hit(c, "wp_page_copy") || hit(c, "do_wp_page")) && c->vma.have && c->vma.anonymous &&
         !(c->have_before && c->before.mapped && c->before.frame == c->zero_page))
-        walk_parent(s);
+        walk_sharer(s);
     if (c->have_before && c->have_after)
         pw_diff_walks(&c->before, &c->after, &c->diff);
     describe_end(c);
