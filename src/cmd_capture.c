@@ -31,7 +31,7 @@ void cmd_outcome_open(cmd_vm *r, const out_options *oo)
 
 int cmd_attach(const cli_options *o, cmd_vm *r, unsigned stations, fl_error *err)
 {
-    if (kern_open(&r->k, o->kernel, NULL, err) < 0)
+    if (kern_open(&r->k, o->kernel, NULL, err) < 0 || cmd_kernel_source(r->k, o->source_dir, err) < 0)
         return -1;
     if (tgt_connect(&r->t, o->gdb, 10000, err) < 0)
         return -1; /* the sentence names the address already */
