@@ -490,18 +490,36 @@ static bool usable(const cap_session *s, size_t id)
     return enabled(s, id) && !s->st[id].absent;
 }
 
+/* Does station id fit in the debug registers left? The caller's limit
+ * (max_slots), else the stub's once it refused one (KVM's four, learnt from
+ * its E22: tgt_bp_slots); TCG has none. */
+static bool fits(const cap_session *s, size_t id)
+{
+    size_t n = s->st[id].npcs, stub = tgt_bp_slots(s->t);
+    if (s->opt.max_slots > 0 && slots_in_use(s) + n > (size_t)s->opt.max_slots)
+        return false;
+    return stub == 0 || tgt_bp_hw_in_use(s->t) + n <= stub;
+}
+
 /* Arm stations from `from` to `to` (exclusive), in path order, while slots
  * last: with KVM's four debug registers, later stations are armed as earlier
- * ones fire. */
+ * ones fire. A refusal for want of a slot while some station is armed is
+ * that limit being learnt, not an error. */
 static int arm_range(cap_session *s, size_t from, size_t to, const cap_fault *f, fl_error *err)
 {
     for (size_t i = from; i < to && i < s->nstations; i++) {
         if (!usable(s, i) || f->st[i].hit || s->st[i].armed)
             continue;
-        if (s->opt.max_slots > 0 && slots_in_use(s) + s->st[i].npcs > (size_t)s->opt.max_slots)
+        if (!fits(s, i))
             break;
-        if (arm(s, i, true, err) < 0)
-            return -1;
+        fl_error e = { 0 };
+        if (arm(s, i, true, &e) == 0)
+            continue;
+        if (e.code == FL_ENOSLOT && tgt_bp_slots(s->t) > 0 && slots_in_use(s) > 0)
+            break;
+        if (err)
+            *err = e;
+        return -1;
     }
     return 0;
 }

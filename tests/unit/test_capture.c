@@ -60,6 +60,9 @@ typedef struct fault_stub {
         STEP_TCG,          /* QEMU 7.2 under TCG: a step moves rip, a breakpoint there or not */
         STEP_REREPORT      /* a stub that re-reports a breakpoint at rip instead of stepping */
     } step;
+    size_t kvm_slots;      /* > 0: a Z1 beyond this many is refused with E22 (KVM) */
+    uint64_t path[16];     /* > 0 entries: the guest's path; a continue stops at the */
+    size_t npath, pos;     /* next pc of it that holds a breakpoint (each passed once) */
 } fault_stub;
 
 static void put64(uint8_t *g, size_t off, uint64_t v)
@@ -102,6 +105,10 @@ static void send_xfer(fault_stub *s, const char *pkt)
 static void breakpoint(fault_stub *s, const char *pkt)
 {
     unsigned long long addr;
+    if (pkt[0] == 'Z' && s->kvm_slots && s->nbps >= s->kvm_slots) {
+        fs_send_packet(&s->f, "E22");
+        return;
+    }
     if (sscanf(pkt + 3, "%llx", &addr) == 1) {
         if (pkt[0] == 'Z' && s->nbps < 64)
             s->bps[s->nbps++] = addr;
@@ -116,8 +123,26 @@ static void breakpoint(fault_stub *s, const char *pkt)
     fs_send_packet(&s->f, "OK");
 }
 
+/* Along the path: the next pc with a breakpoint, else run on. */
+static void cont_path(fault_stub *s, bool *running)
+{
+    for (; s->pos < s->npath; s->pos++)
+        for (size_t j = 0; j < s->nbps; j++)
+            if (s->bps[j] == s->path[s->pos]) {
+                s->stops++;
+                put64(s->g, G_RIP, s->path[s->pos++]);
+                fs_send_packet(&s->f, "T05thread:p01.01;");
+                return;
+            }
+    *running = true;
+}
+
 static void cont(fault_stub *s, bool *running)
 {
+    if (s->npath) {
+        cont_path(s, running);
+        return;
+    }
     if (s->stops >= s->max_stops || s->nbps == 0) {
         *running = true;
         return;
@@ -419,6 +444,52 @@ static void test_passover_in_place(kern *k, int how)
     stub_end(&s, t);
 }
 
+/* KVM's four debug registers with no max_slots (capture --gdb against a
+ * KVM guest): the stub refuses a fifth Z1 with E22, the session learns the
+ * limit from it and arms the later stations as earlier ones fire, so every
+ * station of the guest's path is reached, never more than four armed. */
+static void test_kvm_slots(kern *k)
+{
+    static fault_stub s;
+    memset(&s, 0, sizeof s);
+    s.kvm_slots = 4;
+    s.mem_ok = true;
+    put64(s.g, G_CR2, 0x1234);
+    for (size_t i = 0; i < CAP_ST_COUNT; i++) {
+        uint64_t pc, *inl = NULL;
+        size_t n = 0;
+        if (kern_sym_addr(k, station_default(i)->function, &pc, NULL) < 0 &&
+            kern_inlined_entries(k, station_default(i)->function, &inl, &n, NULL) == 0 && n > 0)
+            pc = inl[0];
+        else if (n == 0 && kern_sym_addr(k, station_default(i)->function, &pc, NULL) < 0)
+            continue;
+        free(inl);
+        s.path[s.npath++] = pc;
+    }
+    tgt *t;
+    fl_error e = { 0 };
+    cap_options o = { .filter = { .addr = 0x1234 }, .timeout_ms = 3000 };
+    cap_session *cs = session_on(&s, &t, k, &o, &e);
+    if (!cs)
+        return;
+    static cap_fault f;
+    int rc = cap_fault_capture(cs, &f, &e);
+    if (rc < 0)
+        fprintf(stderr, "kvm slots: %s\n", e.msg);
+    CHECK(rc == 0);
+    CHECK_EQ_U64(tgt_bp_slots(t), 4);
+    CHECK(s.most_bps <= 4);
+    size_t hit = 0;
+    for (size_t i = 0; i < CAP_ST_COUNT; i++)
+        hit += f.st[i].hit;
+    fprintf(stderr, "kvm slots: %zu of %zu stations on the path hit, at most %zu breakpoints\n", hit, s.npath,
+            s.most_bps);
+    CHECK_EQ_U64(hit, s.npath);
+    CHECK(s.npath >= 5);
+    cap_session_close(cs);
+    stub_end(&s, t);
+}
+
 /* Under a comm filter with every memory read failing, the capture says so
  * at once instead of waiting for its timeout. */
 static void test_unreadable(kern *k)
@@ -460,6 +531,7 @@ int main(void)
     test_passover(k);
     test_passover_in_place(k, STEP_TCG);
     test_passover_in_place(k, STEP_REREPORT);
+    test_kvm_slots(k);
     test_unreadable(k);
     kern_close(k);
     return check_summary("test_capture");
