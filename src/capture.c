@@ -37,6 +37,8 @@ typedef struct compiled_value {
     size_t nmembers;
     uint64_t struct_size;
     int base;                  /* row index of the value holding the pointer, -1 */
+    kern_varloc **locs;        /* STATION_PARAM: its location at each of the station's pcs, */
+    fl_error *loc_err;         /* ... or why it has none there (resolved when arming) */
     char missing[160];         /* why it cannot be read in this kernel, "" if it can */
 } compiled_value;
 
@@ -186,6 +188,30 @@ static int find_value(const compiled_station *c, const char *name)
     return -1;
 }
 
+/* A parameter's location at each breakpoint pc, resolved once (the DWARF
+ * work); a stop only evaluates it. A pc where it has none keeps the reason
+ * for the stop's note (the psABI fallback may still read it there). */
+static int locate_param(cap_session *s, compiled_station *c, compiled_value *v, fl_error *err)
+{
+    v->locs = calloc(c->npcs, sizeof *v->locs);
+    v->loc_err = calloc(c->npcs, sizeof *v->loc_err);
+    if (!v->locs || !v->loc_err)
+        return fl_fail(err, FL_ENOMEM, "out of memory locating %s", v->def->from);
+    for (size_t i = 0; i < c->npcs; i++)
+        if (kern_var_locate(s->k, c->row.function, v->def->from, c->pcs[i], &v->locs[i], &v->loc_err[i]) < 0)
+            v->locs[i] = NULL;
+    return 0;
+}
+
+static void compiled_value_free(compiled_value *v, size_t npcs)
+{
+    for (size_t i = 0; v->locs && i < npcs; i++)
+        kern_varloc_free(v->locs[i]);
+    free(v->locs);
+    free(v->loc_err);
+    free(v->members);
+}
+
 static void compile_value(cap_session *s, compiled_station *c, size_t i)
 {
     compiled_value *v = &c->values[i];
@@ -212,8 +238,10 @@ static void compile_value(cap_session *s, compiled_station *c, size_t i)
             rc = kern_struct_members(s->k, d->from, &v->members, &v->nmembers, &e);
         break;
     case STATION_PARAM:
+        rc = locate_param(s, c, v, &e);
+        break;
     case STATION_INSN_EA:
-        break; /* a location per pc: evaluated at the stop (kern_var_value) */
+        break;
     }
     if ((d->read == STATION_MEMBER || d->read == STATION_STRUCT || d->read == STATION_INSN_EA) && v->base < 0)
         rc = fl_fail(&e, FL_EUSAGE, "its base value %s is not an earlier value of the row", d->base ? d->base : "(none)");
@@ -417,7 +445,7 @@ void cap_session_close(cap_session *s)
         free(s->st[i].pcs);
         free(s->st[i].info);
         for (size_t j = 0; j < s->st[i].nvalues; j++)
-            free(s->st[i].values[j].members);
+            compiled_value_free(&s->st[i].values[j], s->st[i].npcs);
     }
     for (int d = 0; d < STATION_DEC_COUNT; d++)
         decode_bits_free(&s->bits[d]);
@@ -462,18 +490,36 @@ static bool usable(const cap_session *s, size_t id)
     return enabled(s, id) && !s->st[id].absent;
 }
 
+/* Does station id fit in the debug registers left? The caller's limit
+ * (max_slots), else the stub's once it refused one (KVM's four, learnt from
+ * its E22: tgt_bp_slots); TCG has none. */
+static bool fits(const cap_session *s, size_t id)
+{
+    size_t n = s->st[id].npcs, stub = tgt_bp_slots(s->t);
+    if (s->opt.max_slots > 0 && slots_in_use(s) + n > (size_t)s->opt.max_slots)
+        return false;
+    return stub == 0 || tgt_bp_hw_in_use(s->t) + n <= stub;
+}
+
 /* Arm stations from `from` to `to` (exclusive), in path order, while slots
  * last: with KVM's four debug registers, later stations are armed as earlier
- * ones fire. */
+ * ones fire. A refusal for want of a slot while some station is armed is
+ * that limit being learnt, not an error. */
 static int arm_range(cap_session *s, size_t from, size_t to, const cap_fault *f, fl_error *err)
 {
     for (size_t i = from; i < to && i < s->nstations; i++) {
         if (!usable(s, i) || f->st[i].hit || s->st[i].armed)
             continue;
-        if (s->opt.max_slots > 0 && slots_in_use(s) + s->st[i].npcs > (size_t)s->opt.max_slots)
+        if (!fits(s, i))
             break;
-        if (arm(s, i, true, err) < 0)
-            return -1;
+        fl_error e = { 0 };
+        if (arm(s, i, true, &e) == 0)
+            continue;
+        if (e.code == FL_ENOSLOT && tgt_bp_slots(s->t) > 0 && slots_in_use(s) > 0)
+            break;
+        if (err)
+            *err = e;
+        return -1;
     }
     return 0;
 }
@@ -523,11 +569,19 @@ static int read_hw_frame(stop_ctx *x, const compiled_value *v)
  * assumes a calling convention; where the location cannot be evaluated and
  * the pc is the function's own first instruction, the psABI argument
  * register (which DWARF would name there anyway) is the fallback. */
-static int read_param(stop_ctx *x, const station_value *d, uint64_t *value)
+static int read_param(stop_ctx *x, const compiled_value *v, uint64_t *value)
 {
     compiled_station *c = x->c;
-    fl_error e;
-    if (kern_var_value(x->s->k, c->row.function, d->from, x->pc, &x->s->frame, value, &e) == 0)
+    const station_value *d = v->def;
+    fl_error e = { 0 };
+    size_t at = 0;
+    while (at < c->npcs && c->pcs[at] != x->pc)
+        at++;
+    if (at == c->npcs)
+        fl_fail(&e, FL_ENOTFOUND, "0x%" PRIx64 " is not a breakpoint of %s", x->pc, c->row.function);
+    else if (!v->locs[at])
+        e = v->loc_err[at];
+    else if (kern_varloc_eval(v->locs[at], &x->s->frame, value, &e) == 0)
         return 0;
     if (c->has_symbol && x->pc == c->pcs[0] && d->slot >= 0 && d->slot < 6 &&
         tgt_reg_read(x->s->t, abi_args[d->slot], value, NULL) == 0)
@@ -577,7 +631,7 @@ static int read_value(stop_ctx *x, size_t i, uint64_t *value)
             *value = v->def->slot >= 0 && v->def->slot < HW_FRAME_SLOTS ? x->hw[v->def->slot] : 0;
         break;
     case STATION_PARAM:
-        rc = read_param(x, v->def, value);
+        rc = read_param(x, v, value);
         break;
     case STATION_MEMBER:
         rc = read_member(x, v, value);

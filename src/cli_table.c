@@ -141,6 +141,11 @@ const cli_option cli_option_rows[] = {
               "unix:/path/to/socket or host:port (needs --vmlinux; detaches at the end)" },
     { .name = "vmlinux", .kind = CLI_PATH, .metavar = "PATH", .at = CLI_AT(kernel), .commands = CLI_CAPTURE | CLI_TRACE,
       .help = "the guest's kernel, with DWARF (CONFIG_DEBUG_INFO)" },
+    { .name = "source-dir", .kind = CLI_PATH, .metavar = "DIR", .at = CLI_AT(source_dir),
+      .commands = CLI_RUN | CLI_CAPTURE | CLI_TRACE,
+      .help = "the kernel's source tree, for a kernel built elsewhere: a source\n"
+              "path of its DWARF is looked up here by its tail (default: the\n"
+              "paths as recorded, else Debian's matching linux-source-X)" },
     { .name = "scenario", .kind = CLI_WORD, .metavar = "S", .at = CLI_AT(scenario), .commands = GUEST,
       .words = scenarios, .def = "write",
       .help = "write (default), read, kernel-write, write-forked (a forked child\n"

@@ -31,10 +31,15 @@ void cmd_outcome_open(cmd_vm *r, const out_options *oo)
 
 int cmd_attach(const cli_options *o, cmd_vm *r, unsigned stations, fl_error *err)
 {
-    if (kern_open(&r->k, o->kernel, NULL, err) < 0)
+    if (kern_open(&r->k, o->kernel, NULL, err) < 0 || cmd_kernel_source(r->k, o->source_dir, err) < 0)
         return -1;
     if (tgt_connect(&r->t, o->gdb, 10000, err) < 0)
         return -1; /* the sentence names the address already */
+    /* Whether the user's QEMU runs TCG is not said on the wire: stepping
+     * over a breakpoint in place is checked at the first pass-over, and a
+     * stub that re-reports it (or refuses a fifth debug register: KVM) gets
+     * remove-step-reinsert. */
+    tgt_set_step_over(r->t, TGT_STEP_OVER_KEEP);
     cap_options copt = { .filter = { .pid = o->pid, .addr = o->addr, .addr_page = o->addr_page },
                          .stations = stations, .explicit_stations = o->probes != NULL,
                          .timeout_ms = o->timeout_s * 1000, .idle = attached_idle, .idle_ctx = r };

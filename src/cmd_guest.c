@@ -53,6 +53,31 @@ void cmd_kernel_version(const char *vmlinux, kern *k, char *buf, size_t cap)
         snprintf(buf, cap, "%.*s", (int)strcspn(kern_banner(k), "\n"), kern_banner(k));
 }
 
+/* Does the kernel's own source resolve? Asked of one line every capture
+ * shows (handle_mm_fault's first); a kernel without that line has nothing
+ * to resolve. */
+static bool source_resolves(kern *k)
+{
+    uint64_t pc;
+    kern_line l;
+    fl_error e = { 0 };
+    if (kern_sym_addr(k, "handle_mm_fault", &pc, &e) < 0 || kern_line_at(k, pc, &l, &e) < 0)
+        return true;
+    return kern_source_text(k, l.file, l.line) != NULL;
+}
+
+int cmd_kernel_source(kern *k, const char *source_dir, fl_error *err)
+{
+    if (source_dir)
+        return kern_set_source_dir(k, source_dir, err);
+    if (source_resolves(k))
+        return 0;
+    fl_error e = { 0 };
+    if (kern_use_debian_source(k, NULL, &e) < 0)
+        fprintf(stderr, "faultline: note: no source text in this report: %s\n", e.msg);
+    return 0;
+}
+
 /* A user's static program travels as a second cpio appended to the
  * initramfs (the kernel unpacks concatenated archives in order). newc is
  * written here: it is 110 bytes of ASCII header per file and linking
@@ -224,6 +249,10 @@ int cmd_boot_vm(const cli_options *o, cmd_vm *r, char *append, size_t acap, doub
     int left_ms = budget_ms - (int)((fl_now_s() - *t0) * 1000);
     if (tgt_connect(&r->t, vm_gdb_address(r->v), left_ms > 500 ? left_ms : 500, err) < 0)
         return -1; /* the sentence names the stub's address already */
+    /* Under TCG a step passes over a breakpoint in place (measured-facts.md):
+     * no z/Z around it. */
+    if (strcmp(vm_accel(r->v), "tcg") == 0)
+        tgt_set_step_over(r->t, TGT_STEP_OVER_KEEP);
     /* Reproducible: the caller arms before the guest's first instruction. */
     return o->reproducible ? 0 : tgt_resume(r->t, err);
 }

@@ -226,7 +226,8 @@ static int run_boot(run_ctx *c)
     cmd_append_kprobes(append, sizeof append);
     if (o->reproducible)
         cmd_repro_append(append, sizeof append);
-    if (kern_open(&c->r.k, c->meta.vmlinux, NULL, &c->err) < 0)
+    if (kern_open(&c->r.k, c->meta.vmlinux, NULL, &c->err) < 0 ||
+        cmd_kernel_source(c->r.k, o->source_dir, &c->err) < 0)
         return -1;
     cmd_kernel_version(c->meta.vmlinux, c->r.k, c->version, sizeof c->version);
     vm_qemu_version(NULL, c->qemu, sizeof c->qemu, NULL);

@@ -57,6 +57,8 @@ struct tgt {
     size_t hw_slots;           /* debug-register slots the stub has (learnt from a
                                   refusal); 0: no limit seen */
     long process, thread;      /* from the last stop reply, -1 unknown */
+    enum tgt_step_over step_over;
+    bool step_over_verified;   /* TGT_STEP_OVER_KEEP seen to move the pc once */
     char step_pkt[64];
     size_t step_len;
     char *pkt;                 /* scratch for building packets */
@@ -883,6 +885,10 @@ int tgt_bp_insert(tgt *t, enum tgt_bp_type type, uint64_t addr, int len, fl_erro
         /* Remember the limit so callers can plan (tgt_bp_slots). */
         if (err && err->code == FL_ENOSLOT && hw_in_use(t) > 0)
             t->hw_slots = hw_in_use(t);
+        /* A slot limit is KVM's: stepping over a breakpoint in place was
+         * never measured there, so remove-step-reinsert. */
+        if (err && err->code == FL_ENOSLOT && !t->step_over_verified)
+            t->step_over = TGT_STEP_OVER_REMOVE;
         return -1;
     }
     t->bps[t->nbps++] = (bp){type, addr, len};
@@ -929,6 +935,33 @@ static int step_raw(tgt *t, tgt_stop *stop, int timeout_ms, fl_error *err)
     return 0;
 }
 
+/* One step with the breakpoint at pc left in place. The first time, the pc
+ * is read back (one `g`): a stub that re-reported the breakpoint instead of
+ * stepping is remembered as one that needs remove-step-reinsert. Returns 0
+ * stepped, 1 not stepped (do it the other way), -1 error. */
+static int step_in_place(tgt *t, uint64_t pc, tgt_stop *stop, int timeout_ms, fl_error *err)
+{
+    if (step_raw(t, stop, timeout_ms, err) < 0)
+        return -1;
+    if (t->step_over_verified || stop->kind != TGT_STOP_SIGNAL || stop->code != 5 || stop->has_watch)
+        return 0;
+    uint64_t after;
+    if (tgt_reg_read_r(t, t->pc, &after, err) < 0)
+        return -1;
+    if (after != pc) {
+        t->step_over_verified = true;
+        return 0;
+    }
+    t->step_over = TGT_STEP_OVER_REMOVE;
+    return 1;
+}
+
+void tgt_set_step_over(tgt *t, enum tgt_step_over how)
+{
+    t->step_over = how;
+    t->step_over_verified = false;
+}
+
 /* QEMU quirk: resuming from a PC with an inserted breakpoint re-reports the
  * same PC. Only matters with Z0/Z1 inserted; then the PC comes from the `g`
  * of this stop (which the caller usually reads anyway). */
@@ -946,6 +979,13 @@ static int step_over_bps(tgt *t, bool *stepped, tgt_stop *stop, int timeout_ms, 
             any = true;
     if (!any)
         return 0;
+    if (t->step_over == TGT_STEP_OVER_KEEP) {
+        int krc = step_in_place(t, pc, stop, timeout_ms, err);
+        if (krc <= 0) {
+            *stepped = krc == 0;
+            return krc;
+        }
+    }
     for (size_t i = 0; i < t->nbps; i++)
         if (is_code_bp(t->bps[i].type) && t->bps[i].addr == pc &&
             send_z(t, 'z', t->bps[i].type, pc, t->bps[i].len, err) < 0)

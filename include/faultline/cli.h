@@ -82,6 +82,7 @@ typedef struct cli_options {
     const char *output;
     const char *kernel;    /* --kernel (run) or --vmlinux (capture, trace --gdb) */
     const char *initrd;
+    const char *source_dir; /* --source-dir: the kernel's source tree (like GDB's substitute-path) */
     const char *gdb;
     const char *comm;
     const char *probes;

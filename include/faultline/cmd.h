@@ -73,6 +73,11 @@ int cmd_output_close(cmd_output *out, int rc, bool report_written);
 void cmd_set_guest_dir(const char *dir);
 const char *cmd_guest_file(const char *given, const char *env, const char *name, char *buf, size_t cap);
 void cmd_kernel_version(const char *vmlinux, kern *k, char *buf, size_t cap);
+/* Source lines for a kernel built elsewhere: --source-dir when given (an
+ * error if it is not a directory); else, when the paths its DWARF records
+ * do not resolve, Debian's matching linux-source-X unpacked once into the
+ * cache, or one note on stderr saying why there will be no source text. */
+int cmd_kernel_source(kern *k, const char *source_dir, fl_error *err);
 /* Can the guest run this program (a static x86-64 ELF executable)? One
  * sentence with the fix if not. */
 int cmd_check_program(const char *program, fl_error *err);

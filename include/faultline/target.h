@@ -6,7 +6,8 @@
  *  - `p`/`P` answer empty until target.xml was read: connect reads it first;
  *  - `?` clears all breakpoints: it is sent only during connect;
  *  - resuming while sitting on an inserted breakpoint re-reports the same PC:
- *    step/continue remove it, step once, re-insert it;
+ *    step/continue remove it, step once, re-insert it (under TCG a step
+ *    passes over it in place: tgt_set_step_over);
  *  - under KVM `p` can be stale after a stop: registers come from one `g` per
  *    stop, cached until the next resume;
  *  - no packet is ever sent while the guest runs, except the 0x03 interrupt;
@@ -182,6 +183,18 @@ int tgt_bp_remove(tgt *t, enum tgt_bp_type type, uint64_t addr, int len, fl_erro
 size_t tgt_bp_slots(const tgt *t);
 /* Hardware breakpoints/watchpoints inserted now. */
 size_t tgt_bp_hw_in_use(const tgt *t);
+
+/* Resuming (step or continue) from a pc that holds a Z0/Z1 breakpoint:
+ * QEMU re-reports the breakpoint unless the stub steps over it. */
+enum tgt_step_over {
+    TGT_STEP_OVER_REMOVE, /* remove it, step, re-insert it (the default; KVM) */
+    TGT_STEP_OVER_KEEP    /* step with it in place: QEMU 7.2 under TCG steps over a
+                             breakpoint at the current pc (measured), saving the z/Z
+                             pair. Checked at the first step-over (one `g`): a stub
+                             that does not move the pc falls back to REMOVE, and so
+                             does one that refuses a debug register (KVM). */
+};
+void tgt_set_step_over(tgt *t, enum tgt_step_over how);
 
 /* Single-step one instruction (vCont;s, falling back to s). Blocks until the
  * stop reply or timeout (then interrupts, and fails with FL_ETIMEOUT). */

@@ -54,7 +54,15 @@ typedef struct fault_stub {
     unsigned max_stops;    /* continues that stop; later ones run on */
     uint64_t bps[64];      /* inserted breakpoints, in insertion order */
     size_t nbps, most_bps;
-    unsigned stops, packets, m_packets;
+    unsigned stops, packets, m_packets, z_packets;
+    enum {
+        STEP_STILL,        /* a step reports a stop and leaves rip (the default) */
+        STEP_TCG,          /* QEMU 7.2 under TCG: a step moves rip, a breakpoint there or not */
+        STEP_REREPORT      /* a stub that re-reports a breakpoint at rip instead of stepping */
+    } step;
+    size_t kvm_slots;      /* > 0: a Z1 beyond this many is refused with E22 (KVM) */
+    uint64_t path[16];     /* > 0 entries: the guest's path; a continue stops at the */
+    size_t npath, pos;     /* next pc of it that holds a breakpoint (each passed once) */
 } fault_stub;
 
 static void put64(uint8_t *g, size_t off, uint64_t v)
@@ -97,6 +105,10 @@ static void send_xfer(fault_stub *s, const char *pkt)
 static void breakpoint(fault_stub *s, const char *pkt)
 {
     unsigned long long addr;
+    if (pkt[0] == 'Z' && s->kvm_slots && s->nbps >= s->kvm_slots) {
+        fs_send_packet(&s->f, "E22");
+        return;
+    }
     if (sscanf(pkt + 3, "%llx", &addr) == 1) {
         if (pkt[0] == 'Z' && s->nbps < 64)
             s->bps[s->nbps++] = addr;
@@ -111,14 +123,44 @@ static void breakpoint(fault_stub *s, const char *pkt)
     fs_send_packet(&s->f, "OK");
 }
 
+/* Along the path: the next pc with a breakpoint, else run on. */
+static void cont_path(fault_stub *s, bool *running)
+{
+    for (; s->pos < s->npath; s->pos++)
+        for (size_t j = 0; j < s->nbps; j++)
+            if (s->bps[j] == s->path[s->pos]) {
+                s->stops++;
+                put64(s->g, G_RIP, s->path[s->pos++]);
+                fs_send_packet(&s->f, "T05thread:p01.01;");
+                return;
+            }
+    *running = true;
+}
+
 static void cont(fault_stub *s, bool *running)
 {
+    if (s->npath) {
+        cont_path(s, running);
+        return;
+    }
     if (s->stops >= s->max_stops || s->nbps == 0) {
         *running = true;
         return;
     }
     s->stops++;
     put64(s->g, G_RIP, s->bps[0]);
+    fs_send_packet(&s->f, "T05thread:p01.01;");
+}
+
+static void step(fault_stub *s)
+{
+    uint64_t rip;
+    memcpy(&rip, s->g + G_RIP, 8);
+    bool on_bp = false;
+    for (size_t i = 0; i < s->nbps; i++)
+        on_bp |= s->bps[i] == rip;
+    if (s->step == STEP_TCG || (s->step == STEP_REREPORT && !on_bp))
+        put64(s->g, G_RIP, rip + 4);
     fs_send_packet(&s->f, "T05thread:p01.01;");
 }
 
@@ -130,8 +172,10 @@ static void answer(fault_stub *s, const char *pkt, bool *running)
         send_xfer(s, pkt);
     else if (strcmp(pkt, "vCont?") == 0)
         fs_send_packet(&s->f, "vCont;c;C;s;S");
-    else if (strcmp(pkt, "?") == 0 || strncmp(pkt, "vCont;s", 7) == 0 || strcmp(pkt, "s") == 0)
+    else if (strcmp(pkt, "?") == 0)
         fs_send_packet(&s->f, "T05thread:p01.01;");
+    else if (strncmp(pkt, "vCont;s", 7) == 0 || strcmp(pkt, "s") == 0)
+        step(s);
     else if (strcmp(pkt, "g") == 0)
         send_g(s);
     else if (pkt[0] == 'm') {
@@ -145,8 +189,10 @@ static void answer(fault_stub *s, const char *pkt, bool *running)
         } else {
             fs_send_packet(&s->f, "E14");
         }
-    } else if (pkt[0] == 'Z' || pkt[0] == 'z')
+    } else if (pkt[0] == 'Z' || pkt[0] == 'z') {
+        s->z_packets += pkt[0] == 'z';
         breakpoint(s, pkt);
+    }
     else if (strncmp(pkt, "vCont;c", 7) == 0 || strcmp(pkt, "c") == 0)
         cont(s, running);
     else if (pkt[0] == 'D' || pkt[0] == 'k' || pkt[0] == 'P' || pkt[0] == 'M')
@@ -361,6 +407,89 @@ static void test_passover(kern *k)
     stub_end(&s, t);
 }
 
+/* Stepping over the breakpoint in place (tgt_set_step_over KEEP): on a stub
+ * that steps over it (QEMU under TCG) a passed-over fault is three packets
+ * (g, vCont;s, vCont;c; one more `g` once, to see the step move the pc);
+ * on one that re-reports it instead, the target falls back to
+ * remove-step-reinsert and every fault is still passed over once. */
+static void test_passover_in_place(kern *k, int how)
+{
+    static fault_stub s;
+    memset(&s, 0, sizeof s);
+    s.max_stops = 40;
+    s.step = how;
+    put64(s.g, G_CR2, 0x5000);
+    tgt *t;
+    fl_error e = { 0 };
+    cap_options o = { .filter = { .addr = 0x1234 }, .timeout_ms = 1500 };
+    cap_session *cs = session_on(&s, &t, k, &o, &e);
+    if (!cs)
+        return;
+    tgt_set_step_over(t, TGT_STEP_OVER_KEEP);
+    unsigned p0 = s.packets, z0 = s.z_packets;
+    static cap_fault f;
+    CHECK(cap_fault_capture(cs, &f, &e) < 0 && e.code == FL_ETIMEOUT);
+    CHECK_EQ_U64(f.passed_over, 40);
+    double per = (double)(s.packets - p0) / f.passed_over;
+    fprintf(stderr, "packets per passed-over fault, breakpoint kept (%s): %.2f, %u z\n",
+            how == STEP_TCG ? "the stub steps over it" : "the stub re-reports it", per, s.z_packets - z0);
+    if (how == STEP_TCG) {
+        CHECK(per <= 3.2);
+        CHECK(s.z_packets - z0 <= 1);
+    } else {
+        CHECK(per <= 5.3);
+        CHECK(s.z_packets - z0 >= 40);
+    }
+    cap_session_close(cs);
+    stub_end(&s, t);
+}
+
+/* KVM's four debug registers with no max_slots (capture --gdb against a
+ * KVM guest): the stub refuses a fifth Z1 with E22, the session learns the
+ * limit from it and arms the later stations as earlier ones fire, so every
+ * station of the guest's path is reached, never more than four armed. */
+static void test_kvm_slots(kern *k)
+{
+    static fault_stub s;
+    memset(&s, 0, sizeof s);
+    s.kvm_slots = 4;
+    s.mem_ok = true;
+    put64(s.g, G_CR2, 0x1234);
+    for (size_t i = 0; i < CAP_ST_COUNT; i++) {
+        uint64_t pc, *inl = NULL;
+        size_t n = 0;
+        if (kern_sym_addr(k, station_default(i)->function, &pc, NULL) < 0 &&
+            kern_inlined_entries(k, station_default(i)->function, &inl, &n, NULL) == 0 && n > 0)
+            pc = inl[0];
+        else if (n == 0 && kern_sym_addr(k, station_default(i)->function, &pc, NULL) < 0)
+            continue;
+        free(inl);
+        s.path[s.npath++] = pc;
+    }
+    tgt *t;
+    fl_error e = { 0 };
+    cap_options o = { .filter = { .addr = 0x1234 }, .timeout_ms = 3000 };
+    cap_session *cs = session_on(&s, &t, k, &o, &e);
+    if (!cs)
+        return;
+    static cap_fault f;
+    int rc = cap_fault_capture(cs, &f, &e);
+    if (rc < 0)
+        fprintf(stderr, "kvm slots: %s\n", e.msg);
+    CHECK(rc == 0);
+    CHECK_EQ_U64(tgt_bp_slots(t), 4);
+    CHECK(s.most_bps <= 4);
+    size_t hit = 0;
+    for (size_t i = 0; i < CAP_ST_COUNT; i++)
+        hit += f.st[i].hit;
+    fprintf(stderr, "kvm slots: %zu of %zu stations on the path hit, at most %zu breakpoints\n", hit, s.npath,
+            s.most_bps);
+    CHECK_EQ_U64(hit, s.npath);
+    CHECK(s.npath >= 5);
+    cap_session_close(cs);
+    stub_end(&s, t);
+}
+
 /* Under a comm filter with every memory read failing, the capture says so
  * at once instead of waiting for its timeout. */
 static void test_unreadable(kern *k)
@@ -400,6 +529,9 @@ int main(void)
     test_rows(k);
     test_explicit(k);
     test_passover(k);
+    test_passover_in_place(k, STEP_TCG);
+    test_passover_in_place(k, STEP_REREPORT);
+    test_kvm_slots(k);
     test_unreadable(k);
     kern_close(k);
     return check_summary("test_capture");
