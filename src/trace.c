@@ -804,17 +804,35 @@ static int mask_if(tracer *tr, const uint8_t *g, fl_error *err)
     return 0;
 }
 
-/* One instruction: exactly one vCont;s and one `g` (plus a --over run). */
-static int single(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
+/* QEMU at times reports a single step that executed nothing: the same pc
+ * and not one register changed (seen on a `ret`, whose second report then
+ * counted as a second return). No instruction of the path does that (a rep
+ * string instruction that stays changes rcx), so such a step is stepped
+ * again, a few times at most. */
+#define SPURIOUS_STEP_RETRIES 4
+
+static int step_once(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
 {
     tgt_stop st;
     size_t len;
+    for (int tries = 0;; tries++) {
+        if (tgt_step(tr->t, &st, tr->opt.step_timeout_ms, err) < 0 || tgt_regs_raw(tr->t, g, &len, err) < 0)
+            return fl_error_prefix(err, "single-stepping 0x%" PRIx64, e->pc);
+        tr->r->stops++;
+        if (tries >= SPURIOUS_STEP_RETRIES || g_u64(tr->rip, *g) != e->pc || memcmp(tr->prev, *g, tr->glen) != 0)
+            return 0;
+        tr->r->empty_steps++;
+    }
+}
+
+/* One instruction: exactly one vCont;s and one `g` (plus a --over run). */
+static int single(tracer *tr, pcent *e, const uint8_t **g, fl_error *err)
+{
     if (unmask_if(tr, err) < 0)
         return -1;
     memcpy(tr->prev, *g, tr->glen);
-    if (tgt_step(tr->t, &st, tr->opt.step_timeout_ms, err) < 0 || tgt_regs_raw(tr->t, g, &len, err) < 0)
-        return fl_error_prefix(err, "single-stepping 0x%" PRIx64, e->pc);
-    tr->r->stops++;
+    if (step_once(tr, e, g, err) < 0)
+        return -1;
     enum trace_kind k = e->d.in.kind;
     unsigned flags = 0;
     int after = trace_depth_after(k, tr->depth);

@@ -226,6 +226,8 @@ typedef struct trace_result {
     uint64_t final_cs;
     double seconds;        /* stepping wall time */
     size_t stops;          /* times the guest stopped (steps + continues) */
+    size_t empty_steps;    /* steps QEMU reported without executing anything
+                              (same pc, no register changed): stepped again */
     size_t overs;          /* calls run through with --over */
     size_t resyncs;        /* fast mode: stops discarded (interrupt at the bp) */
     char error[FL_ERROR_MSG_MAX]; /* why it ended early, or "" */
