@@ -118,17 +118,23 @@ static void fs_drop(fakestub *f, size_t n)
     f->inlen -= n;
 }
 
-static void fs_send_packet(fakestub *f, const char *payload)
+/* $payload#checksum into buf (cut to fit); returns its length. */
+static size_t fs_frame(const char *payload, char *buf, size_t cap)
 {
-    char buf[70000];
     unsigned sum = 0;
     size_t n = strlen(payload), o = 0;
     buf[o++] = '$';
-    for (size_t i = 0; i < n && o + 4 < sizeof buf; i++) {
+    for (size_t i = 0; i < n && o + 4 < cap; i++) {
         buf[o++] = payload[i];
         sum += (unsigned char)payload[i];
     }
-    o += (size_t)snprintf(buf + o, sizeof buf - o, "#%02x", sum & 0xff);
+    return o + (size_t)snprintf(buf + o, cap - o, "#%02x", sum & 0xff);
+}
+
+static void fs_send_packet(fakestub *f, const char *payload)
+{
+    char buf[70000];
+    size_t o = fs_frame(payload, buf, sizeof buf);
     if (send(f->fd, buf, o, MSG_NOSIGNAL) != (ssize_t)o)
         fs_failf(f, "send failed", payload);
 }
@@ -200,15 +206,7 @@ static void fs_send_raw(fakestub *f, const char *s, size_t n)
 static void fs_send_raw_packet(fakestub *f, const char *payload)
 {
     char buf[4200];
-    unsigned sum = 0;
-    size_t n = strlen(payload), o = 0;
-    buf[o++] = '$';
-    for (size_t i = 0; i < n && o + 4 < sizeof buf; i++) {
-        buf[o++] = payload[i];
-        sum += (unsigned char)payload[i];
-    }
-    o += (size_t)snprintf(buf + o, sizeof buf - o, "#%02x", sum & 0xff);
-    fs_send_raw(f, buf, o);
+    fs_send_raw(f, buf, fs_frame(payload, buf, sizeof buf));
 }
 
 /* Wait until the client has sent something (bounded 2 s), without reading. */

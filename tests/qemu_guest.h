@@ -42,6 +42,17 @@ static inline const char *guest_file(const char *env, const char *fallback)
 static inline const char *guest_kernel(void) { return guest_file("FAULTLINE_KERNEL", GUEST_DEFAULT_KERNEL); }
 static inline const char *guest_initrd(void) { return guest_file("FAULTLINE_INITRD", GUEST_DEFAULT_INITRD); }
 
+/* Both guest files, or one sentence on stderr and -1 (a test's setup). */
+static inline int guest_files(const char **kernel, const char **initrd)
+{
+    *kernel = guest_kernel();
+    *initrd = guest_initrd();
+    if (*kernel && *initrd)
+        return 0;
+    fprintf(stderr, "FAULTLINE_KERNEL and FAULTLINE_INITRD must name the guest (tests/run.sh sets them)\n");
+    return -1;
+}
+
 static inline void guest_stop(guest *g)
 {
     cap_session_close(g->cs);

@@ -53,11 +53,9 @@ static uint64_t captured(const cap_fault *f, const char *name)
 
 int main(void)
 {
-    const char *kernel = getenv("FAULTLINE_KERNEL"), *initrd = getenv("FAULTLINE_INITRD");
-    if (!kernel || !initrd) {
-        fprintf(stderr, "FAULTLINE_KERNEL and FAULTLINE_INITRD must name the guest (tests/run.sh sets them)\n");
+    const char *kernel, *initrd;
+    if (guest_files(&kernel, &initrd) < 0)
         return 1;
-    }
     vm_install_cleanup();
     fl_error err = { 0 };
     kern *k = NULL;

@@ -206,11 +206,9 @@ static void run_traced(kern *k, const char *kernel, const char *initrd)
 
 int main(int argc, char **argv)
 {
-    const char *kernel = getenv("FAULTLINE_KERNEL"), *initrd = getenv("FAULTLINE_INITRD");
-    if (!kernel || !initrd) {
-        fprintf(stderr, "FAULTLINE_KERNEL and FAULTLINE_INITRD must name the guest (tests/run.sh sets them)\n");
+    const char *kernel, *initrd;
+    if (guest_files(&kernel, &initrd) < 0)
         return 1;
-    }
     vm_install_cleanup();
     kern *k = NULL;
     fl_error err = { 0 };
