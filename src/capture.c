@@ -704,32 +704,64 @@ static void emit_struct(stop_ctx *x, const compiled_value *v)
     free(buf);
 }
 
-/* The effective address of a memory operand of insn, from the registers
- * still holding the interrupted context's values at this stop. */
+/* One memory operand's effective address, from the registers still holding
+ * the interrupted context's values at this stop; false if one is unreadable. */
+static bool mem_operand_ea(stop_ctx *x, const cs_insn *insn, const cs_x86_op *op, uint64_t rip, uint64_t user_rsp,
+                           uint64_t *ea)
+{
+    uint64_t sum = (uint64_t)op->mem.disp, v = 0;
+    x86_reg regs[2] = { op->mem.base, op->mem.index };
+    for (int r = 0; r < 2; r++) {
+        if (regs[r] == X86_REG_INVALID)
+            continue;
+        if (regs[r] == X86_REG_RIP)
+            v = rip + insn->size;
+        else if (regs[r] == X86_REG_RSP)
+            v = user_rsp;
+        else if (tgt_reg_read(x->s->t, cs_reg_name(x->s->cs, regs[r]), &v, NULL) < 0)
+            return false;
+        sum += r == 0 ? v : v * (uint64_t)op->mem.scale;
+    }
+    *ea = sum;
+    return true;
+}
+
+/* The implicit stack access of a push or call: 8 bytes below the
+ * interrupted rsp (the psABI's 64-bit stack slots). */
+static bool pushes(const stop_ctx *x, const cs_insn *insn)
+{
+    return cs_insn_group(x->s->cs, insn, X86_GRP_CALL) || insn->id == X86_INS_PUSH || insn->id == X86_INS_PUSHFQ;
+}
+
+/* The effective address of the access that faulted: of the instruction's
+ * accesses (its memory operands, and the stack slot a push or call writes),
+ * the one whose bytes hold CR2; with none, the first memory operand's. A
+ * `call [mem]` reads [mem] and writes the stack: either can fault. */
 static bool operand_ea(stop_ctx *x, const cs_insn *insn, uint64_t rip, uint64_t user_rsp, uint64_t *ea)
 {
     const cs_x86 *d = &insn->detail->x86;
+    uint64_t cr2 = 0, first = 0, a;
+    bool have_cr2 = tgt_reg_read(x->s->t, "cr2", &cr2, NULL) == 0, have_first = false;
     for (int i = 0; i < d->op_count; i++) {
         const cs_x86_op *op = &d->operands[i];
-        if (op->type != X86_OP_MEM || op->mem.segment != X86_REG_INVALID)
+        if (op->type != X86_OP_MEM || op->mem.segment != X86_REG_INVALID ||
+            !mem_operand_ea(x, insn, op, rip, user_rsp, &a))
             continue;
-        uint64_t sum = (uint64_t)op->mem.disp, v = 0;
-        x86_reg regs[2] = { op->mem.base, op->mem.index };
-        for (int r = 0; r < 2; r++) {
-            if (regs[r] == X86_REG_INVALID)
-                continue;
-            if (regs[r] == X86_REG_RIP)
-                v = rip + insn->size;
-            else if (regs[r] == X86_REG_RSP)
-                v = user_rsp;
-            else if (tgt_reg_read(x->s->t, cs_reg_name(x->s->cs, regs[r]), &v, NULL) < 0)
-                return false;
-            sum += r == 0 ? v : v * (uint64_t)op->mem.scale;
+        if (have_cr2 && cr2 - a < (op->size ? op->size : 1)) {
+            *ea = a;
+            return true;
         }
-        *ea = sum;
+        if (!have_first) {
+            first = a;
+            have_first = true;
+        }
+    }
+    if (pushes(x, insn) && have_cr2 && cr2 - (user_rsp - 8) < 8) {
+        *ea = user_rsp - 8;
         return true;
     }
-    return false;
+    *ea = first;
+    return have_first;
 }
 
 /* The faulting instruction, disassembled, and its effective address. */

@@ -33,6 +33,8 @@ rc=0; timeout 300 "$FAULTLINE_BIN" run --count 0 --probes asm_exc_page_fault --f
 # fork finds the old frame in the child that shares it.
 expect "--count 0: exit status 0" "$rc" 0
 expect "--count 0: no capture check failed" "$(jq -s '[.[] | select(.type=="check" and .ok==false)] | length' "$j")" 0
+# A failed check is shown with the fault it belongs to (seen once, not reproduced since).
+jq -c 'select(.type=="trigger" or (.type=="check" and .ok==false))' "$j" | grep -B1 '"type":"check"' | sed 's/^/  failed: /' || true
 expect "--count 0: no outcome check failed" \
   "$(jq -s '[.[] | select(.type=="outcome") | .checks[]? | select(.ok==false)] | length' "$j")" 0
 expect_true "--count 0: ended by the program's end" grep -q "the program ended" "$work/all.err"
@@ -92,11 +94,19 @@ expect_true "--addr: the program's faults before it counted too ($(jq -r .progra
 expect "--addr: the program's exit status" "$(jq -r .program.exit_status <<<"$sum")" 0
 
 # ---- --fault-mode user --nth 2: the second user-mode fault ----
+# Over the whole program the N-th fault is not the same from boot to boot:
+# the stack starts at a random offset in its page, so whether a call crosses
+# into a new stack page varies (seen: 0x7ffc05c5ffe8 in one boot, a data page
+# in the next). Within the buffer's range the order is the program's own.
 j=$work/nth.json
-rc=0; timeout 300 "$FAULTLINE_BIN" run --fault-mode user --nth 2 --probes asm_exc_page_fault --format json -o "$j" \
-  -- "$prog" 2>/dev/null || rc=$?
+lo=$(hex "$base"); hi=$(hex "$base + $pages * 4096")
+second_buffer=$(buffer_addrs | sed -n 2p)
+rc=0; timeout 300 "$FAULTLINE_BIN" run --fault-mode user --range "$lo-$hi" --nth 2 --probes asm_exc_page_fault \
+  --format json -o "$j" -- "$prog" 2>/dev/null || rc=$?
 expect "--fault-mode user --nth 2: exit status" "$rc" 0
-expect "--fault-mode user --nth 2: the table's second user-mode fault" "$(cr2s "$j")" "$second_user"
+expect "--fault-mode user --nth 2: the second user-mode fault in the buffer" "$(cr2s "$j")" "$second_buffer"
+expect_true "--fault-mode user --nth 2: it is a user-mode fault of the table ($second_user is the table's second)" \
+  grep -qx "$(cr2s "$j")" <(cr2s "$work/all.json")
 expect "--fault-mode user --nth 2: X86_PF_USER set" "$(( $(ecodes "$j") & 4 ))" 4
 expect "--fault-mode user --nth 2: two matched" "$(tail -n1 "$j" | jq -r .program.matched)" 2
 
